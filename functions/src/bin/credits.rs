@@ -1,0 +1,6 @@
+//! The `credits` Lambda: see puffle_http::handlers for what it serves.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    puffle_http::serve_http(puffle_http::Function::Credits).await
+}

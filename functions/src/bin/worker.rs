@@ -1,0 +1,6 @@
+//! The worker Lambda: consumes the work queue (plan and chunk messages).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_runtime::Error> {
+    puffle_http::serve_sqs(puffle_http::sqs::Consumer::Worker).await
+}

@@ -1,0 +1,99 @@
+//! The local API server: every route of template.yaml served by the same
+//! handler functions the Lambda binaries run, plus the worker and the DLQ
+//! handler fed from the queues the way the SQS event source mapping would
+//! (long polls, batches, partial batch failures).
+
+mod http_bridge;
+mod poller;
+
+use std::net::SocketAddr;
+
+use clap::Parser;
+use puffle_http::sqs::Consumer;
+
+#[derive(Parser, Debug, Clone)]
+#[command(name = "puffle-local", about = "Serve the Puffle API and worker against the local stack")]
+struct Args {
+    /// Address of the HTTP API (loopback by default: it is a dev server).
+    #[arg(long, default_value = "127.0.0.1:3000")]
+    listen: SocketAddr,
+    /// Serve HTTP only; do not consume the queues.
+    #[arg(long)]
+    no_worker: bool,
+    /// Consume the queues only; do not serve HTTP.
+    #[arg(long)]
+    worker_only: bool,
+    /// Create the template's table and queues (if missing) and exit.
+    #[arg(long)]
+    provision_only: bool,
+    /// Messages per worker invocation (the template's WorkerBatchSize).
+    #[arg(long, default_value_t = 5)]
+    batch_size: i32,
+    /// Concurrent worker invocations (the template's WorkerMaxConcurrency).
+    #[arg(long, default_value_t = 4)]
+    concurrency: usize,
+    /// Seconds before a failed message is visible again. SQS waits for the
+    /// visibility timeout; locally a short delay keeps retries quick.
+    #[arg(long, default_value_t = 1)]
+    retry_delay: i32,
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    puffle_http::logging::init();
+    let args = Args::parse();
+    let app = puffle_app::App::from_env().await;
+    puffle_aws::definitions::provision(
+        app.store().client(),
+        app.aws.queue.client(),
+        &puffle_aws::definitions::LocalOverrides::from_env(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("could not create the local table and queues: {e}"))?;
+    if args.provision_only {
+        tracing::info!("provisioned");
+        return Ok(());
+    }
+    let shutdown = tokio_shutdown();
+    let mut tasks = vec![];
+    if !args.no_worker {
+        let work = app.aws.queue.clone();
+        let dlq = app.aws.dead_letter_queue();
+        for _ in 0..args.concurrency.max(1) {
+            tasks.push(tokio::spawn(poller::run(app.clone(), work.clone(), Consumer::Worker, args.batch_size, args.retry_delay, shutdown.clone())));
+        }
+        tasks.push(tokio::spawn(poller::run(app.clone(), dlq, Consumer::DeadLetters, 10, args.retry_delay, shutdown.clone())));
+    }
+    if !args.worker_only {
+        let listener = tokio::net::TcpListener::bind(args.listen).await?;
+        tracing::info!(address = %args.listen, "local API listening");
+        let mut rx = shutdown.clone();
+        axum::serve(listener, http_bridge::router(app.clone()))
+            .with_graceful_shutdown(async move {
+                let _ = rx.wait_for(|stop| *stop).await;
+            })
+            .await?;
+    } else {
+        let mut rx = shutdown.clone();
+        let _ = rx.wait_for(|stop| *stop).await;
+    }
+    for t in tasks {
+        let _ = t.await;
+    }
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// A watch channel that flips to true on Ctrl-C or SIGTERM.
+fn tokio_shutdown() -> tokio::sync::watch::Receiver<bool> {
+    let (tx, rx) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        let _ = tx.send(true);
+    });
+    rx
+}

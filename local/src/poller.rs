@@ -1,0 +1,48 @@
+//! Long-polls a queue and hands batches to the consumer, deleting what
+//! succeeded and returning failures to the queue — what the SQS event source
+//! mapping does for a Lambda with ReportBatchItemFailures.
+
+use std::time::Duration;
+
+use puffle_app::App;
+use puffle_aws::Queue;
+use puffle_http::sqs::{handle_batch, Consumer, Message};
+
+pub async fn run(app: App, queue: Queue, consumer: Consumer, batch_size: i32, retry_delay: i32, mut stop: tokio::sync::watch::Receiver<bool>) {
+    loop {
+        if *stop.borrow() {
+            return;
+        }
+        let received = tokio::select! {
+            r = queue.receive(batch_size, 2) => r,
+            _ = stop.changed() => return,
+        };
+        let batch = match received {
+            Ok(b) => b,
+            Err(e) => {
+                tracing::warn!(error = %e, ?consumer, "receive failed; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+                continue;
+            }
+        };
+        if batch.is_empty() {
+            continue;
+        }
+        let receipts: Vec<(String, String)> = batch.iter().map(|m| (m.message_id.clone(), m.receipt_handle.clone())).collect();
+        let messages = batch
+            .into_iter()
+            .map(|m| Message { id: m.message_id, body: m.body, receive_count: m.receive_count })
+            .collect();
+        let failed = handle_batch(&app, consumer, messages).await;
+        for (id, receipt) in receipts {
+            let r = if failed.contains(&id) {
+                queue.change_visibility(&receipt, retry_delay).await
+            } else {
+                queue.delete(&receipt).await
+            };
+            if let Err(e) = r {
+                tracing::warn!(error = %e, message_id = %id, "could not settle message");
+            }
+        }
+    }
+}

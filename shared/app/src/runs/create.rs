@@ -1,0 +1,302 @@
+//! The create flow (`POST /api/enrichment`), rules in the contract's order:
+//! 1 shape → 2 enrichment and input → (existing idempotency key) → 3 planner
+//! → 4 preview → 5 charge + run + key in one transaction → 6 dispatch.
+
+use puffle_aws::StoreError;
+use puffle_domain::catalog::{self, Enrichment};
+use puffle_domain::create::{CreateRequest, Mode, OutputTarget};
+use puffle_domain::credits::{self, LedgerEntry, LedgerKind};
+use puffle_domain::filter::LeadFilter;
+use puffle_domain::idempotency::{request_hash, KEY_TTL_SECONDS};
+use puffle_domain::lead::LeadType;
+use puffle_domain::plan::WorkMessage;
+use puffle_domain::run::{
+    Counts, CreateResponse, EnrichmentRef, Preview, Run, RunCost, RunError, RunOutput, RunScope, RunStatus, RunTiming, RunTrigger,
+};
+use puffle_domain::scope::{check_subject_counts, partition_lead_ids, Scope};
+use puffle_domain::{ids, time, DomainError};
+use serde_json::{json, Value};
+
+use crate::{App, AppError};
+use puffle_aws::store::IdempotencyRecord;
+
+/// What the planner resolved (rule 3).
+struct Planned {
+    lead_count: u64,
+    requested: Value,
+}
+
+pub struct Created {
+    pub response: CreateResponse,
+    /// true → 202 (a new run), false → 200 (reused or preview).
+    pub new_run: bool,
+}
+
+impl App {
+    pub async fn create_run(&self, ws: &str, body: &Value, idempotency_header: Option<&str>, correlation_id: &str) -> Result<Created, AppError> {
+        // Rule 1: shape.
+        let req = CreateRequest::parse(body, idempotency_header)?;
+        // Rule 2: the enrichment and its input.
+        let enrichment = catalog::find(&req.enrichment_id)
+            .ok_or_else(|| AppError::not_found("ENRICHMENT_NOT_FOUND", format!("no enrichment `{}`", req.enrichment_id)))?;
+        enrichment.validate_input(&req.input).map_err(|errors| {
+            // Enum mismatches quote the whole enum; keep messages readable.
+            let errors: Vec<String> = errors
+                .into_iter()
+                .map(|e| if e.chars().count() > 160 { format!("{}…", e.chars().take(160).collect::<String>()) } else { e })
+                .collect();
+            DomainError::InvalidInput {
+            message: format!("input does not match {}'s inputSchema: {}", enrichment.slug, errors.join("; ")),
+            details: json!({"errors": errors}),
+        }})?;
+
+        let hash = request_hash(&req);
+        // A repeat of a request we already accepted answers with its run,
+        // even if the List or balance changed since (rule 7).
+        if req.mode == Mode::Persisted {
+            if let Some(key) = &req.idempotency_key {
+                if let Some(found) = self.reuse(ws, key, &hash).await? {
+                    return Ok(found);
+                }
+            }
+        }
+
+        // Rule 3: the planner.
+        let planned = self.plan_scope(ws, &req, enrichment).await?;
+        let cost = credits::cost(planned.lead_count, enrichment.cost_model.credits_per_lead)
+            .ok_or_else(|| DomainError::invalid("the run's cost overflows"))?;
+
+        // Rule 4: preview.
+        if req.mode == Mode::Preview {
+            let balance = self.balance(ws).await?;
+            return Ok(Created {
+                response: CreateResponse {
+                    enrichment_run_id: None,
+                    run_id: None,
+                    status: "preview".into(),
+                    lead_count: planned.lead_count,
+                    trigger_run_id: None,
+                    reused_existing_run: false,
+                    preview: Some(Preview { credits_required: cost, balance, affordable: balance >= cost }),
+                },
+                new_run: false,
+            });
+        }
+
+        // Rule 5: charge, run and key, atomically.
+        let now = time::now();
+        let run = new_run(&req, enrichment, planned, cost, correlation_id, &now);
+        let idem = req.idempotency_key.as_ref().map(|key| IdempotencyRecord {
+            key: key.clone(),
+            request_hash: hash.clone(),
+            run_id: run.id.clone(),
+            created_at: now.clone(),
+            ttl: time::epoch_seconds() + KEY_TTL_SECONDS,
+        });
+        let charge = LedgerEntry {
+            id: ids::new_id("led"),
+            kind: LedgerKind::Charge,
+            amount: cost,
+            reason: format!("enrichment {} over {} lead(s)", enrichment.slug, run.scope.resolved_count),
+            run_id: Some(run.id.clone()),
+            created_at: now.clone(),
+        };
+        match self.store().create_run(ws, &run, cost, idem.as_ref(), &charge).await {
+            Ok(()) => {}
+            Err(StoreError::TransactionCanceled(codes)) => {
+                let failed = |i: usize| codes.get(i).is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed"));
+                if let Some(key) = &req.idempotency_key {
+                    // A concurrent request with this key won: answer with its run.
+                    if failed(2) || failed(0) {
+                        if let Some(found) = self.reuse(ws, key, &hash).await? {
+                            return Ok(found);
+                        }
+                    }
+                }
+                if failed(0) {
+                    let balance = self.balance(ws).await?;
+                    return Err(AppError::InsufficientCredits { required: cost, balance });
+                }
+                return Err(AppError::Unavailable(format!("create transaction cancelled: {codes:?}")));
+            }
+            Err(e) => return Err(e.into()),
+        }
+
+        // Rule 6: dispatch.
+        let msg = WorkMessage::Plan { workspace_id: ws.to_string(), run_id: run.id.clone(), step: 0, cursor: None };
+        match self.aws.queue.send(&msg).await {
+            Ok(trigger_run_id) => {
+                if let Err(e) = self.store().set_trigger(ws, &run.id, &trigger_run_id, &time::now()).await {
+                    // The run is dispatched; only the bookkeeping lagged.
+                    tracing::warn!(run_id = %run.id, error = %e, "could not record triggerRunId");
+                }
+                let mut response = CreateResponse::for_run(&run, false);
+                response.trigger_run_id = Some(trigger_run_id);
+                Ok(Created { response, new_run: true })
+            }
+            Err(e) => {
+                tracing::error!(run_id = %run.id, error = %e, "dispatch failed; refunding");
+                let error = RunError { message: "the work queue rejected the dispatch".into(), details: json!({"code": "DISPATCH_FAILED", "cause": e.to_string()}) };
+                let refund = LedgerEntry {
+                    id: ids::new_id("led"),
+                    kind: LedgerKind::Refund,
+                    amount: cost,
+                    reason: "dispatch failed".into(),
+                    run_id: Some(run.id.clone()),
+                    created_at: time::now(),
+                };
+                self.store().fail_dispatch(ws, &run.id, run.scope.resolved_count, cost, &error, &refund, &time::now()).await?;
+                Err(AppError::DispatchFailed { run_id: run.id, trigger_run_id: None })
+            }
+        }
+    }
+
+    /// The run an idempotency key already stands for, or a 422 when the body differs.
+    async fn reuse(&self, ws: &str, key: &str, hash: &str) -> Result<Option<Created>, AppError> {
+        let Some(rec) = self.store().get_idempotency(ws, key).await? else { return Ok(None) };
+        if rec.request_hash != hash {
+            return Err(AppError::IdempotencyKeyReused);
+        }
+        let run = self.load_run(ws, &rec.run_id).await?;
+        Ok(Some(Created { response: CreateResponse::for_run(&run.run, true), new_run: false }))
+    }
+
+    /// Rule 3. A List scope is counted from the List's counters; a filtered
+    /// List is counted by reading it (only when the filter is not on `type`
+    /// alone). Explicit scopes read their (at most 1000) Leads.
+    async fn plan_scope(&self, ws: &str, req: &CreateRequest, e: &Enrichment) -> Result<Planned, AppError> {
+        if req.target() == OutputTarget::Membership && req.scope.list_id().is_none() {
+            return Err(DomainError::planner(
+                "OUTPUT_TARGET_UNSUPPORTED",
+                "membership output needs a List: use a list scope or give scope.listId",
+                json!({"target": "membership"}),
+            )
+            .into());
+        }
+        let list = match req.scope.list_id() {
+            Some(id) => Some(self.get_list(ws, id).await.map_err(|err| match err {
+                AppError::NotFound { .. } => DomainError::planner("LIST_NOT_FOUND", format!("no list {id} in this workspace"), json!({"listId": id})).into(),
+                other => other,
+            })?),
+            None => None,
+        };
+        match &req.scope {
+            Scope::ExplicitLeads { list_id, .. } => {
+                let unique = req.scope.unique_lead_ids();
+                let (valid, invalid) = partition_lead_ids(&unique);
+                let found = self.store().get_leads(ws, &valid, &[]).await?;
+                let missing: Vec<&String> = invalid.iter().chain(valid.iter().filter(|i| !found.contains_key(*i))).collect();
+                if !missing.is_empty() {
+                    return Err(DomainError::planner("LEADS_NOT_FOUND", format!("{} lead id(s) do not exist in this workspace", missing.len()), json!({"leadIds": missing})).into());
+                }
+                if unique.is_empty() {
+                    return Err(DomainError::planner("EMPTY_LEAD_SCOPE", "scope.leadIds is empty", json!({})).into());
+                }
+                let mismatched: Vec<&String> = valid.iter().filter(|i| found[*i].lead_type != e.subject).collect();
+                if !mismatched.is_empty() {
+                    return Err(DomainError::planner(
+                        "SUBJECT_MISMATCH",
+                        format!("{} works on {} leads; {} of the scope's leads are not", e.slug, e.subject.as_str(), mismatched.len()),
+                        json!({"subject": e.subject.as_str(), "leadIds": mismatched}),
+                    )
+                    .into());
+                }
+                if req.target() == OutputTarget::Membership {
+                    let lid = list_id.as_deref().unwrap_or_default();
+                    let members = self.store().members_of(ws, lid, &valid).await?;
+                    let outside: Vec<&String> = valid.iter().filter(|i| !members.contains_key(*i)).collect();
+                    if !outside.is_empty() {
+                        return Err(DomainError::planner(
+                            "OUTPUT_TARGET_UNSUPPORTED",
+                            format!("membership output needs every lead in list {lid}; {} are not", outside.len()),
+                            json!({"target": "membership", "leadIds": outside}),
+                        )
+                        .into());
+                    }
+                }
+                Ok(Planned { lead_count: unique.len() as u64, requested: json!({"type": "explicit_leads", "leadIds": unique, "listId": list_id}) })
+            }
+            Scope::List { list_id } => {
+                let list = list.expect("list scopes have a list");
+                if list.lead_count == 0 {
+                    return Err(DomainError::planner("EMPTY_LEAD_SCOPE", format!("list {list_id} has no leads"), json!({"listId": list_id})).into());
+                }
+                check_subject_counts(e.subject, list.person_count, list.company_count)?;
+                Ok(Planned { lead_count: list.lead_count, requested: json!({"type": "list", "listId": list_id}) })
+            }
+            Scope::FilteredList { list_id, filter } => {
+                let list = list.expect("filtered scopes have a list");
+                let (matching, mismatched) = match filter.only_type() {
+                    Some(None) => (0, 0),
+                    Some(Some(t)) => {
+                        let n = if t == LeadType::Person { list.person_count } else { list.company_count };
+                        if t == e.subject { (n, 0) } else { (0, n) }
+                    }
+                    None => self.count_filtered(ws, list_id, filter, e.subject).await?,
+                };
+                if mismatched > 0 {
+                    return Err(DomainError::planner(
+                        "SUBJECT_MISMATCH",
+                        format!("{} works on {} leads; {mismatched} lead(s) the filter matches are not (add a type condition)", e.slug, e.subject.as_str()),
+                        json!({"subject": e.subject.as_str(), "mismatched": mismatched}),
+                    )
+                    .into());
+                }
+                if matching == 0 {
+                    return Err(DomainError::planner("EMPTY_LEAD_SCOPE", format!("no lead of list {list_id} matches the filter"), json!({"listId": list_id})).into());
+                }
+                Ok(Planned { lead_count: matching, requested: json!({"type": "filtered_list", "listId": list_id, "filter": filter}) })
+            }
+        }
+    }
+
+    /// Reads the List to count Leads matching `filter`: (subject matches, other type matches).
+    async fn count_filtered(&self, ws: &str, list_id: &str, filter: &LeadFilter, subject: LeadType) -> Result<(u64, u64), AppError> {
+        let attr_keys = filter.attribute_keys();
+        let mut after: Option<String> = None;
+        let (mut ok, mut other) = (0u64, 0u64);
+        loop {
+            let (rows, last) = self.store().member_page(ws, list_id, after.as_deref(), puffle_domain::plan::PLAN_PAGE).await?;
+            let ids: Vec<String> = rows.iter().map(|r| r.lead_id.clone()).collect();
+            let leads = self.store().get_leads(ws, &ids, &attr_keys).await?;
+            for l in leads.values().filter(|l| filter.matches(l)) {
+                if l.lead_type == subject { ok += 1 } else { other += 1 }
+            }
+            match last {
+                Some(l) => after = Some(l),
+                None => return Ok((ok, other)),
+            }
+        }
+    }
+}
+
+fn new_run(req: &CreateRequest, e: &Enrichment, planned: Planned, cost: u64, correlation_id: &str, now: &str) -> Run {
+    Run {
+        id: ids::run_id(),
+        status: RunStatus::Pending,
+        mode: Mode::Persisted,
+        enrichment: EnrichmentRef { id: e.id.clone(), slug: e.slug.clone(), version: e.version },
+        scope: RunScope {
+            kind: req.scope.kind().to_string(),
+            list_id: req.scope.list_id().map(str::to_string),
+            requested: planned.requested,
+            resolved_count: planned.lead_count,
+            counts: Counts { pending: planned.lead_count, ..Default::default() },
+        },
+        output: RunOutput {
+            target: req.target(),
+            attribute_key: req.output.attribute_key.clone().unwrap_or_else(|| e.default_output_attribute_key.clone()),
+            write_policy: req.write_policy,
+            persist_results: true,
+        },
+        cost: RunCost { preview: cost, actual: cost },
+        trigger: RunTrigger {
+            correlation_id: correlation_id.to_string(),
+            trigger_run_id: None,
+            dispatch_metadata: json!({"displayRequest": req.display_request, "queue": "work"}),
+        },
+        error: None,
+        timing: RunTiming { created_at: now.to_string(), updated_at: now.to_string(), ..Default::default() },
+        input: req.input.clone(),
+    }
+}

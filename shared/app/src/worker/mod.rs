@@ -1,0 +1,29 @@
+//! The worker flow. Every handler is safe to run twice on the same message
+//! (SQS delivers at least once): see `puffle_domain::plan` for the scheme.
+
+pub mod chunk;
+pub mod dead_letter;
+pub mod plan;
+
+use puffle_domain::plan::WorkMessage;
+
+use crate::{App, AppError};
+
+impl App {
+    /// Handles one message of the work queue. An error leaves the message
+    /// on the queue (it is retried, then dead-lettered).
+    pub async fn handle_work(&self, body: &str, receive_count: u32) -> Result<(), AppError> {
+        let msg: WorkMessage = serde_json::from_str(body)
+            .map_err(|e| AppError::Internal(format!("unreadable work message: {e}")))?;
+        let span = tracing::info_span!("work", run_id = %msg.run_id(), kind = match &msg { WorkMessage::Plan { .. } => "plan", WorkMessage::Chunk { .. } => "chunk" });
+        let _guard = span.enter();
+        match msg {
+            WorkMessage::Plan { workspace_id, run_id, step, cursor } => {
+                self.plan_step(&workspace_id, &run_id, step, cursor).await
+            }
+            WorkMessage::Chunk { workspace_id, run_id, chunk, lead_ids } => {
+                self.process_chunk(&workspace_id, &run_id, chunk, &lead_ids, receive_count).await
+            }
+        }
+    }
+}

@@ -1,0 +1,87 @@
+//! Every key shape of the single table, in one place (README: Data model).
+//!
+//! | entity            | pk                      | sk                      |
+//! |-------------------|-------------------------|-------------------------|
+//! | workspace         | `WS#{ws}`               | `WS`                    |
+//! | api token         | `TOKEN#{sha256}`        | `TOKEN`                 |
+//! | ledger entry      | `LEDGER#{ws}`           | `{createdAt}#{entryId}` |
+//! | lead              | `LEADS#{ws}`            | `{leadId}`              |
+//! | lead attribute    | `LEADS#{ws}`            | `{leadId}#A#{key}`      |
+//! | lead identity     | `LEADKEY#{ws}`          | `{kind}#{value}`        |
+//! | list              | `LISTS#{ws}`            | `{listId}`              |
+//! | membership        | `LIST#{ws}#{listId}`    | `M#{leadId}`            |
+//! | membership attr   | `LISTATTR#{ws}#{listId}`| `{leadId}#A#{key}`      |
+//! | run               | `RUNS#{ws}`             | `{runId}`               |
+//! | run item          | `ITEMS#{runId}`         | `{leadId}`              |
+//! | idempotency key   | `IDEM#{ws}#{key}`       | `IDEM`                  |
+//! | cursor HMAC key   | `CONFIG`                | `CURSOR_KEY`            |
+//!
+//! GSI `gsi1`: run items by status: `ITEMS#{runId}#{status}` / `{leadId}`.
+
+pub type Key = (String, String);
+
+pub fn workspace(ws: &str) -> Key {
+    (format!("WS#{ws}"), "WS".into())
+}
+pub fn token(hash: &str) -> Key {
+    (format!("TOKEN#{hash}"), "TOKEN".into())
+}
+pub fn ledger_pk(ws: &str) -> String {
+    format!("LEDGER#{ws}")
+}
+pub fn leads_pk(ws: &str) -> String {
+    format!("LEADS#{ws}")
+}
+pub fn lead(ws: &str, lead: &str) -> Key {
+    (leads_pk(ws), lead.into())
+}
+pub fn attr_suffix(key: &str) -> String {
+    format!("#A#{key}")
+}
+pub fn lead_attr(ws: &str, lead: &str, key: &str) -> Key {
+    (leads_pk(ws), format!("{lead}{}", attr_suffix(key)))
+}
+pub fn identity(ws: &str, key: &str) -> Key {
+    (format!("LEADKEY#{ws}"), key.into())
+}
+pub fn lists_pk(ws: &str) -> String {
+    format!("LISTS#{ws}")
+}
+pub fn list(ws: &str, list: &str) -> Key {
+    (lists_pk(ws), list.into())
+}
+pub fn members_pk(ws: &str, list: &str) -> String {
+    format!("LIST#{ws}#{list}")
+}
+pub fn member(ws: &str, list: &str, lead: &str) -> Key {
+    (members_pk(ws, list), format!("M#{lead}"))
+}
+/// Membership attributes live beside, not inside, the members partition, so
+/// a run writing them never shifts the planner's pages of members.
+pub fn member_attrs_pk(ws: &str, list: &str) -> String {
+    format!("LISTATTR#{ws}#{list}")
+}
+pub fn member_attr(ws: &str, list: &str, lead: &str, key: &str) -> Key {
+    (member_attrs_pk(ws, list), format!("{lead}{}", attr_suffix(key)))
+}
+pub fn runs_pk(ws: &str) -> String {
+    format!("RUNS#{ws}")
+}
+pub fn run(ws: &str, run: &str) -> Key {
+    (runs_pk(ws), run.into())
+}
+pub fn items_pk(run: &str) -> String {
+    format!("ITEMS#{run}")
+}
+pub fn item(run: &str, lead: &str) -> Key {
+    (items_pk(run), lead.into())
+}
+pub fn items_by_status_pk(run: &str, status: &str) -> String {
+    format!("ITEMS#{run}#{status}")
+}
+pub fn idempotency(ws: &str, key: &str) -> Key {
+    (format!("IDEM#{ws}#{key}"), "IDEM".into())
+}
+pub fn cursor_key() -> Key {
+    ("CONFIG".into(), "CURSOR_KEY".into())
+}

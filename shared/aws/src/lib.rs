@@ -1,0 +1,16 @@
+//! AWS adapters: the DynamoDB store and the SQS queue, configured only through
+//! the standard SDK environment (`AWS_ENDPOINT_URL_DYNAMODB`, ...), so the
+//! local stack and AWS run the same code.
+
+pub mod config;
+pub mod definitions;
+pub mod error;
+pub mod keys;
+pub mod metrics;
+pub mod queue;
+pub mod store;
+
+pub use config::{AwsContext, Settings};
+pub use error::StoreError;
+pub use queue::Queue;
+pub use store::Store;

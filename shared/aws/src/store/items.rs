@@ -1,0 +1,110 @@
+//! Run items: pending items written conditionally (a replayed plan step never
+//! resets a finished item), results written in batches, pages by status via
+//! the `gsi1` index.
+
+use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+use puffle_domain::item::{Item, ItemStatus};
+
+use super::{from_row, row, s, Row, Store};
+use crate::error::{classify, StoreError};
+use crate::keys;
+
+pub struct ItemPage {
+    pub items: Vec<Item>,
+    pub has_more: bool,
+}
+
+impl Store {
+    pub fn item_row(&self, item: &Item) -> Result<Row, StoreError> {
+        row(
+            item,
+            keys::item(&item.run_id, &item.lead_id),
+            &[
+                ("gsi1pk", s(keys::items_by_status_pk(&item.run_id, item.status.as_str()))),
+                ("gsi1sk", s(&item.lead_id)),
+            ],
+        )
+    }
+
+    /// Writes items only where none exists yet, 100 per transaction; items
+    /// that already exist are left alone. Returns how many were written.
+    pub async fn put_items_if_absent(&self, items: &[Item]) -> Result<u64, StoreError> {
+        let mut written = 0;
+        for chunk in items.chunks(100) {
+            let mut batch: Vec<&Item> = chunk.iter().collect();
+            let mut rounds = 0;
+            while !batch.is_empty() {
+                rounds += 1;
+                if rounds > 50 {
+                    return Err(StoreError::Unavailable("items are too contended; retry".into()));
+                }
+                let actions = batch
+                    .iter()
+                    .map(|i| {
+                        Ok(TransactWriteItem::builder()
+                            .put(
+                                Put::builder()
+                                    .table_name(self.table())
+                                    .set_item(Some(self.item_row(i)?))
+                                    .condition_expression("attribute_not_exists(pk)")
+                                    .build()
+                                    .expect("put"),
+                            )
+                            .build())
+                    })
+                    .collect::<Result<Vec<_>, StoreError>>()?;
+                match self.transact(actions).await {
+                    Ok(()) => {
+                        written += batch.len() as u64;
+                        batch.clear();
+                    }
+                    Err(StoreError::TransactionCanceled(codes)) => {
+                        let exists: Vec<bool> = codes.iter().map(|c| c.as_deref() == Some("ConditionalCheckFailed")).collect();
+                        batch = batch.into_iter().zip(exists).filter(|(_, e)| !e).map(|(b, _)| b).collect();
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+        }
+        Ok(written)
+    }
+
+    pub async fn get_item(&self, run_id: &str, lead_id: &str) -> Result<Option<Item>, StoreError> {
+        self.get_row(keys::item(run_id, lead_id)).await?.map(from_row).transpose()
+    }
+
+    /// Items of a run in lead (= item) id order, optionally of one status.
+    pub async fn query_items(&self, run_id: &str, status: Option<ItemStatus>, after: Option<&str>, limit: usize) -> Result<ItemPage, StoreError> {
+        let (index, pk_name, sk_name, pk) = match status {
+            Some(st) => (Some("gsi1"), "gsi1pk", "gsi1sk", keys::items_by_status_pk(run_id, st.as_str())),
+            None => (None, "pk", "sk", keys::items_pk(run_id)),
+        };
+        let mut q = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .set_index_name(index.map(str::to_string))
+            .expression_attribute_names("#pk", pk_name)
+            .expression_attribute_values(":pk", s(pk))
+            .limit(limit as i32 + 1)
+            // Strong reads where the index allows them (GSIs are eventually consistent).
+            .consistent_read(index.is_none());
+        q = match after {
+            Some(a) => q
+                .key_condition_expression("#pk = :pk AND #sk > :a")
+                .expression_attribute_names("#sk", sk_name)
+                .expression_attribute_values(":a", s(a)),
+            None => q.key_condition_expression("#pk = :pk"),
+        };
+        let out = q.send().await.map_err(classify)?;
+        let mut items: Vec<Item> = out.items.unwrap_or_default().into_iter().map(from_row).collect::<Result<_, _>>()?;
+        let has_more = items.len() > limit;
+        items.truncate(limit);
+        Ok(ItemPage { items, has_more })
+    }
+
+    /// Every item of a run (tests and audits).
+    pub async fn all_items(&self, run_id: &str) -> Result<Vec<Item>, StoreError> {
+        self.query_all(&keys::items_pk(run_id)).await?.into_iter().map(from_row).collect()
+    }
+}

@@ -1,0 +1,209 @@
+//! Leads, their attributes (one item per key) and identity index.
+
+use std::collections::HashMap;
+
+use puffle_domain::lead::{Lead, LeadType};
+use serde_json::Value;
+
+use super::{from_row, get_s, row, s, Row, Store};
+use crate::error::{classify, StoreError};
+use crate::keys;
+
+pub struct LeadPage {
+    pub leads: Vec<Lead>,
+    /// Last Lead id of the page when more may follow.
+    pub last: Option<String>,
+}
+
+/// Splits a row of the Leads partition into (lead id, attribute key).
+fn parse_sk(sk: &str) -> (&str, Option<&str>) {
+    match sk.split_once(&keys::attr_suffix("")) {
+        Some((lead, key)) => (lead, Some(key)),
+        None => (sk, None),
+    }
+}
+
+fn attr_value(r: &Row) -> Result<Value, StoreError> {
+    match r.get("value") {
+        Some(v) => Ok(serde_dynamo::from_attribute_value(v.clone())?),
+        None => Ok(Value::Null),
+    }
+}
+
+impl Store {
+    pub fn lead_row(&self, ws: &str, lead: &Lead) -> Result<Row, StoreError> {
+        let mut r = row(lead, keys::lead(ws, &lead.id), &[("leadType", s(lead.lead_type.as_str()))])?;
+        r.remove("attributes");
+        Ok(r)
+    }
+
+    /// An attribute value as its own item, writable by BatchWriteItem.
+    pub fn lead_attr_row(
+        &self,
+        ws: &str,
+        lead_id: &str,
+        lead_type: LeadType,
+        key: &str,
+        value: &Value,
+        run_id: Option<&str>,
+        now: &str,
+    ) -> Result<Row, StoreError> {
+        let (pk, sk) = keys::lead_attr(ws, lead_id, key);
+        attr_row(pk, sk, lead_id, Some(lead_type), key, value, run_id, now)
+    }
+
+    pub fn identity_row(&self, ws: &str, identity: &str, lead_id: &str) -> Row {
+        let (pk, sk) = keys::identity(ws, identity);
+        [("pk".to_string(), s(pk)), ("sk".to_string(), s(sk)), ("leadId".to_string(), s(lead_id))].into()
+    }
+
+    /// identity key → lead id, for the keys that exist.
+    pub async fn lookup_identities(&self, ws: &str, identities: &[String]) -> Result<HashMap<String, String>, StoreError> {
+        let rows = self.batch_get(identities.iter().map(|i| keys::identity(ws, i)).collect()).await?;
+        Ok(rows
+            .into_iter()
+            .filter_map(|r| {
+                let sk = get_s(&r, "sk")?;
+                Some((sk, get_s(&r, "leadId")?))
+            })
+            .collect())
+    }
+
+    /// Leads by id with only the named attribute keys (batch reads, no query).
+    pub async fn get_leads(&self, ws: &str, ids: &[String], attr_keys: &[String]) -> Result<HashMap<String, Lead>, StoreError> {
+        let mut wanted: Vec<(String, String)> = ids.iter().map(|id| keys::lead(ws, id)).collect();
+        for id in ids {
+            for k in attr_keys {
+                wanted.push(keys::lead_attr(ws, id, k));
+            }
+        }
+        let rows = self.batch_get(wanted).await?;
+        let mut leads = HashMap::new();
+        let mut attrs = vec![];
+        for r in rows {
+            let sk = get_s(&r, "sk").unwrap_or_default();
+            match parse_sk(&sk) {
+                (_, None) => {
+                    let lead: Lead = from_row(r)?;
+                    leads.insert(lead.id.clone(), lead);
+                }
+                (lead, Some(key)) => attrs.push((lead.to_string(), key.to_string(), attr_value(&r)?)),
+            }
+        }
+        for (lead, key, value) in attrs {
+            if let Some(l) = leads.get_mut(&lead) {
+                l.attributes.insert(key, value);
+            }
+        }
+        Ok(leads)
+    }
+
+    /// One Lead with all its attributes: a single Query over its key range.
+    pub async fn get_lead(&self, ws: &str, id: &str) -> Result<Option<Lead>, StoreError> {
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND sk BETWEEN :a AND :b")
+            .expression_attribute_values(":pk", s(keys::leads_pk(ws)))
+            .expression_attribute_values(":a", s(id))
+            .expression_attribute_values(":b", s(format!("{id}{}~", keys::attr_suffix(""))))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        let mut page = assemble(out.items.unwrap_or_default())?;
+        Ok(page.pop())
+    }
+
+    /// A page of the workspace's Leads (with attributes) after `after`.
+    pub async fn query_leads(&self, ws: &str, lead_type: Option<LeadType>, after: Option<&str>, limit: usize) -> Result<LeadPage, StoreError> {
+        let mut collected: Vec<Row> = vec![];
+        let mut lead_count = 0usize;
+        let mut start = None;
+        let mut exhausted = false;
+        let after_bound = after.map(|a| format!("{a}{}~", keys::attr_suffix("")));
+        'outer: loop {
+            let mut q = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .expression_attribute_values(":pk", s(keys::leads_pk(ws)))
+                .limit(((limit + 1) * 2).min(1000) as i32)
+                .set_exclusive_start_key(start.clone())
+                .consistent_read(true);
+            q = match &after_bound {
+                Some(b) => q.key_condition_expression("pk = :pk AND sk > :after").expression_attribute_values(":after", s(b)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            if let Some(t) = lead_type {
+                q = q.filter_expression("leadType = :t").expression_attribute_values(":t", s(t.as_str()));
+            }
+            let out = q.send().await.map_err(classify)?;
+            for r in out.items.unwrap_or_default() {
+                let sk = get_s(&r, "sk").unwrap_or_default();
+                if parse_sk(&sk).1.is_none() {
+                    lead_count += 1;
+                    if lead_count > limit {
+                        break 'outer; // the first row of the next page: more follow
+                    }
+                }
+                collected.push(r);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                exhausted = true;
+                break;
+            }
+        }
+        let leads = assemble(collected)?;
+        let last = if exhausted { None } else { leads.last().map(|l| l.id.clone()) };
+        Ok(LeadPage { leads, last })
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn attr_row(
+    pk: String,
+    sk: String,
+    lead_id: &str,
+    lead_type: Option<LeadType>,
+    key: &str,
+    value: &Value,
+    run_id: Option<&str>,
+    now: &str,
+) -> Result<Row, StoreError> {
+    let mut r: Row = [
+        ("pk".to_string(), s(pk)),
+        ("sk".to_string(), s(sk)),
+        ("leadId".to_string(), s(lead_id)),
+        ("key".to_string(), s(key)),
+        ("value".to_string(), serde_dynamo::to_attribute_value(value)?),
+        ("updatedAt".to_string(), s(now)),
+    ]
+    .into();
+    if let Some(t) = lead_type {
+        r.insert("leadType".into(), s(t.as_str()));
+    }
+    if let Some(run) = run_id {
+        r.insert("runId".into(), s(run));
+    }
+    Ok(r)
+}
+
+/// Rows of the Leads partition in key order → Leads with their attributes.
+fn assemble(rows: Vec<Row>) -> Result<Vec<Lead>, StoreError> {
+    let mut leads: Vec<Lead> = vec![];
+    for r in rows {
+        let sk = get_s(&r, "sk").unwrap_or_default();
+        match parse_sk(&sk) {
+            (_, None) => leads.push(from_row(r)?),
+            (lead, Some(key)) => {
+                if let Some(l) = leads.last_mut().filter(|l| l.id == lead) {
+                    l.attributes.insert(key.to_string(), attr_value(&r)?);
+                }
+            }
+        }
+    }
+    Ok(leads)
+}

@@ -1,0 +1,250 @@
+//! The DynamoDB store: one method per access pattern (see `keys.rs` for the
+//! key shapes). Multi-item writes use BatchWriteItem with retries of
+//! unprocessed items; anything that must not double-count uses a condition
+//! or a transaction.
+
+mod items;
+mod leads;
+mod lists;
+mod runs;
+mod workspaces;
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use crate::error::{classify, StoreError};
+
+pub use items::ItemPage;
+pub use leads::LeadPage;
+pub use lists::{AddOutcome, MemberPage, MemberRow};
+pub use runs::{ChunkDelta, IdempotencyRecord, RunRecord};
+
+pub type Row = HashMap<String, AttributeValue>;
+
+#[derive(Clone)]
+pub struct Store {
+    db: aws_sdk_dynamodb::Client,
+    table: String,
+}
+
+pub fn s(v: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(v.into())
+}
+pub fn n(v: impl ToString) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+/// A row for `value` with its key (and any extra attributes) set.
+pub fn row<T: Serialize>(value: &T, key: (String, String), extra: &[(&str, AttributeValue)]) -> Result<Row, StoreError> {
+    let mut r: Row = serde_dynamo::to_item(value)?;
+    r.insert("pk".into(), s(key.0));
+    r.insert("sk".into(), s(key.1));
+    for (k, v) in extra {
+        r.insert((*k).to_string(), v.clone());
+    }
+    Ok(r)
+}
+
+pub fn from_row<T: DeserializeOwned>(r: Row) -> Result<T, StoreError> {
+    Ok(serde_dynamo::from_item(r)?)
+}
+
+pub fn key_of(key: (String, String)) -> Row {
+    HashMap::from([("pk".to_string(), s(key.0)), ("sk".to_string(), s(key.1))])
+}
+
+pub fn get_s(r: &Row, k: &str) -> Option<String> {
+    r.get(k).and_then(|v| v.as_s().ok()).cloned()
+}
+
+pub fn get_n(r: &Row, k: &str) -> Option<i64> {
+    r.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
+}
+
+async fn backoff(attempt: u32) {
+    let ms = (25u64 << attempt.min(6)).min(2_000);
+    let jitter = rand::random::<u64>() % (ms / 2 + 1);
+    tokio::time::sleep(Duration::from_millis(ms / 2 + jitter)).await;
+}
+
+const MAX_ATTEMPTS: u32 = 10;
+
+impl Store {
+    pub fn new(db: aws_sdk_dynamodb::Client, table: String) -> Store {
+        Store { db, table }
+    }
+
+    pub fn client(&self) -> &aws_sdk_dynamodb::Client {
+        &self.db
+    }
+
+    pub fn table(&self) -> &str {
+        &self.table
+    }
+
+    /// Cheap liveness check for `/api/health`.
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        self.db.describe_table().table_name(&self.table).send().await.map_err(classify)?;
+        Ok(())
+    }
+
+    pub async fn get_row(&self, key: (String, String)) -> Result<Option<Row>, StoreError> {
+        let out = self
+            .db
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_of(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item)
+    }
+
+    /// BatchGetItem in requests of 100 keys, retrying unprocessed keys.
+    pub async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Row>, StoreError> {
+        let mut rows = Vec::with_capacity(keys.len());
+        let mut dedup = std::collections::HashSet::new();
+        let keys: Vec<_> = keys.into_iter().filter(|k| dedup.insert(k.clone())).collect();
+        for chunk in keys.chunks(100) {
+            let mut pending = KeysAndAttributes::builder()
+                .set_keys(Some(chunk.iter().cloned().map(key_of).collect()))
+                .consistent_read(true)
+                .build()
+                .map_err(|e| StoreError::Other(e.to_string()))?;
+            let mut attempt = 0;
+            loop {
+                let out = self
+                    .db
+                    .batch_get_item()
+                    .request_items(&self.table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                if let Some(mut r) = out.responses {
+                    rows.extend(r.remove(&self.table).unwrap_or_default());
+                }
+                match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
+                    Some(left) if !left.keys.is_empty() => {
+                        attempt += 1;
+                        if attempt >= MAX_ATTEMPTS {
+                            return Err(StoreError::Unavailable("BatchGetItem kept leaving keys unprocessed".into()));
+                        }
+                        backoff(attempt).await;
+                        pending = left;
+                    }
+                    _ => break,
+                }
+            }
+        }
+        Ok(rows)
+    }
+
+    /// BatchWriteItem puts in requests of 25, retrying unprocessed items.
+    pub async fn batch_put(&self, rows: Vec<Row>) -> Result<(), StoreError> {
+        for chunk in rows.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|r| {
+                    WriteRequest::builder()
+                        .put_request(PutRequest::builder().set_item(Some(r.clone())).build().expect("item set"))
+                        .build()
+                })
+                .collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let out = self
+                    .db
+                    .batch_write_item()
+                    .request_items(&self.table, pending.clone())
+                    .send()
+                    .await
+                    .map_err(classify)?;
+                pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt >= MAX_ATTEMPTS {
+                        return Err(StoreError::Unavailable("BatchWriteItem kept leaving items unprocessed".into()));
+                    }
+                    backoff(attempt).await;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// TransactWriteItems; a cancellation comes back with its reason codes.
+    /// Conflicts with other transactions are retried here.
+    pub async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        let mut attempt = 0;
+        loop {
+            let res = self.db.transact_write_items().set_transact_items(Some(actions.clone())).send().await;
+            match res {
+                Ok(_) => return Ok(()),
+                Err(e) => {
+                    let codes = match e.as_service_error() {
+                        Some(TransactWriteItemsError::TransactionCanceledException(c)) => Some(
+                            c.cancellation_reasons()
+                                .iter()
+                                .map(|r| r.code().filter(|c| *c != "None").map(str::to_string))
+                                .collect::<Vec<_>>(),
+                        ),
+                        _ => None,
+                    };
+                    match codes {
+                        Some(codes) => {
+                            let conflict_only = codes.iter().flatten().all(|c| c == "TransactionConflict" || c == "ThrottlingError");
+                            if conflict_only {
+                                if attempt + 1 < MAX_ATTEMPTS {
+                                    attempt += 1;
+                                    backoff(attempt).await;
+                                    continue;
+                                }
+                                return Err(StoreError::Unavailable("transaction kept conflicting with concurrent writes".into()));
+                            }
+                            return Err(StoreError::TransactionCanceled(codes));
+                        }
+                        None => {
+                            let err = classify(e);
+                            if matches!(err, StoreError::Unavailable(_)) && attempt + 1 < 3 {
+                                attempt += 1;
+                                backoff(attempt).await;
+                                continue;
+                            }
+                            return Err(err);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Queries a whole key range (following pages) — only for bounded ranges.
+    pub async fn query_all(&self, pk: &str) -> Result<Vec<Row>, StoreError> {
+        let mut rows = vec![];
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk")
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start)
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            rows.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(rows);
+            }
+        }
+    }
+}

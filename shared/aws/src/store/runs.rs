@@ -1,0 +1,335 @@
+//! Runs: the atomic create (charge + run + idempotency key), dispatch
+//! bookkeeping, cancel, plan progress and exactly-once chunk counting.
+
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem, Update};
+use puffle_domain::credits::LedgerEntry;
+use puffle_domain::run::{PlanProgress, Run, RunError, RunStatus};
+use serde::{Deserialize, Serialize};
+
+use super::{from_row, get_n, key_of, n, row, s, Row, Store};
+use crate::error::{classify, StoreError};
+use crate::keys;
+
+/// A run as stored: the public record plus the planner's progress.
+#[derive(Debug, Clone)]
+pub struct RunRecord {
+    pub workspace_id: String,
+    pub run: Run,
+    pub progress: PlanProgress,
+    pub done_chunks: Vec<u32>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct IdempotencyRecord {
+    pub key: String,
+    pub request_hash: String,
+    pub run_id: String,
+    pub created_at: String,
+    /// Epoch seconds; DynamoDB's TTL attribute.
+    pub ttl: i64,
+}
+
+/// How one chunk moves the counts (pending shrinks by the chunk's size).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct ChunkDelta {
+    pub size: u64,
+    pub completed: u64,
+    pub skipped: u64,
+    pub failed: u64,
+}
+
+fn record_from(r: Row) -> Result<RunRecord, StoreError> {
+    let done_chunks = match r.get("doneChunks") {
+        Some(AttributeValue::Ns(v)) => v.iter().filter_map(|x| x.parse().ok()).collect(),
+        _ => vec![],
+    };
+    let progress = PlanProgress {
+        plan_step: get_n(&r, "planStep").unwrap_or(0) as u32,
+        planned_count: get_n(&r, "plannedCount").unwrap_or(0) as u64,
+        plan_done: matches!(r.get("planDone"), Some(AttributeValue::Bool(true))),
+    };
+    let workspace_id = super::get_s(&r, "workspaceId").unwrap_or_default();
+    Ok(RunRecord { workspace_id, run: from_row(r)?, progress, done_chunks })
+}
+
+const RUN_NAMES: &[(&str, &str)] = &[
+    ("#scope", "scope"),
+    ("#counts", "counts"),
+    ("#timing", "timing"),
+    ("#status", "status"),
+    ("#pending", "pending"),
+    ("#completed", "completed"),
+    ("#skipped", "skipped"),
+    ("#failed", "failed"),
+    ("#running", "running"),
+];
+
+fn with_names(mut u: aws_sdk_dynamodb::types::builders::UpdateBuilder, expr: &str) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    for (k, v) in RUN_NAMES {
+        if expr.contains(k) {
+            u = u.expression_attribute_names(*k, *v);
+        }
+    }
+    u
+}
+
+impl Store {
+    /// An update of the run item; `#name` placeholders used in either
+    /// expression are declared (DynamoDB rejects undeclared and unused ones).
+    fn run_update(&self, ws: &str, run_id: &str, expr: &str, condition: Option<&str>) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+        let u = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(key_of(keys::run(ws, run_id))))
+            .update_expression(expr)
+            .set_condition_expression(condition.map(str::to_string));
+        with_names(u, &format!("{expr} {}", condition.unwrap_or("")))
+    }
+
+    /// Charge, run record, idempotency key and ledger line in one
+    /// transaction: the balance must cover the cost and the key must be new.
+    /// Errors: `TransactionCanceled(codes)`, index 0 = balance, 2 = key.
+    pub async fn create_run(&self, ws: &str, run: &Run, cost: u64, idem: Option<&IdempotencyRecord>, charge: &LedgerEntry) -> Result<(), StoreError> {
+        let run_row = row(run, keys::run(ws, &run.id), &[("workspaceId", s(ws)), ("planStep", n(0)), ("plannedCount", n(0))])?;
+        let mut actions = vec![
+            self.balance_update(ws, -(cost as i64), true),
+            TransactWriteItem::builder()
+                .put(Put::builder().table_name(self.table()).set_item(Some(run_row)).condition_expression("attribute_not_exists(pk)").build().expect("put"))
+                .build(),
+        ];
+        if let Some(rec) = idem {
+            let item = row(rec, keys::idempotency(ws, &rec.key), &[])?;
+            actions.push(
+                TransactWriteItem::builder()
+                    .put(
+                        Put::builder()
+                            .table_name(self.table())
+                            .set_item(Some(item))
+                            // An expired key (TTL not yet swept) may be reused.
+                            .condition_expression("attribute_not_exists(pk) OR #ttl < :now")
+                            .expression_attribute_names("#ttl", "ttl")
+                            .expression_attribute_values(":now", n(puffle_domain::time::epoch_seconds()))
+                            .build()
+                            .expect("put"),
+                    )
+                    .build(),
+            );
+        }
+        if cost > 0 {
+            actions.push(self.ledger_put(ws, charge)?);
+        }
+        self.transact(actions).await
+    }
+
+    pub async fn get_idempotency(&self, ws: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
+        let rec: Option<IdempotencyRecord> = self.get_row(keys::idempotency(ws, key)).await?.map(from_row).transpose()?;
+        Ok(rec.filter(|r| r.ttl >= puffle_domain::time::epoch_seconds()))
+    }
+
+    pub async fn get_run(&self, ws: &str, run_id: &str) -> Result<Option<RunRecord>, StoreError> {
+        self.get_row(keys::run(ws, run_id)).await?.map(record_from).transpose()
+    }
+
+    pub async fn set_trigger(&self, ws: &str, run_id: &str, trigger_run_id: &str, now: &str) -> Result<(), StoreError> {
+        let u = self
+            .run_update(ws, run_id, "SET #trigger.triggerRunId = :t, #timing.updatedAt = :now", None)
+            .expression_attribute_names("#trigger", "trigger")
+            .expression_attribute_values(":t", s(trigger_run_id))
+            .expression_attribute_values(":now", s(now))
+            .build()
+            .expect("update");
+        self.exec_update(u).await
+    }
+
+    async fn exec_update(&self, u: Update) -> Result<(), StoreError> {
+        self.client()
+            .update_item()
+            .table_name(u.table_name)
+            .set_key(Some(u.key))
+            .update_expression(u.update_expression)
+            .set_condition_expression(u.condition_expression)
+            .set_expression_attribute_names(u.expression_attribute_names)
+            .set_expression_attribute_values(u.expression_attribute_values)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(())
+    }
+
+    async fn exec_update_returning(&self, u: Update) -> Result<Row, StoreError> {
+        let out = self
+            .client()
+            .update_item()
+            .table_name(u.table_name)
+            .set_key(Some(u.key))
+            .update_expression(u.update_expression)
+            .set_condition_expression(u.condition_expression)
+            .set_expression_attribute_names(u.expression_attribute_names)
+            .set_expression_attribute_values(u.expression_attribute_values)
+            .return_values(ReturnValue::AllNew)
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.attributes.unwrap_or_default())
+    }
+
+    /// Dispatch failed: the run fails and the charge comes back, once (the
+    /// status condition makes a second refund impossible).
+    pub async fn fail_dispatch(&self, ws: &str, run_id: &str, resolved: u64, cost: u64, error: &RunError, refund: &LedgerEntry, now: &str) -> Result<(), StoreError> {
+        let err = serde_dynamo::to_attribute_value(error)?;
+        let u = self
+            .run_update(ws, run_id, "SET #status = :failed, #error = :err, #scope.#counts.#pending = :zero, #scope.#counts.#failed = :resolved, #cost.actual = :zero, #timing.updatedAt = :now, #timing.completedAt = :now", Some("#status = :pendingS"))
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_names("#cost", "cost")
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":pendingS", s("pending"))
+            .expression_attribute_values(":err", err)
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":resolved", n(resolved))
+            .expression_attribute_values(":now", s(now))
+            .build()
+            .expect("update");
+        let mut actions = vec![TransactWriteItem::builder().update(u).build()];
+        if cost > 0 {
+            actions.push(self.balance_update(ws, cost as i64, false));
+            actions.push(self.ledger_put(ws, refund)?);
+        }
+        self.transact(actions).await
+    }
+
+    /// Cancels if the status is still `expected` (read just before).
+    /// `ConditionFailed` means it moved in between.
+    pub async fn cancel_run(&self, ws: &str, run_id: &str, expected: RunStatus, now: &str) -> Result<Run, StoreError> {
+        let u = self
+            .run_update(ws, run_id, "SET #status = :cancelled, #timing.cancelledAt = :now, #timing.updatedAt = :now", Some("#status = :expected"))
+            
+            .expression_attribute_values(":cancelled", s("cancelled"))
+            .expression_attribute_values(":expected", s(expected.as_str()))
+            .expression_attribute_values(":now", s(now))
+            .build()
+            .expect("update");
+        let r = self.exec_update_returning(u).await?;
+        Ok(record_from(r)?.run)
+    }
+
+    /// pending → running (no-op if it already moved).
+    pub async fn mark_running(&self, ws: &str, run_id: &str, now: &str) -> Result<(), StoreError> {
+        let u = self
+            .run_update(ws, run_id, "SET #status = :running, #timing.startedAt = :now, #timing.updatedAt = :now", Some("#status = :pendingS"))
+            
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":pendingS", s("pending"))
+            .expression_attribute_values(":now", s(now))
+            .build()
+            .expect("update");
+        match self.exec_update(u).await {
+            Err(StoreError::ConditionFailed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Records a finished plan step exactly once (`planStep` must still be
+    /// `step`). On the last step, Leads charged for but not found (the scope
+    /// shrank) leave the counts and are refunded in the same transaction.
+    /// Returns false when another delivery already recorded this step.
+    #[allow(clippy::too_many_arguments)]
+    pub async fn finish_plan_step(&self, ws: &str, run_id: &str, step: u32, planned: u64, last: bool, shrink: Option<(u64, u64, &LedgerEntry)>, now: &str) -> Result<bool, StoreError> {
+        let mut expr = "SET planStep = :next, plannedCount = plannedCount + :planned, planDone = :last, #timing.updatedAt = :now".to_string();
+        if shrink.is_some() {
+            expr.push_str(", #scope.resolvedCount = #scope.resolvedCount - :diff, #scope.#counts.#pending = #scope.#counts.#pending - :diff, #cost.actual = #cost.actual - :refund");
+        }
+        let mut u = self
+            .run_update(ws, run_id, &expr, Some("planStep = :step"))
+            
+            .expression_attribute_values(":next", n(step + 1))
+            .expression_attribute_values(":step", n(step))
+            .expression_attribute_values(":planned", n(planned))
+            .expression_attribute_values(":last", AttributeValue::Bool(last))
+            .expression_attribute_values(":now", s(now));
+        let mut actions = vec![];
+        if let Some((diff, refund, entry)) = shrink {
+            u = u
+                .expression_attribute_names("#cost", "cost")
+                .expression_attribute_values(":diff", n(diff))
+                .expression_attribute_values(":refund", n(refund));
+            if refund > 0 {
+                actions.push(self.balance_update(ws, refund as i64, false));
+                actions.push(self.ledger_put(ws, entry)?);
+            }
+        }
+        actions.insert(0, TransactWriteItem::builder().update(u.build().expect("update")).build());
+        match self.transact(actions).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::TransactionCanceled(codes)) if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Counts a chunk exactly once: the update is conditional on the chunk's
+    /// number not being in `doneChunks`. Returns the run after the update,
+    /// or None when the chunk had already been counted.
+    pub async fn count_chunk(&self, ws: &str, run_id: &str, chunk: u32, d: ChunkDelta, now: &str) -> Result<Option<RunRecord>, StoreError> {
+        let u = self
+            .run_update(ws, run_id, "SET #scope.#counts.#pending = #scope.#counts.#pending - :size, #scope.#counts.#completed = #scope.#counts.#completed + :c, #scope.#counts.#skipped = #scope.#counts.#skipped + :s, #scope.#counts.#failed = #scope.#counts.#failed + :f, #timing.updatedAt = :now ADD doneChunks :chunkSet", Some("attribute_exists(pk) AND NOT contains(doneChunks, :chunk)"))
+            
+            .expression_attribute_values(":size", n(d.size))
+            .expression_attribute_values(":c", n(d.completed))
+            .expression_attribute_values(":s", n(d.skipped))
+            .expression_attribute_values(":f", n(d.failed))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":chunk", n(chunk))
+            .expression_attribute_values(":chunkSet", AttributeValue::Ns(vec![chunk.to_string()]))
+            .build()
+            .expect("update");
+        match self.exec_update_returning(u).await {
+            Ok(r) => Ok(Some(record_from(r)?)),
+            Err(StoreError::ConditionFailed) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// running → completed once nothing is pending or running.
+    pub async fn complete_if_done(&self, ws: &str, run_id: &str, now: &str) -> Result<bool, StoreError> {
+        let u = self
+            .run_update(ws, run_id, "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now", Some("#status = :running AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero"))
+            
+            .expression_attribute_values(":completed", s("completed"))
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":zero", n(0))
+            .expression_attribute_values(":now", s(now))
+            .build()
+            .expect("update");
+        match self.exec_update(u).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The worker gave up planning: the run fails; Leads never planned are
+    /// counted failed so the counts still add up.
+    pub async fn fail_planning(&self, ws: &str, run_id: &str, unplanned: u64, error: &RunError, now: &str) -> Result<(), StoreError> {
+        let u = self
+            .run_update(ws, run_id, "SET #status = :failed, #error = :err, #scope.#counts.#pending = #scope.#counts.#pending - :u, #scope.#counts.#failed = #scope.#counts.#failed + :u, planDone = :t, #timing.updatedAt = :now, #timing.completedAt = :now", Some("#status IN (:pendingS, :running) AND (attribute_not_exists(planDone) OR planDone = :f)"))
+            .expression_attribute_names("#error", "error")
+            .expression_attribute_values(":f", AttributeValue::Bool(false))
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":pendingS", s("pending"))
+            .expression_attribute_values(":running", s("running"))
+            .expression_attribute_values(":err", serde_dynamo::to_attribute_value(error)?)
+            .expression_attribute_values(":u", n(unplanned))
+            .expression_attribute_values(":t", AttributeValue::Bool(true))
+            .expression_attribute_values(":now", s(now))
+            .build()
+            .expect("update");
+        match self.exec_update(u).await {
+            Err(StoreError::ConditionFailed) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Every run of a workspace (audits and tests; not an API path).
+    pub async fn all_runs(&self, ws: &str) -> Result<Vec<RunRecord>, StoreError> {
+        self.query_all(&keys::runs_pk(ws)).await?.into_iter().map(record_from).collect()
+    }
+}

@@ -1,0 +1,432 @@
+//! The enrichment catalog: what a client can run against its leads.
+//!
+//! Each enrichment is one JSON data file in `enrichments/`, compiled into the
+//! binary with `include_str!` and parsed once. The catalog is static: adding
+//! an enrichment means adding a data file here and a provider in
+//! [`crate::providers`] (bound by `toolBinding.provider`).
+
+use std::sync::OnceLock;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::lead::LeadType;
+
+/// One catalog entry, as stored in its data file and returned by the API.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Enrichment {
+    /// `enr_<slug>`.
+    pub id: String,
+    pub slug: String,
+    pub name: String,
+    pub description: String,
+    /// The kind of lead the enrichment reads.
+    pub subject: LeadType,
+    pub version: u32,
+    /// Disabled enrichments are neither found nor listed.
+    pub enabled: bool,
+    /// `"public"` (listed) or `"internal"` (runnable by id/slug, never listed).
+    pub visibility: String,
+    /// JSON Schema for the run's `input` object.
+    pub input_schema: Value,
+    /// JSON Schema of one lead's result.
+    pub output_schema: Value,
+    pub default_output: DefaultOutput,
+    /// The lead attribute the result is written to unless the run overrides it.
+    pub default_output_attribute_key: String,
+    /// `"allow"`: a run may choose another attribute key.
+    pub output_override_policy: String,
+    pub cost_model: CostModel,
+    /// `{"type":"builtin","provider":"<slug>"}`.
+    pub tool_binding: Value,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct DefaultOutput {
+    /// `"lead"`: results are written into the lead's attributes.
+    pub target: String,
+    pub attribute_key: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct CostModel {
+    /// The credit ledger action charged, `enrichment.<slug>`.
+    pub credit_action: String,
+    pub credits_per_lead: u64,
+}
+
+/// The data files, one per enrichment.
+const SOURCES: &[(&str, &str)] = &[
+    (
+        "company_domain.json",
+        include_str!("enrichments/company_domain.json"),
+    ),
+    (
+        "email_domain.json",
+        include_str!("enrichments/email_domain.json"),
+    ),
+    (
+        "internal_echo.json",
+        include_str!("enrichments/internal_echo.json"),
+    ),
+    (
+        "job_seniority.json",
+        include_str!("enrichments/job_seniority.json"),
+    ),
+    (
+        "name_parse.json",
+        include_str!("enrichments/name_parse.json"),
+    ),
+    (
+        "phone_normalize.json",
+        include_str!("enrichments/phone_normalize.json"),
+    ),
+];
+
+static CATALOG: OnceLock<Vec<Enrichment>> = OnceLock::new();
+
+/// One compiled input-schema validator per catalog entry (same order as
+/// [`all`]), each compiled on first use.
+type Compiled = Result<jsonschema::Validator, String>;
+static VALIDATORS: OnceLock<Vec<OnceLock<Compiled>>> = OnceLock::new();
+
+/// Every enrichment (enabled or not, public or internal), sorted by slug.
+pub fn all() -> &'static [Enrichment] {
+    CATALOG.get_or_init(|| {
+        let mut list: Vec<Enrichment> = SOURCES
+            .iter()
+            .map(|(file, text)| {
+                // The data files are part of the source tree and covered by
+                // tests, so a parse failure is a build defect, not user input.
+                serde_json::from_str(text)
+                    .unwrap_or_else(|e| panic!("catalog data file {file} is invalid: {e}"))
+            })
+            .collect();
+        list.sort_by(|a, b| a.slug.cmp(&b.slug));
+        list
+    })
+}
+
+/// An enabled enrichment by id (`enr_email_domain`) or slug (`email_domain`).
+/// Internal ones are found too (they are runnable, just not listed).
+pub fn find(id_or_slug: &str) -> Option<&'static Enrichment> {
+    all()
+        .iter()
+        .find(|e| e.enabled && (e.id == id_or_slug || e.slug == id_or_slug))
+}
+
+/// The enrichments a client sees: enabled and `visibility == "public"`,
+/// sorted by slug. `q` (trimmed; empty means no filter) is a case-insensitive
+/// substring match over slug, name and description.
+pub fn listed(q: Option<&str>) -> Vec<&'static Enrichment> {
+    let q = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
+    all()
+        .iter()
+        .filter(|e| e.enabled && e.visibility == "public")
+        .filter(|e| match &q {
+            None => true,
+            Some(q) => [&e.slug, &e.name, &e.description]
+                .iter()
+                .any(|field| field.to_lowercase().contains(q.as_str())),
+        })
+        .collect()
+}
+
+fn compile(schema: &Value) -> Compiled {
+    jsonschema::validator_for(schema)
+        .map_err(|e| format!("inputSchema is not a valid JSON Schema: {e}"))
+}
+
+fn errors_of(validator: &jsonschema::Validator, input: &Value) -> Result<(), Vec<String>> {
+    let errors: Vec<String> = validator
+        .iter_errors(input)
+        .map(|e| {
+            let path = e.instance_path.as_str();
+            let path = if path.is_empty() { "/" } else { path };
+            format!("{path}: {e}")
+        })
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(errors)
+    }
+}
+
+impl Enrichment {
+    /// Validates a run's `input` against `inputSchema`.
+    ///
+    /// Each error reads `<instance path>: <problem>`, the path being a JSON
+    /// pointer (`/` for the input object itself), e.g.
+    /// `/defaultCountry: "usa" does not match "^[A-Z]{2}$"`.
+    ///
+    /// Catalog entries compile their schema once and cache it; an
+    /// `Enrichment` built or modified elsewhere is compiled on each call.
+    pub fn validate_input(&self, input: &Value) -> Result<(), Vec<String>> {
+        let catalog = all();
+        let cached = catalog
+            .iter()
+            .position(|e| e.slug == self.slug && e.input_schema == self.input_schema);
+        match cached {
+            Some(index) => {
+                let slots =
+                    VALIDATORS.get_or_init(|| catalog.iter().map(|_| OnceLock::new()).collect());
+                let compiled = match slots.get(index) {
+                    Some(slot) => slot.get_or_init(|| compile(&catalog[index].input_schema)),
+                    None => return self.validate_uncached(input),
+                };
+                match compiled {
+                    Ok(validator) => errors_of(validator, input),
+                    Err(message) => Err(vec![message.clone()]),
+                }
+            }
+            None => self.validate_uncached(input),
+        }
+    }
+
+    fn validate_uncached(&self, input: &Value) -> Result<(), Vec<String>> {
+        match compile(&self.input_schema) {
+            Ok(validator) => errors_of(&validator, input),
+            Err(message) => Err(vec![message]),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    const SLUGS: [&str; 6] = [
+        "company_domain",
+        "email_domain",
+        "internal_echo",
+        "job_seniority",
+        "name_parse",
+        "phone_normalize",
+    ];
+
+    #[test]
+    fn all_is_sorted_by_slug_and_complete() {
+        let slugs: Vec<&str> = all().iter().map(|e| e.slug.as_str()).collect();
+        assert_eq!(slugs, SLUGS);
+    }
+
+    #[test]
+    fn data_files_follow_the_conventions() {
+        for e in all() {
+            assert_eq!(e.id, format!("enr_{}", e.slug));
+            assert_eq!(e.version, 1, "{}", e.slug);
+            assert!(e.enabled, "{}", e.slug);
+            assert_eq!(e.default_output_attribute_key, e.slug);
+            assert_eq!(e.default_output.target, "lead");
+            assert_eq!(e.default_output.attribute_key, e.slug);
+            assert_eq!(e.output_override_policy, "allow");
+            assert_eq!(e.cost_model.credit_action, format!("enrichment.{}", e.slug));
+            assert_eq!(e.cost_model.credits_per_lead, 1);
+            assert_eq!(
+                e.tool_binding,
+                json!({"type": "builtin", "provider": e.slug})
+            );
+            assert!(matches!(e.visibility.as_str(), "public" | "internal"));
+            assert_eq!(e.input_schema["type"], "object", "{}", e.slug);
+            assert_eq!(e.input_schema["additionalProperties"], false, "{}", e.slug);
+            assert!(
+                jsonschema::validator_for(&e.output_schema).is_ok(),
+                "{}",
+                e.slug
+            );
+            assert!(
+                jsonschema::validator_for(&e.input_schema).is_ok(),
+                "{}",
+                e.slug
+            );
+        }
+    }
+
+    #[test]
+    fn data_files_have_no_unknown_fields() {
+        // Serialising the parsed entry gives back the file exactly, so no key
+        // in a data file is silently ignored (e.g. a misspelt one).
+        for (file, text) in SOURCES {
+            let raw: Value = serde_json::from_str(text).unwrap();
+            let parsed: Enrichment = serde_json::from_value(raw.clone()).unwrap();
+            assert_eq!(serde_json::to_value(&parsed).unwrap(), raw, "{file}");
+        }
+    }
+
+    #[test]
+    fn subjects() {
+        let subject = |s: &str| find(s).unwrap().subject;
+        assert_eq!(subject("email_domain"), LeadType::Person);
+        assert_eq!(subject("name_parse"), LeadType::Person);
+        assert_eq!(subject("phone_normalize"), LeadType::Person);
+        assert_eq!(subject("job_seniority"), LeadType::Person);
+        assert_eq!(subject("internal_echo"), LeadType::Person);
+        assert_eq!(subject("company_domain"), LeadType::Company);
+    }
+
+    #[test]
+    fn find_by_id_and_slug() {
+        assert_eq!(find("enr_email_domain").unwrap().slug, "email_domain");
+        assert_eq!(find("email_domain").unwrap().id, "enr_email_domain");
+        assert_eq!(find("company_domain").unwrap().id, "enr_company_domain");
+        // Internal enrichments are runnable by id or slug.
+        assert_eq!(find("enr_internal_echo").unwrap().visibility, "internal");
+        assert!(find("nope").is_none());
+        assert!(find("").is_none());
+        assert!(find("EMAIL_DOMAIN").is_none());
+    }
+
+    #[test]
+    fn listing_hides_internal() {
+        let slugs: Vec<&str> = listed(None).iter().map(|e| e.slug.as_str()).collect();
+        assert_eq!(
+            slugs,
+            [
+                "company_domain",
+                "email_domain",
+                "job_seniority",
+                "name_parse",
+                "phone_normalize"
+            ]
+        );
+        assert!(listed(Some("echo")).is_empty());
+        assert!(listed(Some("internal")).is_empty());
+    }
+
+    #[test]
+    fn q_filters_case_insensitively_over_slug_name_description() {
+        let slugs =
+            |q: &str| -> Vec<&str> { listed(Some(q)).iter().map(|e| e.slug.as_str()).collect() };
+        // slug / name
+        assert_eq!(slugs("PHONE"), ["phone_normalize"]);
+        assert_eq!(slugs("Job Sen"), ["job_seniority"]);
+        // "domain" is in two slugs
+        assert_eq!(slugs("domain"), ["company_domain", "email_domain"]);
+        // description only
+        assert_eq!(slugs("free-mail"), ["email_domain"]);
+        assert_eq!(slugs("e.164"), ["phone_normalize"]);
+        assert!(slugs("zzz-no-match").is_empty());
+        // blank q means no filter
+        assert_eq!(listed(Some("  ")).len(), 5);
+        assert_eq!(listed(Some("")).len(), 5);
+    }
+
+    #[test]
+    fn empty_object_is_valid_for_every_enrichment() {
+        for e in all() {
+            assert_eq!(e.validate_input(&json!({})), Ok(()), "{}", e.slug);
+        }
+    }
+
+    #[test]
+    fn unknown_property_is_rejected() {
+        for e in all() {
+            let errs = e.validate_input(&json!({"bogus": 1})).unwrap_err();
+            assert_eq!(errs.len(), 1, "{}: {errs:?}", e.slug);
+            assert!(errs[0].starts_with("/: "), "{errs:?}");
+            assert!(errs[0].contains("bogus"), "{errs:?}");
+        }
+    }
+
+    #[test]
+    fn non_object_input_is_rejected() {
+        let e = find("email_domain").unwrap();
+        for bad in [json!(null), json!([]), json!("x"), json!(1)] {
+            let errs = e.validate_input(&bad).unwrap_err();
+            assert!(errs.iter().any(|m| m.contains("object")), "{bad}: {errs:?}");
+        }
+    }
+
+    #[test]
+    fn phone_default_country_is_checked() {
+        let e = find("phone_normalize").unwrap();
+        assert_eq!(e.validate_input(&json!({"defaultCountry": "GB"})), Ok(()));
+        assert_eq!(e.validate_input(&json!({"defaultCountry": "US"})), Ok(()));
+
+        let errs = e
+            .validate_input(&json!({"defaultCountry": "usa"}))
+            .unwrap_err();
+        assert!(!errs.is_empty());
+        assert!(
+            errs.iter().all(|m| m.starts_with("/defaultCountry: ")),
+            "{errs:?}"
+        );
+        assert!(errs.iter().any(|m| m.contains("^[A-Z]{2}$")), "{errs:?}");
+
+        let errs = e.validate_input(&json!({"defaultCountry": 5})).unwrap_err();
+        assert!(
+            errs.iter().all(|m| m.starts_with("/defaultCountry: ")),
+            "{errs:?}"
+        );
+        assert!(errs.iter().any(|m| m.contains("string")), "{errs:?}");
+
+        // Right shape, but not a region phonenumber knows.
+        let errs = e
+            .validate_input(&json!({"defaultCountry": "ZZ"}))
+            .unwrap_err();
+        assert!(
+            errs.iter().all(|m| m.starts_with("/defaultCountry: ")),
+            "{errs:?}"
+        );
+
+        let errs = e
+            .validate_input(&json!({"defaultCountry": "us", "x": true}))
+            .unwrap_err();
+        assert!(errs.len() >= 2, "{errs:?}");
+    }
+
+    #[test]
+    fn default_country_enum_matches_phonenumber_regions() {
+        use std::str::FromStr;
+        let e = find("phone_normalize").unwrap();
+        let listed: Vec<String> = e.input_schema["properties"]["defaultCountry"]["enum"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_str().unwrap().to_string())
+            .collect();
+        for code in &listed {
+            assert!(phonenumber::country::Id::from_str(code).is_ok(), "{code}");
+        }
+        // Every two-letter code phonenumber knows is in the enum.
+        for a in 'A'..='Z' {
+            for b in 'A'..='Z' {
+                let code = format!("{a}{b}");
+                if phonenumber::country::Id::from_str(&code).is_ok() {
+                    assert!(listed.contains(&code), "{code} missing from enum");
+                }
+            }
+        }
+        assert!(listed.len() > 200);
+    }
+
+    #[test]
+    fn modified_enrichment_validates_against_its_own_schema() {
+        let mut e = find("email_domain").unwrap().clone();
+        e.input_schema = json!({"type": "object", "required": ["x"]});
+        let errs = e.validate_input(&json!({})).unwrap_err();
+        assert!(errs[0].contains("\"x\""), "{errs:?}");
+        assert_eq!(e.validate_input(&json!({"x": 1})), Ok(()));
+
+        e.input_schema = json!({"type": 12});
+        let errs = e.validate_input(&json!({})).unwrap_err();
+        assert!(
+            errs[0].starts_with("inputSchema is not a valid JSON Schema"),
+            "{errs:?}"
+        );
+    }
+
+    #[test]
+    fn enrichment_serialises_camel_case() {
+        let v = serde_json::to_value(find("email_domain").unwrap()).unwrap();
+        assert_eq!(v["defaultOutputAttributeKey"], "email_domain");
+        assert_eq!(v["costModel"]["creditsPerLead"], 1);
+        assert_eq!(v["defaultOutput"]["attributeKey"], "email_domain");
+        assert_eq!(v["subject"], "person");
+    }
+}

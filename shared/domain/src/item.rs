@@ -1,0 +1,139 @@
+//! A run's per-Lead item, as `GET /api/enrichment/{id}/items` returns it.
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use crate::providers::Outcome;
+use crate::run::RunError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ItemStatus {
+    Pending,
+    Running,
+    Completed,
+    Skipped,
+    Failed,
+}
+
+impl ItemStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ItemStatus::Pending => "pending",
+            ItemStatus::Running => "running",
+            ItemStatus::Completed => "completed",
+            ItemStatus::Skipped => "skipped",
+            ItemStatus::Failed => "failed",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        Some(match s {
+            "pending" => ItemStatus::Pending,
+            "running" => ItemStatus::Running,
+            "completed" => ItemStatus::Completed,
+            "skipped" => ItemStatus::Skipped,
+            "failed" => ItemStatus::Failed,
+            _ => return None,
+        })
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemMetadata {
+    pub input_snapshot: Value,
+    pub lead_snapshot: Value,
+    pub result: Value,
+    pub provider: Option<String>,
+    pub provider_submission_id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemTiming {
+    pub created_at: String,
+    pub updated_at: String,
+    pub started_at: Option<String>,
+    pub completed_at: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Item {
+    pub id: String,
+    pub run_id: String,
+    pub lead_id: String,
+    pub list_id: Option<String>,
+    pub membership_id: Option<String>,
+    pub status: ItemStatus,
+    pub result: Option<Value>,
+    pub skipped_reason: Option<String>,
+    pub error: Option<RunError>,
+    pub attempts: u32,
+    pub metadata: ItemMetadata,
+    pub timing: ItemTiming,
+}
+
+/// Item ids sort like the Leads they stand for, so pages come in id order.
+pub fn item_id(run_id: &str, lead_id: &str) -> String {
+    format!("{run_id}.{lead_id}")
+}
+
+pub fn membership_id(list_id: &str, lead_id: &str) -> String {
+    format!("{list_id}.{lead_id}")
+}
+
+impl Item {
+    pub fn pending(run_id: &str, lead_id: &str, list_id: Option<&str>, now: &str) -> Item {
+        Item {
+            id: item_id(run_id, lead_id),
+            run_id: run_id.to_string(),
+            lead_id: lead_id.to_string(),
+            list_id: list_id.map(str::to_string),
+            membership_id: list_id.map(|l| membership_id(l, lead_id)),
+            status: ItemStatus::Pending,
+            result: None,
+            skipped_reason: None,
+            error: None,
+            attempts: 0,
+            metadata: ItemMetadata::default(),
+            timing: ItemTiming { created_at: now.into(), updated_at: now.into(), ..Default::default() },
+        }
+    }
+
+    pub fn skipped(mut self, reason: &str, now: &str) -> Item {
+        self.status = ItemStatus::Skipped;
+        self.skipped_reason = Some(reason.to_string());
+        self.timing.updated_at = now.into();
+        self.timing.completed_at = Some(now.into());
+        self
+    }
+
+    pub fn failed(mut self, message: &str, code: &str, now: &str) -> Item {
+        self.status = ItemStatus::Failed;
+        self.error = Some(RunError {
+            message: message.to_string(),
+            details: serde_json::json!({"code": code}),
+        });
+        self.timing.updated_at = now.into();
+        self.timing.completed_at = Some(now.into());
+        self
+    }
+
+    /// Applies a provider outcome; returns the result to write to the
+    /// attribute, if any.
+    pub fn finish(mut self, outcome: Outcome, now: &str) -> (Item, Option<Value>) {
+        match outcome {
+            Outcome::Completed(v) => {
+                self.status = ItemStatus::Completed;
+                self.result = Some(v.clone());
+                self.metadata.result = v.clone();
+                self.timing.updated_at = now.into();
+                self.timing.completed_at = Some(now.into());
+                (self, Some(v))
+            }
+            Outcome::Skipped { reason } => (self.skipped(reason, now), None),
+            Outcome::Failed { message, code } => (self.failed(&message, &code, now), None),
+        }
+    }
+}

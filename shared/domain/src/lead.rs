@@ -1,0 +1,454 @@
+//! Leads: the person or company records enrichments read and write.
+//!
+//! A Lead is identified for upserts by stable identifiers (see [`identity_keys`]),
+//! so importing the same people twice updates rather than duplicates them.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::DomainError;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum LeadType {
+    #[default]
+    Person,
+    Company,
+}
+
+impl LeadType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LeadType::Person => "person",
+            LeadType::Company => "company",
+        }
+    }
+    pub fn parse(s: &str) -> Option<Self> {
+        match s {
+            "person" => Some(LeadType::Person),
+            "company" => Some(LeadType::Company),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Name {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Company {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub domain: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Contact {
+    /// `email`, `phone`, `website`, ... (free text, lowercased on write).
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub value: String,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Location {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub city: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub state: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub country: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Social {
+    pub url: String,
+}
+
+/// The stored and returned Lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Lead {
+    pub id: String,
+    #[serde(rename = "type")]
+    pub lead_type: LeadType,
+    #[serde(default)]
+    pub name: Name,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub company: Company,
+    #[serde(default)]
+    pub contacts: Vec<Contact>,
+    #[serde(default)]
+    pub location: Location,
+    #[serde(default)]
+    pub socials: Vec<Social>,
+    /// Open map enrichments write into. Stored as one item per key (so a run
+    /// can write results with BatchWriteItem) and merged in on read.
+    #[serde(default)]
+    pub attributes: Map<String, Value>,
+    pub created_at: String,
+    pub updated_at: String,
+}
+
+/// What a client sends to `POST /api/leads` for one Lead.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LeadInput {
+    #[serde(rename = "type")]
+    pub lead_type: Option<LeadType>,
+    #[serde(default)]
+    pub name: Option<Name>,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub company: Option<Company>,
+    #[serde(default)]
+    pub contacts: Option<Vec<Contact>>,
+    #[serde(default)]
+    pub location: Option<Location>,
+    #[serde(default)]
+    pub socials: Option<Vec<Social>>,
+    #[serde(default)]
+    pub attributes: Option<Map<String, Value>>,
+}
+
+pub const MAX_ATTRIBUTE_KEY_LEN: usize = 64;
+
+impl Lead {
+    pub fn first_contact(&self, kind: &str) -> Option<&str> {
+        self.contacts
+            .iter()
+            .find(|c| c.kind == kind)
+            .map(|c| c.value.as_str())
+    }
+
+    /// The value at a dotted path (`title`, `company.domain`, ...), for filters.
+    pub fn field(&self, path: &str) -> Option<Value> {
+        let s = |o: &Option<String>| o.clone().map(Value::String);
+        match path {
+            "type" => Some(Value::String(self.lead_type.as_str().into())),
+            "title" => s(&self.title),
+            "company.domain" => s(&self.company.domain),
+            "company.name" => s(&self.company.name),
+            "location.country" => s(&self.location.country),
+            "location.city" => s(&self.location.city),
+            "name.full" => s(&self.name.full),
+            _ => None,
+        }
+    }
+}
+
+fn clean(s: Option<String>) -> Option<String> {
+    s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
+}
+
+impl LeadInput {
+    /// Validates and normalises the input; errors name the offending field.
+    pub fn normalise(mut self) -> Result<LeadInput, DomainError> {
+        let lead_type = self
+            .lead_type
+            .ok_or_else(|| DomainError::invalid("`type` is required (person or company)"))?;
+        if let Some(n) = self.name.as_mut() {
+            n.full = clean(n.full.take());
+            n.first = clean(n.first.take());
+            n.last = clean(n.last.take());
+            if n.full.is_none() {
+                let joined = [n.first.clone(), n.last.clone()]
+                    .into_iter()
+                    .flatten()
+                    .collect::<Vec<_>>()
+                    .join(" ");
+                if !joined.is_empty() {
+                    n.full = Some(joined);
+                }
+            }
+        }
+        self.title = clean(self.title.take());
+        if let Some(c) = self.company.as_mut() {
+            c.name = clean(c.name.take());
+            if let Some(d) = clean(c.domain.take()) {
+                c.domain = Some(normalise_domain(&d).ok_or_else(|| {
+                    DomainError::invalid(format!("company.domain `{d}` is not a domain or URL"))
+                })?);
+            }
+        }
+        if let Some(contacts) = self.contacts.as_mut() {
+            for c in contacts.iter_mut() {
+                c.kind = c.kind.trim().to_lowercase();
+                c.value = c.value.trim().to_string();
+                if c.kind.is_empty() || c.value.is_empty() {
+                    return Err(DomainError::invalid("contacts need a non-empty type and value"));
+                }
+                if c.kind == "email" {
+                    if !looks_like_email(&c.value) {
+                        return Err(DomainError::invalid(format!(
+                            "`{}` is not an email address",
+                            c.value
+                        )));
+                    }
+                    c.value = c.value.to_lowercase();
+                }
+            }
+        }
+        if let Some(loc) = self.location.as_mut() {
+            loc.city = clean(loc.city.take());
+            loc.state = clean(loc.state.take());
+            loc.country = clean(loc.country.take());
+            loc.raw = clean(loc.raw.take());
+        }
+        if let Some(socials) = self.socials.as_mut() {
+            for s in socials.iter_mut() {
+                s.url = s.url.trim().to_string();
+            }
+            socials.retain(|s| !s.url.is_empty());
+        }
+        if let Some(attrs) = &self.attributes {
+            for k in attrs.keys() {
+                validate_attribute_key(k)?;
+            }
+        }
+        let input = LeadInput {
+            lead_type: Some(lead_type),
+            ..self
+        };
+        if input.identity_keys().is_empty() {
+            return Err(DomainError::invalid(match lead_type {
+                LeadType::Person => "a person needs an email contact or a LinkedIn URL in socials (its stable identifier)",
+                LeadType::Company => "a company needs company.domain or a website contact (its stable identifier)",
+            }));
+        }
+        Ok(input)
+    }
+
+    /// Stable identifiers, most specific first: `email#a@b.com`,
+    /// `linkedin#linkedin.com/in/x`, `domain#acme.com`.
+    pub fn identity_keys(&self) -> Vec<String> {
+        let mut keys = Vec::new();
+        let contacts = self.contacts.as_deref().unwrap_or_default();
+        match self.lead_type.unwrap_or_default() {
+            LeadType::Person => {
+                for c in contacts.iter().filter(|c| c.kind == "email") {
+                    keys.push(format!("email#{}", c.value.to_lowercase()));
+                }
+                for s in self.socials.as_deref().unwrap_or_default() {
+                    if let Some(l) = normalise_linkedin(&s.url) {
+                        keys.push(format!("linkedin#{l}"));
+                    }
+                }
+            }
+            LeadType::Company => {
+                let domain = self
+                    .company
+                    .as_ref()
+                    .and_then(|c| c.domain.clone())
+                    .or_else(|| {
+                        contacts
+                            .iter()
+                            .filter(|c| c.kind == "website")
+                            .find_map(|c| normalise_domain(&c.value))
+                    });
+                if let Some(d) = domain {
+                    keys.push(format!("domain#{d}"));
+                }
+            }
+        }
+        keys.dedup();
+        keys
+    }
+
+    /// Builds the stored Lead. `existing` keeps id, createdAt and fields the
+    /// input leaves out (an upsert changes only what it names).
+    pub fn into_lead(self, id: String, now: &str, existing: Option<Lead>) -> Lead {
+        let base = existing.unwrap_or_else(|| Lead {
+            id: id.clone(),
+            lead_type: self.lead_type.unwrap_or_default(),
+            name: Name::default(),
+            title: None,
+            company: Company::default(),
+            contacts: vec![],
+            location: Location::default(),
+            socials: vec![],
+            attributes: Map::new(),
+            created_at: now.to_string(),
+            updated_at: now.to_string(),
+        });
+        Lead {
+            id: base.id,
+            lead_type: base.lead_type,
+            name: self.name.unwrap_or(base.name),
+            title: self.title.or(base.title),
+            company: self.company.unwrap_or(base.company),
+            contacts: self.contacts.unwrap_or(base.contacts),
+            location: self.location.unwrap_or(base.location),
+            socials: self.socials.unwrap_or(base.socials),
+            attributes: base.attributes,
+            created_at: base.created_at,
+            updated_at: now.to_string(),
+        }
+    }
+}
+
+pub fn validate_attribute_key(k: &str) -> Result<(), DomainError> {
+    let ok = !k.is_empty()
+        && k.len() <= MAX_ATTRIBUTE_KEY_LEN
+        && k.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(DomainError::invalid(format!(
+            "attribute key `{k}` must be 1..{MAX_ATTRIBUTE_KEY_LEN} characters of A-Z, a-z, 0-9, _ or -"
+        )))
+    }
+}
+
+fn looks_like_email(s: &str) -> bool {
+    match s.split_once('@') {
+        Some((local, domain)) => {
+            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !s.contains(' ')
+        }
+        None => false,
+    }
+}
+
+/// `https://www.Acme.com/about?x` → `acme.com`. None when it is not a domain.
+pub fn normalise_domain(raw: &str) -> Option<String> {
+    let mut s = raw.trim().to_lowercase();
+    for scheme in ["https://", "http://", "//"] {
+        if let Some(rest) = s.strip_prefix(scheme) {
+            s = rest.to_string();
+        }
+    }
+    let host_end = s.find(['/', '?', '#']).unwrap_or(s.len());
+    let mut host = s[..host_end].to_string();
+    if let Some(at) = host.rfind('@') {
+        host = host[at + 1..].to_string();
+    }
+    if let Some(colon) = host.find(':') {
+        host.truncate(colon);
+    }
+    let host = host.trim_end_matches('.');
+    let host = host.strip_prefix("www.").unwrap_or(host);
+    let valid = host.contains('.')
+        && !host.starts_with('.')
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && host.split('.').all(|l| !l.is_empty());
+    valid.then(|| host.to_string())
+}
+
+/// `https://www.linkedin.com/in/Jane-Doe/?trk=x` → `linkedin.com/in/jane-doe`.
+pub fn normalise_linkedin(raw: &str) -> Option<String> {
+    let s = raw.trim().to_lowercase();
+    let s = s
+        .trim_start_matches("https://")
+        .trim_start_matches("http://");
+    let s = s.split(['?', '#']).next().unwrap_or("");
+    let s = s.trim_end_matches('/');
+    let s = s
+        .strip_prefix("www.")
+        .or_else(|| s.strip_prefix("m."))
+        .unwrap_or(s);
+    let rest = s.strip_prefix("linkedin.com/")?;
+    let mut parts = rest.split('/');
+    let kind = parts.next()?;
+    let handle = parts.next()?;
+    if !matches!(kind, "in" | "company" | "pub") || handle.is_empty() {
+        return None;
+    }
+    Some(format!("linkedin.com/{kind}/{handle}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(email: &str) -> LeadInput {
+        serde_json::from_value(serde_json::json!({
+            "type": "person",
+            "contacts": [{"type": "Email", "value": email}]
+        }))
+        .unwrap()
+    }
+
+    #[test]
+    fn email_identity_is_case_insensitive() {
+        let a = person("Jane@Acme.com").normalise().unwrap();
+        let b = person("jane@acme.COM").normalise().unwrap();
+        assert_eq!(a.identity_keys(), b.identity_keys());
+        assert_eq!(a.identity_keys(), vec!["email#jane@acme.com".to_string()]);
+    }
+
+    #[test]
+    fn person_without_identifier_is_rejected() {
+        let input: LeadInput =
+            serde_json::from_value(serde_json::json!({"type":"person","name":{"full":"X"}}))
+                .unwrap();
+        assert!(input.normalise().is_err());
+    }
+
+    #[test]
+    fn unknown_fields_are_rejected() {
+        let r: Result<LeadInput, _> =
+            serde_json::from_value(serde_json::json!({"type":"person","nmae":{}}));
+        assert!(r.is_err());
+    }
+
+    #[test]
+    fn company_domain_from_url() {
+        assert_eq!(
+            normalise_domain("https://www.Acme.com/about?x=1").as_deref(),
+            Some("acme.com")
+        );
+        assert_eq!(normalise_domain("acme").as_deref(), None);
+        assert_eq!(normalise_domain("http://sub.acme.co.uk:8080/").as_deref(), Some("sub.acme.co.uk"));
+    }
+
+    #[test]
+    fn linkedin_urls_normalise() {
+        assert_eq!(
+            normalise_linkedin("https://www.linkedin.com/in/Jane-Doe/?trk=abc").as_deref(),
+            Some("linkedin.com/in/jane-doe")
+        );
+        assert_eq!(normalise_linkedin("https://example.com/in/x"), None);
+    }
+
+    #[test]
+    fn upsert_keeps_id_created_at_and_unnamed_fields() {
+        let first = person("a@b.co").normalise().unwrap().into_lead("l1".into(), "t1", None);
+        let mut again = person("a@b.co");
+        again.title = Some("CTO".into());
+        let merged = again.normalise().unwrap().into_lead("l2".into(), "t2", Some(first.clone()));
+        assert_eq!(merged.id, "l1");
+        assert_eq!(merged.created_at, "t1");
+        assert_eq!(merged.updated_at, "t2");
+        assert_eq!(merged.title.as_deref(), Some("CTO"));
+        assert_eq!(merged.contacts, first.contacts);
+    }
+
+    #[test]
+    fn full_name_is_derived_from_parts() {
+        let mut i = person("a@b.co");
+        i.name = Some(Name { full: None, first: Some("Ada".into()), last: Some("Lovelace".into()) });
+        let n = i.normalise().unwrap();
+        assert_eq!(n.name.unwrap().full.as_deref(), Some("Ada Lovelace"));
+    }
+}

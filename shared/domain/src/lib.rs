@@ -1,0 +1,28 @@
+//! Puffle's domain: the rules of leads, lists and enrichment runs, free of AWS.
+//!
+//! Where to look:
+//! - the create request and its validation: [`create`]; the planner's scope
+//!   and filter rules: [`scope`], [`filter`];
+//! - a run, its state machine and counts: [`run`]; its per-Lead items: [`item`];
+//! - worker messages and chunking: [`plan`];
+//! - credits: [`credits`]; idempotency: [`idempotency`]; paging: [`cursor`];
+//! - the catalog and the enrichment providers: [`catalog`], [`providers`].
+
+pub mod catalog;
+pub mod create;
+pub mod credits;
+pub mod cursor;
+pub mod error;
+pub mod filter;
+pub mod ids;
+pub mod idempotency;
+pub mod item;
+pub mod lead;
+pub mod list;
+pub mod plan;
+pub mod providers;
+pub mod run;
+pub mod scope;
+pub mod time;
+
+pub use error::DomainError;

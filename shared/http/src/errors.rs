@@ -1,0 +1,76 @@
+//! The one place errors become HTTP responses.
+
+use lambda_http::{Body, Response};
+use puffle_app::AppError;
+use puffle_domain::DomainError;
+use serde_json::{json, Value};
+
+/// Seconds a client should wait after a 503 before retrying.
+pub const RETRY_AFTER_SECONDS: u32 = 2;
+
+pub fn json_response(status: u16, body: &Value) -> Response<Body> {
+    Response::builder()
+        .status(status)
+        .header("content-type", "application/json")
+        .body(Body::from(body.to_string()))
+        .expect("static response parts are valid")
+}
+
+fn body(code: &str, message: impl std::fmt::Display) -> Value {
+    json!({"code": code, "message": message.to_string()})
+}
+
+/// A client error raised by the HTTP layer itself (routing, parsing).
+pub fn client_error(status: u16, code: &str, message: impl std::fmt::Display) -> Response<Body> {
+    json_response(status, &body(code, message))
+}
+
+pub fn error_response(err: &AppError) -> Response<Body> {
+    let (status, b) = match err {
+        AppError::Domain(d) => match d {
+            DomainError::InvalidRequest { message, details } => (400, with_details(body("INVALID_REQUEST", message), details)),
+            DomainError::InvalidInput { message, details } => (400, with_details(body("INVALID_INPUT", message), details)),
+            DomainError::Planner { code, message, details } => (400, with_details(body(code, message), details)),
+            DomainError::InvalidCursor => (400, json!({"code": "INVALID_REQUEST", "message": d.to_string(), "details": {"field": "cursor"}})),
+        },
+        AppError::Unauthenticated => (401, body("UNAUTHENTICATED", "send Authorization: Bearer <token> with a valid API token")),
+        AppError::NotFound { code, message } => (404, body(code, message)),
+        AppError::InsufficientCredits { required, balance } => {
+            let mut b = body("INSUFFICIENT_CREDITS", err);
+            b["required"] = json!(required);
+            b["balance"] = json!(balance);
+            (402, b)
+        }
+        AppError::IdempotencyKeyReused => (422, body("IDEMPOTENCY_KEY_REUSED", err)),
+        AppError::DispatchFailed { run_id, trigger_run_id } => {
+            let mut b = body("DISPATCH_FAILED", err);
+            b["enrichmentRunId"] = json!(run_id);
+            b["triggerRunId"] = json!(trigger_run_id);
+            (502, b)
+        }
+        AppError::NotCancellable { reason, status } => {
+            let mut b = body("RUN_NOT_CANCELLABLE", format!("a {status} run cannot be cancelled"));
+            b["reason"] = json!(reason);
+            b["status"] = json!(status);
+            (409, b)
+        }
+        AppError::Unavailable(m) => {
+            tracing::warn!(error = %m, "backend unavailable");
+            let mut r = json_response(503, &body("SERVICE_UNAVAILABLE", "a backend is unavailable; retry shortly"));
+            r.headers_mut().insert("retry-after", RETRY_AFTER_SECONDS.into());
+            return r;
+        }
+        AppError::Internal(m) => {
+            tracing::error!(error = %m, "internal error");
+            (500, body("INTERNAL", "an internal error occurred"))
+        }
+    };
+    json_response(status, &b)
+}
+
+fn with_details(mut b: Value, details: &Value) -> Value {
+    if !details.is_null() {
+        b["details"] = details.clone();
+    }
+    b
+}

@@ -1,0 +1,74 @@
+//! Reading a lambda_http request: body, query, path parameters.
+
+use lambda_http::{Body, Request, RequestExt};
+use puffle_domain::DomainError;
+use serde_json::{json, Value};
+
+/// Lambda's request payload limit; larger bodies are a 413.
+pub const MAX_BODY_BYTES: usize = 6 * 1024 * 1024;
+
+#[derive(Debug)]
+pub enum BodyError {
+    TooLarge,
+    Invalid(DomainError),
+}
+
+pub fn body_bytes(req: &Request) -> &[u8] {
+    match req.body() {
+        Body::Empty => &[],
+        Body::Text(t) => t.as_bytes(),
+        Body::Binary(b) => b,
+        _ => &[],
+    }
+}
+
+pub fn json_body(req: &Request) -> Result<Value, BodyError> {
+    let bytes = body_bytes(req);
+    if bytes.len() > MAX_BODY_BYTES {
+        return Err(BodyError::TooLarge);
+    }
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Err(BodyError::Invalid(DomainError::invalid("a JSON body is required")));
+    }
+    serde_json::from_slice(bytes).map_err(|e| BodyError::Invalid(DomainError::invalid_with(format!("the body is not valid JSON: {e}"), json!({"line": e.line(), "column": e.column()}))))
+}
+
+pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
+    req.headers().get(name).and_then(|v| v.to_str().ok())
+}
+
+pub fn query(req: &Request, name: &str) -> Option<String> {
+    req.query_string_parameters_ref().and_then(|q| q.first(name).map(str::to_string))
+}
+
+pub fn path_param(req: &Request, name: &str) -> Option<String> {
+    req.path_parameters_ref().and_then(|p| p.first(name).map(str::to_string))
+}
+
+/// `limit` in `min..=max`, `default` when absent; anything else is a 400.
+pub fn limit(req: &Request, default: usize, max: usize) -> Result<usize, DomainError> {
+    match query(req, "limit") {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (1..=max).contains(&n) => Ok(n),
+            _ => Err(DomainError::invalid_with(format!("limit must be an integer from 1 to {max}"), json!({"field": "limit"}))),
+        },
+    }
+}
+
+/// The path from `/api/` on, whatever stage prefix API Gateway added.
+pub fn api_path(req: &Request) -> String {
+    let p = req.uri().path();
+    match p.find("/api/") {
+        Some(i) => p[i..].trim_end_matches('/').to_string(),
+        None => p.to_string(),
+    }
+}
+
+/// Path parameters from the route pattern when API Gateway did not set them.
+pub fn param_or_path(req: &Request, name: &str, pattern: &str) -> Option<String> {
+    path_param(req, name).or_else(|| {
+        crate::routes::match_path(pattern, &api_path(req))
+            .and_then(|ps| ps.into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
+    })
+}
