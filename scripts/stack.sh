@@ -53,8 +53,18 @@ start_sqs() {
 
 start_api() {
   if ! alive api && port_open 3000; then echo "stack: port 3000 is taken by another process" >&2; exit 1; fi
-  start api "$CARGO_TARGET_DIR/debug/puffle-local" --listen 127.0.0.1:3000 "$@"
+  # The API and the worker are separate processes, as on AWS: killing the
+  # worker (a fault test) never takes the API down.
+  "$CARGO_TARGET_DIR/debug/puffle-local" --provision-only >"$RUN_DIR/provision.log" 2>&1 \
+    || { echo "stack: provisioning failed" >&2; cat "$RUN_DIR/provision.log" >&2; exit 1; }
+  start api "$CARGO_TARGET_DIR/debug/puffle-local" --listen 127.0.0.1:3000 --no-worker
   wait_for api "curl -fsS -o /dev/null $PUFFLE_API_URL/api/health 2>/dev/null" 60
+}
+
+start_worker() {
+  start worker "$CARGO_TARGET_DIR/debug/puffle-local" --worker-only "$@"
+  sleep 0.3
+  alive worker || { echo "stack: worker exited; see $RUN_DIR/worker.log" >&2; tail -20 "$RUN_DIR/worker.log" >&2; exit 1; }
 }
 
 stop() {
@@ -74,34 +84,35 @@ case "${1:-}" in
     shift
     start_dynamodb
     start_sqs
-    start_api "$@"
+    start_api
+    start_worker "$@"
     echo "stack: ready — API on $PUFFLE_API_URL"
     ;;
   down)
-    stop api; stop sqs; stop dynamodb
+    stop worker; stop api; stop sqs; stop dynamodb
     ;;
-  restart-api)
+  restart)
     shift
-    stop api; start_api "$@"
+    stop worker; stop api; start_api; start_worker "$@"
     ;;
   stop)
     stop "$2"
     ;;
   start)
-    case "$2" in dynamodb) start_dynamodb ;; sqs) start_sqs ;; api) shift 2; start_api "$@" ;; esac
+    case "$2" in dynamodb) start_dynamodb ;; sqs) start_sqs ;; api) start_api ;; worker) shift 2; start_worker "$@" ;; esac
     ;;
   run)
     shift
     trap '"$0" down; exit 0' INT TERM
     "$0" up "$@"
     echo "stack: Ctrl-C stops everything. API log follows."
-    tail -n +1 -f "$RUN_DIR/api.log" &
+    tail -n 0 -f "$RUN_DIR/api.log" "$RUN_DIR/worker.log" &
     wait
     ;;
   status)
-    for n in dynamodb sqs api; do
+    for n in dynamodb sqs api worker; do
       if alive "$n"; then echo "$n: running (pid $(cat "$RUN_DIR/$n.pid"))"; else echo "$n: stopped"; fi
     done
     ;;
-  *) echo "usage: stack.sh up|down|run|status|restart-api|start NAME|stop NAME" >&2; exit 2 ;;
+  *) echo "usage: stack.sh up|down|run|status|restart|start NAME|stop NAME" >&2; exit 2 ;;
 esac

