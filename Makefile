@@ -39,8 +39,31 @@ workspace: ## create a workspace on the local stack: make workspace NAME=acme CR
 	@test -n "$(NAME)" || (echo "usage: make workspace NAME=<name> CREDITS=<n>" >&2; exit 2)
 	@$(ENV) $(PUFFLE) admin workspace create --name "$(NAME)" --credits "$(or $(CREDITS),0)"
 
-test: deps ## unit + integration tests against the real local stack (starts and stops it)
+test: deps venv ## unit + integration tests, template lint and a smoke run against the real local stack
 	scripts/test.sh
+
+lint-template: venv ## cfn-lint and `sam validate --lint` on template.yaml (both run the SAM transform)
+	scripts/lint-template.sh
+
+build: venv ## release arm64 Lambda zips for every function (cargo lambda) and their sizes
+	scripts/build-lambdas.sh
+
+invoke: venv build-debug ## run one function binary under the Lambda runtime emulator: make invoke FN=create EVENT=events/create.json
+	@test -n "$(FN)" || (echo "usage: make invoke FN=<function> [EVENT=events/<function>.json]" >&2; exit 2)
+	scripts/invoke.sh "$(FN)" "$(or $(EVENT),events/$(FN).json)"
+
+smoke: build-debug ## short end-to-end check (create, poll, items, cancel): make smoke [URL=https://… TOKEN=…]
+	scripts/smoke.sh "$(or $(URL),http://127.0.0.1:3000)" "$(TOKEN)"
+
+deploy: venv ## deploy to AWS with SAM (first time: guided; then samconfig.toml)
+	scripts/deploy.sh
+
+destroy: venv ## delete the deployed stack (the table survives if DeletionProtection=true)
+	source scripts/env.sh && .venv/bin/sam delete --no-prompts $(if $(STACK),--stack-name $(STACK),)
+
+demo: deps build-debug ## the whole product in one command on the local stack (imports samples/leads.csv, runs every built-in)
+	@curl -fsS -o /dev/null http://127.0.0.1:3000/api/health 2>/dev/null || scripts/stack.sh up
+	scripts/demo.sh
 
 unit: ## unit tests only (no stack)
 	cargo test --workspace --lib --bins
@@ -49,4 +72,4 @@ lint: ## clippy and rustfmt
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help deps venv build-debug up down run status workspace test unit lint
+.PHONY: help deps venv build-debug up down run status workspace test unit lint lint-template build invoke smoke deploy destroy demo

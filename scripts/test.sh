@@ -16,3 +16,7 @@ cleanup() { if [[ $started == 1 ]]; then scripts/stack.sh down; fi; }
 trap cleanup EXIT
 
 cargo test --workspace --no-fail-fast "$@"
+
+# The template (cfn-lint + sam validate --lint) and a smoke run, as CI does.
+scripts/lint-template.sh
+scripts/smoke.sh "$PUFFLE_API_URL"

@@ -18,6 +18,47 @@ pub struct Upserted {
     pub created: Vec<bool>,
 }
 
+/// Inputs matched to Lead ids (in memory; nothing written yet).
+struct Resolution {
+    order: Vec<String>,
+    created: Vec<bool>,
+    leads: HashMap<String, Lead>,
+    attrs: Vec<(String, LeadType, String, Value)>,
+    /// Identifiers not yet in the store: (identity key, lead id).
+    claims: Vec<(String, String)>,
+}
+
+fn resolve(parsed: &[LeadInput], mut identity: HashMap<String, String>, mut current: HashMap<String, Lead>, now: &str) -> Resolution {
+    let stored: std::collections::HashSet<String> = identity.keys().cloned().collect();
+    let mut r = Resolution { order: vec![], created: vec![], leads: HashMap::new(), attrs: vec![], claims: vec![] };
+    for input in parsed {
+        let keys = input.identity_keys();
+        let known = keys.iter().find_map(|k| identity.get(k).cloned());
+        let (id, is_new) = match known {
+            Some(id) if current.contains_key(&id) => (id, false),
+            // Claimed earlier (by a retry or earlier in this batch) but not written yet.
+            Some(id) => (id, true),
+            None => (ids::lead_id(), true),
+        };
+        let lead = input.clone().into_lead(id.clone(), now, current.remove(&id).or_else(|| r.leads.remove(&id)));
+        for k in &keys {
+            if !identity.contains_key(k) {
+                identity.insert(k.clone(), id.clone());
+                if !stored.contains(k) {
+                    r.claims.push((k.clone(), id.clone()));
+                }
+            }
+        }
+        for (k, v) in input.attributes.clone().unwrap_or_default() {
+            r.attrs.push((id.clone(), lead.lead_type, k, v));
+        }
+        r.created.push(is_new && !r.order.contains(&id));
+        r.order.push(id.clone());
+        r.leads.insert(id, lead);
+    }
+    r
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 struct LeadsCursor {
     after: String,
@@ -35,8 +76,10 @@ pub struct LeadsPage {
 impl App {
     /// Creates or updates Leads matched by their stable identifiers. Every
     /// input is validated first (one bad Lead rejects the request with its
-    /// index); then identities and existing Leads are read in batches and
-    /// everything is written with BatchWriteItem.
+    /// index, nothing written). New identifiers are claimed with conditional
+    /// writes before any Lead is written, so two concurrent imports of one
+    /// new email make one Lead, and a retry after a failure finds the ids the
+    /// first attempt chose.
     pub async fn upsert_leads(&self, ws: &str, inputs: Vec<Value>) -> Result<Upserted, AppError> {
         if inputs.is_empty() || inputs.len() > MAX_LEADS_PER_UPSERT {
             return Err(DomainError::invalid(format!("send 1..{MAX_LEADS_PER_UPSERT} leads per request")).into());
@@ -44,10 +87,7 @@ impl App {
         let mut parsed = Vec::with_capacity(inputs.len());
         let mut problems = vec![];
         for (i, v) in inputs.into_iter().enumerate() {
-            let r = serde_json::from_value::<LeadInput>(v)
-                .map_err(|e| DomainError::invalid(e.to_string()))
-                .and_then(LeadInput::normalise);
-            match r {
+            match LeadInput::from_json(v) {
                 Ok(l) => parsed.push(l),
                 Err(e) => problems.push(json!({"index": i, "message": e.to_string()})),
             }
@@ -56,64 +96,43 @@ impl App {
             let msg = format!("{} lead(s) are invalid; nothing was written", problems.len());
             return Err(DomainError::invalid_with(msg, json!({"errors": problems})).into());
         }
-
         let all_keys: Vec<String> = parsed.iter().flat_map(|p| p.identity_keys()).collect();
-        let mut identity = self.store().lookup_identities(ws, &all_keys).await?;
-        let existing_ids: Vec<String> = {
-            let mut v: Vec<String> = identity.values().cloned().collect();
-            v.sort();
-            v.dedup();
-            v
-        };
-        let mut current: HashMap<String, Lead> = self.store().get_leads(ws, &existing_ids, &[]).await?;
         let now = time::now();
-        let mut order = Vec::with_capacity(parsed.len());
-        let mut created = Vec::with_capacity(parsed.len());
-        let mut attr_rows = vec![];
-        for input in parsed {
-            let keys = input.identity_keys();
-            let known = keys.iter().find_map(|k| identity.get(k).cloned());
-            let (id, is_new) = match known {
-                Some(id) if current.contains_key(&id) => (id, false),
-                // An identity whose Lead vanished (or was just made in this
-                // batch and not yet in `current`) is reused as the id.
-                Some(id) => (id, true),
-                None => (ids::lead_id(), true),
-            };
-            let attrs = input.attributes.clone().unwrap_or_default();
-            let lead = input.into_lead(id.clone(), &now, current.remove(&id));
-            for k in &keys {
-                identity.insert(k.clone(), id.clone());
+        // A lost claim means another request created that Lead a moment ago:
+        // resolve again, now as an update of theirs.
+        for _ in 0..5 {
+            let identity = self.store().lookup_identities(ws, &all_keys).await?;
+            let mut existing_ids: Vec<String> = identity.values().cloned().collect();
+            existing_ids.sort();
+            existing_ids.dedup();
+            let current = self.store().get_leads(ws, &existing_ids, &[]).await?;
+            let plan = resolve(&parsed, identity, current, &now);
+            let won = self.store().claim_identities(ws, &plan.claims).await?;
+            if won.iter().all(|w| *w) {
+                return self.write_resolved(ws, plan, &now).await;
             }
-            for (k, v) in attrs {
-                attr_rows.push((id.clone(), lead.lead_type, k, v));
-            }
-            created.push(is_new && !order.contains(&id));
-            order.push(id.clone());
-            current.insert(id, lead);
         }
+        Err(AppError::Unavailable("these leads are being written by another request; retry".into()))
+    }
+
+    async fn write_resolved(&self, ws: &str, plan: Resolution, now: &str) -> Result<Upserted, AppError> {
+        let Resolution { order, created, mut leads, attrs, .. } = plan;
         let mut rows = vec![];
         let mut written = std::collections::HashSet::new();
         for id in &order {
             if written.insert(id.clone()) {
-                rows.push(self.store().lead_row(ws, &current[id])?);
+                rows.push(self.store().lead_row(ws, &leads[id])?);
             }
         }
-        for (k, id) in &identity {
-            if written.contains(id) {
-                rows.push(self.store().identity_row(ws, k, id));
-            }
-        }
-        for (id, t, k, v) in &attr_rows {
-            rows.push(self.store().lead_attr_row(ws, id, *t, k, v, None, &now)?);
-            if let Some(l) = current.get_mut(id) {
+        for (id, t, k, v) in &attrs {
+            rows.push(self.store().lead_attr_row(ws, id, *t, k, v, None, now)?);
+            if let Some(l) = leads.get_mut(id) {
                 l.attributes.insert(k.clone(), v.clone());
             }
         }
         self.store().batch_put(rows).await?;
-        Ok(Upserted { leads: order.iter().map(|id| current[id].clone()).collect(), created })
+        Ok(Upserted { leads: order.iter().map(|id| leads[id].clone()).collect(), created })
     }
-
     pub async fn get_lead(&self, ws: &str, id: &str) -> Result<Lead, AppError> {
         let not_found = || AppError::not_found("LEAD_NOT_FOUND", format!("no lead {id} in this workspace"));
         if !ids::is_valid_id(id, "lead") {

@@ -130,6 +130,11 @@ pub struct LeadInput {
 }
 
 pub const MAX_ATTRIBUTE_KEY_LEN: usize = 64;
+/// One Lead's JSON may be at most this large (DynamoDB items stop at 400 KB;
+/// Leads are small records, and their attributes live in items of their own).
+pub const MAX_LEAD_JSON_BYTES: usize = 64 * 1024;
+/// Nesting DynamoDB accepts is 32 levels; values are kept well inside it.
+pub const MAX_VALUE_DEPTH: usize = 16;
 
 impl Lead {
     pub fn first_contact(&self, kind: &str) -> Option<&str> {
@@ -159,7 +164,70 @@ fn clean(s: Option<String>) -> Option<String> {
     s.map(|v| v.trim().to_string()).filter(|v| !v.is_empty())
 }
 
+fn expect_shape(v: &Value, field: &str, want_object: bool) -> Result<(), DomainError> {
+    let ok = match v {
+        Value::Null => true,
+        Value::Object(_) => want_object,
+        Value::Array(items) if !want_object => items.iter().all(Value::is_object),
+        _ => false,
+    };
+    if ok {
+        Ok(())
+    } else if want_object {
+        Err(DomainError::invalid(format!("`{field}` must be an object")))
+    } else {
+        Err(DomainError::invalid(format!("`{field}` must be an array of objects")))
+    }
+}
+
+/// Checks that a JSON value can be stored as a DynamoDB attribute value:
+/// numbers in DynamoDB's range, no empty map keys, bounded nesting.
+pub fn check_storable(v: &Value, depth: usize) -> Result<(), DomainError> {
+    if depth > MAX_VALUE_DEPTH {
+        return Err(DomainError::invalid(format!("values nest at most {MAX_VALUE_DEPTH} levels deep")));
+    }
+    match v {
+        Value::Number(n) => {
+            let f = n.as_f64().unwrap_or(f64::INFINITY).abs();
+            if f != 0.0 && !(1e-130..1e125).contains(&f) {
+                return Err(DomainError::invalid(format!("the number {n} is outside the range the store keeps (1e-130..1e125)")));
+            }
+        }
+        Value::Array(items) => items.iter().try_for_each(|i| check_storable(i, depth + 1))?,
+        Value::Object(m) => {
+            for (k, i) in m {
+                if k.is_empty() {
+                    return Err(DomainError::invalid("object keys must not be empty"));
+                }
+                check_storable(i, depth + 1)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
 impl LeadInput {
+    /// Parses one Lead from JSON, insisting on objects where the contract
+    /// has objects (serde would also accept arrays for structs) and on a
+    /// size and values the store can hold.
+    pub fn from_json(v: Value) -> Result<LeadInput, DomainError> {
+        let obj = v.as_object().ok_or_else(|| DomainError::invalid("a Lead must be a JSON object"))?;
+        for f in ["name", "company", "location", "attributes"] {
+            expect_shape(obj.get(f).unwrap_or(&Value::Null), f, true)?;
+        }
+        for f in ["contacts", "socials"] {
+            expect_shape(obj.get(f).unwrap_or(&Value::Null), f, false)?;
+        }
+        let size = serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(usize::MAX);
+        if size > MAX_LEAD_JSON_BYTES {
+            return Err(DomainError::invalid(format!("a Lead is at most {MAX_LEAD_JSON_BYTES} bytes of JSON; this one is {size}")));
+        }
+        check_storable(&v, 0)?;
+        let input: LeadInput = serde_json::from_value(v).map_err(|e| DomainError::invalid(e.to_string()))?;
+        input.normalise()
+    }
+
     /// Validates and normalises the input; errors name the offending field.
     pub fn normalise(mut self) -> Result<LeadInput, DomainError> {
         let lead_type = self
@@ -410,6 +478,33 @@ mod tests {
         let r: Result<LeadInput, _> =
             serde_json::from_value(serde_json::json!({"type":"person","nmae":{}}));
         assert!(r.is_err());
+    }
+
+    #[test]
+    fn arrays_in_place_of_objects_are_rejected() {
+        for bad in [
+            serde_json::json!(["person"]),
+            serde_json::json!({"type":"person","name":["Ada"],"contacts":[{"type":"email","value":"a@b.co"}]}),
+            serde_json::json!({"type":"person","contacts":[["email","a@b.co"]]}),
+        ] {
+            assert!(LeadInput::from_json(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn values_the_store_cannot_hold_are_rejected() {
+        let base = |attrs: Value| serde_json::json!({"type":"person","contacts":[{"type":"email","value":"a@b.co"}],"attributes":{"x": attrs}});
+        assert!(LeadInput::from_json(base(serde_json::json!(1.5e300))).is_err());
+        assert!(LeadInput::from_json(base(serde_json::json!({"": 1}))).is_err());
+        let mut deep = serde_json::json!(1);
+        for _ in 0..40 {
+            deep = serde_json::json!([deep]);
+        }
+        assert!(LeadInput::from_json(base(deep)).is_err());
+        let mut big = base(serde_json::json!(1));
+        big["title"] = Value::String("x".repeat(MAX_LEAD_JSON_BYTES));
+        assert!(LeadInput::from_json(big).is_err());
+        assert!(LeadInput::from_json(base(serde_json::json!({"ok": [1, 2.5, "s"]}))).is_ok());
     }
 
     #[test]

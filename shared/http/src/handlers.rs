@@ -74,7 +74,12 @@ fn to_json<T: serde::Serialize>(v: &T) -> Value {
     serde_json::to_value(v).unwrap_or(Value::Null)
 }
 
+/// Bodies the contract fixes as objects must be objects: serde would also
+/// build a struct from a JSON array.
 fn parse_body<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppError> {
+    if !v.is_object() {
+        return Err(AppError::Domain(DomainError::invalid("the body must be a JSON object")));
+    }
     serde_json::from_value(v).map_err(|e| AppError::Domain(DomainError::invalid(format!("invalid request body: {e}"))))
 }
 

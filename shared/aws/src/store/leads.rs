@@ -57,6 +57,44 @@ impl Store {
         [("pk".to_string(), s(pk)), ("sk".to_string(), s(sk)), ("leadId".to_string(), s(lead_id))].into()
     }
 
+    /// Claims identity keys for Lead ids: each Put holds only if the key is
+    /// new or already ours. Returns, per claim, whether it holds.
+    pub async fn claim_identities(&self, ws: &str, claims: &[(String, String)]) -> Result<Vec<bool>, StoreError> {
+        use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
+        let mut won = Vec::with_capacity(claims.len());
+        for chunk in claims.chunks(100) {
+            let actions = chunk
+                .iter()
+                .map(|(k, id)| {
+                    TransactWriteItem::builder()
+                        .put(
+                            Put::builder()
+                                .table_name(self.table())
+                                .set_item(Some(self.identity_row(ws, k, id)))
+                                .condition_expression("attribute_not_exists(pk) OR leadId = :id")
+                                .expression_attribute_values(":id", s(id))
+                                .build()
+                                .expect("put"),
+                        )
+                        .build()
+                })
+                .collect();
+            match self.transact(actions).await {
+                Ok(()) => won.extend(std::iter::repeat_n(true, chunk.len())),
+                Err(StoreError::TransactionCanceled(codes)) => {
+                    // Nothing of a cancelled transaction was written: report
+                    // the lost keys; the caller resolves again and retries.
+                    won.extend(codes.iter().map(|c| c.as_deref() != Some("ConditionalCheckFailed")));
+                    if codes.iter().all(|c| c.as_deref() != Some("ConditionalCheckFailed")) {
+                        return Err(StoreError::Unavailable("identity claims conflicted; retry".into()));
+                    }
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(won)
+    }
+
     /// identity key → lead id, for the keys that exist.
     pub async fn lookup_identities(&self, ws: &str, identities: &[String]) -> Result<HashMap<String, String>, StoreError> {
         let rows = self.batch_get(identities.iter().map(|i| keys::identity(ws, i)).collect()).await?;
