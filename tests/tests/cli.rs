@@ -626,7 +626,11 @@ fn admin_commands_still_work() {
         .assert()
         .success()
         .stdout(predicate::str::contains("\"balance\":12"));
-    bare(home.path()).args(["admin", "credits", "show", "--workspace-id", &id]).assert().success().stdout(predicate::str::contains("ledger"));
+    bare(home.path())
+        .args(["admin", "credits", "show", "--workspace-id", &id])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("ledger"));
     let out = bare(home.path()).args(["admin", "token", "create", "--workspace-id", &id]).assert().success();
     let t: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
     bare(home.path()).args(["credits", "--token", &s(&t["token"])]).assert().success().stdout(predicate::str::contains("\"balance\":12"));

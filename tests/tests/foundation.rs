@@ -519,7 +519,7 @@ async fn one_invalid_lead_rejects_the_whole_batch() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: concurrent upserts of one identifier each create a Lead (upsert_leads reads identities, then writes unconditionally with BatchWriteItem)"]
+
 async fn concurrent_upserts_of_the_same_email_make_one_lead() {
     let ctx = Ctx::new(0).await;
     let email = format!("race-{}@example.com", unique());
@@ -538,7 +538,7 @@ async fn concurrent_upserts_of_the_same_email_make_one_lead() {
 }
 
 #[tokio::test]
-#[ignore = "BUG: a batch the store rejects part-way (here a number DynamoDB cannot hold) answers 500 after earlier BatchWriteItem chunks were written: Leads without identity rows, so a retry duplicates them"]
+
 async fn a_batch_rejected_by_the_store_writes_nothing_and_a_retry_makes_no_duplicates() {
     let ctx = Ctx::new(0).await;
     let tag = unique();

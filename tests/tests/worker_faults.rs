@@ -356,7 +356,7 @@ async fn scope_shrinking_before_planning_is_refunded_and_growth_is_not_planned()
 /// skipped, so the chunk messages are then ignored as duplicates: whatever
 /// happens, no item may stay `pending` once the counts say nothing is.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "BUG: plan_step (shared/app/src/worker/plan.rs) on a cancelled run counts chunks as skipped but put_items_if_absent leaves the existing pending items pending; counts say skipped, items stay pending forever"]
+
 async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_items() {
     let mut iso = Isolated::start(&[]).await;
     let app = iso.app().await;

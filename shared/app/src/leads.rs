@@ -36,8 +36,9 @@ fn resolve(parsed: &[LeadInput], mut identity: HashMap<String, String>, mut curr
         let known = keys.iter().find_map(|k| identity.get(k).cloned());
         let (id, is_new) = match known {
             Some(id) if current.contains_key(&id) => (id, false),
-            // Claimed earlier (by a retry or earlier in this batch) but not written yet.
-            Some(id) => (id, true),
+            // Claimed by a request still writing it (or earlier in this
+            // batch): that request reports the creation, this one an update.
+            Some(id) => (id, false),
             None => (ids::lead_id(), true),
         };
         let lead = input.clone().into_lead(id.clone(), now, current.remove(&id).or_else(|| r.leads.remove(&id)));

@@ -29,15 +29,15 @@ impl App {
                     return Ok(());
                 }
                 let list_id = item_list_id(&rec);
-                let rows = lead_ids
+                let items: Vec<Item> = lead_ids
                     .iter()
                     .map(|l| {
-                        let item = Item::pending(&run_id, l, list_id.as_deref(), &now)
-                            .failed("the worker gave up on this lead's chunk after repeated failures", "WORKER_GAVE_UP", &now);
-                        self.store().item_row(&item)
+                        Item::pending(&run_id, l, list_id.as_deref(), &now)
+                            .failed("the worker gave up on this lead's chunk after repeated failures", "WORKER_GAVE_UP", &now)
                     })
-                    .collect::<Result<Vec<_>, _>>()?;
-                self.store().batch_put(rows).await?;
+                    .collect();
+                // Items a late delivery did finish keep their result.
+                self.store().put_items_unless_terminal(&items).await?;
                 let d = ChunkDelta { size: lead_ids.len() as u64, failed: lead_ids.len() as u64, ..Default::default() };
                 tracing::warn!(run_id = %run_id, chunk, leads = lead_ids.len(), "chunk dead-lettered; items failed");
                 if let Some(after) = self.store().count_chunk(&ws, &run_id, chunk, d, &now).await? {

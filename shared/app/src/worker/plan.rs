@@ -62,7 +62,13 @@ impl App {
                 if cancelled { item.skipped("run_cancelled", &now) } else { item }
             })
             .collect();
-        self.store().put_items_if_absent(&items).await?;
+        if cancelled {
+            // A crashed earlier attempt of this step may have left these items
+            // pending: turn them skipped too (finished items stay as they are).
+            self.store().put_items_unless_terminal(&items).await?;
+        } else {
+            self.store().put_items_if_absent(&items).await?;
+        }
         if cancelled {
             for (n, c) in &numbered {
                 let d = ChunkDelta { size: c.len() as u64, skipped: c.len() as u64, ..Default::default() };

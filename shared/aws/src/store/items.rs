@@ -29,6 +29,16 @@ impl Store {
     /// Writes items only where none exists yet, 100 per transaction; items
     /// that already exist are left alone. Returns how many were written.
     pub async fn put_items_if_absent(&self, items: &[Item]) -> Result<u64, StoreError> {
+        self.put_items_where(items, "attribute_not_exists(pk)").await
+    }
+
+    /// Writes items where none exists or the existing one is still pending:
+    /// terminal items are never overwritten.
+    pub async fn put_items_unless_terminal(&self, items: &[Item]) -> Result<u64, StoreError> {
+        self.put_items_where(items, "attribute_not_exists(pk) OR #status = :pending").await
+    }
+
+    async fn put_items_where(&self, items: &[Item], condition: &str) -> Result<u64, StoreError> {
         let mut written = 0;
         for chunk in items.chunks(100) {
             let mut batch: Vec<&Item> = chunk.iter().collect();
@@ -46,7 +56,9 @@ impl Store {
                                 Put::builder()
                                     .table_name(self.table())
                                     .set_item(Some(self.item_row(i)?))
-                                    .condition_expression("attribute_not_exists(pk)")
+                                    .condition_expression(condition)
+                                    .set_expression_attribute_names(condition.contains("#status").then(|| [("#status".to_string(), "status".to_string())].into()))
+                                    .set_expression_attribute_values(condition.contains(":pending").then(|| [(":pending".to_string(), s("pending"))].into()))
                                     .build()
                                     .expect("put"),
                             )

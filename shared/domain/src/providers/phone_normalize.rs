@@ -105,12 +105,17 @@ fn screen(raw: &str) -> Result<&str, &'static str> {
 /// `raw` in E.164, read in `country` unless it carries its own country code.
 pub(super) fn to_e164(raw: &str, country: Id) -> Result<String, String> {
     let main = screen(raw).map_err(str::to_string)?;
-    let number = phonenumber::parse(Some(country), main).map_err(|e| e.to_string())?;
+    // A number with its own country code is read without the default
+    // region: read "in" the US, `+49 151 …` lost its leading national "1".
+    let international = main.starts_with('+');
+    let region = if international { None } else { Some(country) };
+    let number = phonenumber::parse(region, main).map_err(|e| e.to_string())?;
     if !phonenumber::is_valid(&number) {
-        return Err(format!(
-            "not a valid number for its region ({})",
-            country.as_ref()
-        ));
+        return Err(if international {
+            "not a valid international number".to_string()
+        } else {
+            format!("not a valid number for its region ({})", country.as_ref())
+        });
     }
     Ok(number.format().mode(Mode::E164).to_string())
 }
@@ -319,6 +324,18 @@ mod tests {
                     let _ = to_e164(s, id);
                 }
             }
+        }
+    }
+
+    #[test]
+    fn international_numbers_ignore_the_default_region() {
+        for (raw, e164) in [
+            ("+49 151 23456789", "+4915123456789"),
+            ("+44 20 7946 0958", "+442079460958"),
+            ("+33 1 42 68 53 00", "+33142685300"),
+            ("+55 11 98765-4321", "+5511987654321"),
+        ] {
+            assert_eq!(to_e164(raw, Id::US).as_deref(), Ok(e164), "{raw}");
         }
     }
 }
