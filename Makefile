@@ -72,4 +72,10 @@ lint: ## clippy and rustfmt
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets -- -D warnings
 
-.PHONY: help deps venv build-debug up down run status workspace test unit lint lint-template build invoke smoke deploy destroy demo
+bench: deps venv ## benchmarks against the local stack: prints a table, writes bench/results.json
+	scripts/bench.sh
+
+load: deps ## 50 clients for 60 s on one workspace, then an audit of credits, counts and keys
+	scripts/load.sh
+
+.PHONY: bench load help deps venv build-debug up down run status workspace test unit lint lint-template build invoke smoke deploy destroy demo
