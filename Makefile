@@ -20,8 +20,8 @@ venv: .venv/.installed ## install Python tools (moto, cfn-lint, aws-sam-cli, car
 	.venv/bin/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-build-debug: ## build every crate (debug: fast to link; tests use it)
-	cargo build --workspace --bins
+build-debug: ## build the server, the CLI and the functions (debug: fast to link; tests use it)
+	cargo build -p puffle-local -p puffle-cli -p puffle-functions
 
 up: deps build-debug ## start DynamoDB Local, the SQS emulator and the API in the background
 	scripts/stack.sh up
