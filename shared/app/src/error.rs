@@ -36,6 +36,23 @@ impl From<StoreError> for AppError {
 }
 
 impl AppError {
+    /// The contract's error code (also logged with each request).
+    pub fn code(&self) -> &'static str {
+        match self {
+            AppError::Domain(DomainError::InvalidRequest { .. } | DomainError::InvalidCursor) => "INVALID_REQUEST",
+            AppError::Domain(DomainError::InvalidInput { .. }) => "INVALID_INPUT",
+            AppError::Domain(DomainError::Planner { code, .. }) => code,
+            AppError::Unauthenticated => "UNAUTHENTICATED",
+            AppError::NotFound { code, .. } => code,
+            AppError::InsufficientCredits { .. } => "INSUFFICIENT_CREDITS",
+            AppError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
+            AppError::DispatchFailed { .. } => "DISPATCH_FAILED",
+            AppError::NotCancellable { .. } => "RUN_NOT_CANCELLABLE",
+            AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
+            AppError::Internal(_) => "INTERNAL",
+        }
+    }
+
     pub fn not_found(code: &'static str, message: impl Into<String>) -> Self {
         AppError::NotFound { code, message: message.into() }
     }

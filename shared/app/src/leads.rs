@@ -126,7 +126,8 @@ impl App {
             }
         }
         for (id, t, k, v) in &attrs {
-            rows.push(self.store().lead_attr_row(ws, id, *t, k, v, None, now)?);
+            let a = puffle_aws::store::AttrWrite { lead_id: id, key: k, value: v, run_id: None, now };
+            rows.push(self.store().lead_attr_row(ws, *t, &a)?);
             if let Some(l) = leads.get_mut(id) {
                 l.attributes.insert(k.clone(), v.clone());
             }

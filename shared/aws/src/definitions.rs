@@ -24,8 +24,15 @@ pub struct TableDef {
     pub logical_id: String,
     pub attributes: Vec<(String, String)>,
     pub key_schema: Vec<(String, String)>,
-    pub gsis: Vec<(String, Vec<(String, String)>, String)>,
+    pub gsis: Vec<GsiDef>,
     pub ttl_attribute: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct GsiDef {
+    pub name: String,
+    pub key_schema: Vec<(String, String)>,
+    pub projection: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -89,12 +96,10 @@ pub fn parse(template: &str) -> Result<Definitions, String> {
                     .as_sequence()
                     .map(|g| {
                         g.iter()
-                            .map(|i| {
-                                (
-                                    s(i, "IndexName"),
-                                    pairs(&i["KeySchema"], "AttributeName", "KeyType"),
-                                    s(&i["Projection"], "ProjectionType"),
-                                )
+                            .map(|i| GsiDef {
+                                name: s(i, "IndexName"),
+                                key_schema: pairs(&i["KeySchema"], "AttributeName", "KeyType"),
+                                projection: s(&i["Projection"], "ProjectionType"),
                             })
                             .collect()
                     })
@@ -174,12 +179,12 @@ pub async fn provision(
         for k in &t.key_schema {
             req = req.key_schema(key(k));
         }
-        for (idx, ks, proj) in &t.gsis {
+        for g in &t.gsis {
             req = req.global_secondary_indexes(
                 GlobalSecondaryIndex::builder()
-                    .index_name(idx)
-                    .set_key_schema(Some(ks.iter().map(key).collect()))
-                    .projection(Projection::builder().projection_type(ProjectionType::from(proj.as_str())).build())
+                    .index_name(&g.name)
+                    .set_key_schema(Some(g.key_schema.iter().map(key).collect()))
+                    .projection(Projection::builder().projection_type(ProjectionType::from(g.projection.as_str())).build())
                     .build()
                     .expect("gsi"),
             );
@@ -257,7 +262,7 @@ mod tests {
         assert_eq!(d.tables.len(), 1);
         let t = &d.tables[0];
         assert_eq!(t.key_schema, vec![("pk".into(), "HASH".into()), ("sk".into(), "RANGE".into())]);
-        assert_eq!(t.gsis[0].0, "gsi1");
+        assert_eq!(t.gsis[0].name, "gsi1");
         assert_eq!(t.ttl_attribute.as_deref(), Some("ttl"));
         let work = d.queues.iter().find(|q| q.logical_id == "WorkQueue").unwrap();
         assert_eq!(work.redrive.as_ref().unwrap().0, "WorkDeadLetterQueue");

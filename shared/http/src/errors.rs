@@ -28,10 +28,10 @@ pub fn client_error(status: u16, code: &str, message: impl std::fmt::Display) ->
 pub fn error_response(err: &AppError) -> Response<Body> {
     let (status, b) = match err {
         AppError::Domain(d) => match d {
-            DomainError::InvalidRequest { message, details } => (400, with_details(body("INVALID_REQUEST", message), details)),
-            DomainError::InvalidInput { message, details } => (400, with_details(body("INVALID_INPUT", message), details)),
-            DomainError::Planner { code, message, details } => (400, with_details(body(code, message), details)),
-            DomainError::InvalidCursor => (400, json!({"code": "INVALID_REQUEST", "message": d.to_string(), "details": {"field": "cursor"}})),
+            DomainError::InvalidRequest { message, details }
+            | DomainError::InvalidInput { message, details }
+            | DomainError::Planner { message, details, .. } => (400, with_details(body(err.code(), message), details)),
+            DomainError::InvalidCursor => (400, json!({"code": err.code(), "message": d.to_string(), "details": {"field": "cursor"}})),
         },
         AppError::Unauthenticated => (401, body("UNAUTHENTICATED", "send Authorization: Bearer <token> with a valid API token")),
         AppError::NotFound { code, message } => (404, body(code, message)),

@@ -107,14 +107,7 @@ pub async fn handle(app: &App, function: Function, req: Request) -> Response<Bod
     let result = dispatch(app, function, req, &request_id, &mut workspace).await;
     let (response, run_id, code) = match result {
         Ok(o) => (o.response, o.run_id, None),
-        Err(e) => {
-            let r = error_response(&e);
-            let code = match &e {
-                AppError::Domain(DomainError::Planner { code, .. }) => Some(code.to_string()),
-                other => Some(format!("{other:?}").split([' ', '{', '(']).next().unwrap_or("").to_string()),
-            };
-            (r, None, code)
-        }
+        Err(e) => (error_response(&e), None, Some(e.code())),
     };
     tracing::info!(
         function = function.binary(),
@@ -124,7 +117,7 @@ pub async fn handle(app: &App, function: Function, req: Request) -> Response<Bod
         status = response.status().as_u16(),
         run_id = run_id.as_deref().unwrap_or(""),
         workspace_id = workspace.as_deref().unwrap_or(""),
-        error = code.as_deref().unwrap_or(""),
+        error = code.unwrap_or(""),
         duration_ms = started.elapsed().as_millis() as u64,
         "request"
     );
@@ -156,20 +149,18 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str,
     }
     let ws = app.authenticate(request::header(&req, "authorization")).await?;
     *workspace = Some(ws.clone());
-    let body = || -> Result<Value, Result<Outcome, AppError>> {
-        json_body(&req).map_err(|e| match e {
-            BodyError::TooLarge => Ok(Outcome {
-                response: client_error(413, "PAYLOAD_TOO_LARGE", format!("bodies are limited to {} bytes", request::MAX_BODY_BYTES)),
-                run_id: None,
-            }),
-            BodyError::Invalid(d) => Err(d.into()),
-        })
-    };
+    // A body that is too large answers 413; one that is not JSON, 400.
     macro_rules! body {
         () => {
-            match body() {
+            match json_body(&req) {
                 Ok(v) => v,
-                Err(r) => return r,
+                Err(BodyError::TooLarge) => {
+                    return Ok(Outcome {
+                        response: client_error(413, "PAYLOAD_TOO_LARGE", format!("bodies are limited to {} bytes", request::MAX_BODY_BYTES)),
+                        run_id: None,
+                    })
+                }
+                Err(BodyError::Invalid(d)) => return Err(d.into()),
             }
         };
     }

@@ -145,7 +145,7 @@ impl App {
                     run_id: Some(run.id.clone()),
                     created_at: time::now(),
                 };
-                self.store().fail_dispatch(ws, &run.id, run.scope.resolved_count, cost, &error, &refund, &time::now()).await?;
+                self.store().fail_dispatch(ws, &run, &error, &refund, &time::now()).await?;
                 Err(AppError::DispatchFailed { run_id: run.id, trigger_run_id: None })
             }
         }

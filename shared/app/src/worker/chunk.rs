@@ -7,7 +7,7 @@
 
 use std::collections::HashMap;
 
-use puffle_aws::store::{get_s, ChunkDelta, Row};
+use puffle_aws::store::{get_s, AttrWrite, ChunkDelta, Row};
 use puffle_domain::catalog;
 use puffle_domain::create::{OutputTarget, WritePolicy};
 use puffle_domain::item::{Item, ItemStatus};
@@ -84,9 +84,10 @@ impl App {
                 }
                 if let Some(v) = value {
                     let t = leads.get(lead_id).map(|l| l.lead_type).unwrap_or_default();
+                    let a = AttrWrite { lead_id, key, value: &v, run_id: Some(run_id), now: &now };
                     rows.push(match (run.output.target, &list_id) {
-                        (OutputTarget::Membership, Some(list)) => self.store().member_attr_row(ws, list, lead_id, key, &v, Some(run_id), &now)?,
-                        _ => self.store().lead_attr_row(ws, lead_id, t, key, &v, Some(run_id), &now)?,
+                        (OutputTarget::Membership, Some(list)) => self.store().member_attr_row(ws, list, &a)?,
+                        _ => self.store().lead_attr_row(ws, t, &a)?,
                     });
                 }
                 rows.push(self.store().item_row(&item)?);

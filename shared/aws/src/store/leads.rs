@@ -38,18 +38,9 @@ impl Store {
     }
 
     /// An attribute value as its own item, writable by BatchWriteItem.
-    pub fn lead_attr_row(
-        &self,
-        ws: &str,
-        lead_id: &str,
-        lead_type: LeadType,
-        key: &str,
-        value: &Value,
-        run_id: Option<&str>,
-        now: &str,
-    ) -> Result<Row, StoreError> {
-        let (pk, sk) = keys::lead_attr(ws, lead_id, key);
-        attr_row(pk, sk, lead_id, Some(lead_type), key, value, run_id, now)
+    pub fn lead_attr_row(&self, ws: &str, lead_type: LeadType, a: &AttrWrite<'_>) -> Result<Row, StoreError> {
+        let (pk, sk) = keys::lead_attr(ws, a.lead_id, a.key);
+        attr_row(pk, sk, Some(lead_type), a)
     }
 
     pub fn identity_row(&self, ws: &str, identity: &str, lead_id: &str) -> Row {
@@ -200,30 +191,30 @@ impl Store {
     }
 }
 
-#[allow(clippy::too_many_arguments)]
-pub(crate) fn attr_row(
-    pk: String,
-    sk: String,
-    lead_id: &str,
-    lead_type: Option<LeadType>,
-    key: &str,
-    value: &Value,
-    run_id: Option<&str>,
-    now: &str,
-) -> Result<Row, StoreError> {
+/// One attribute value to write (a Lead's or a membership's).
+pub struct AttrWrite<'a> {
+    pub lead_id: &'a str,
+    pub key: &'a str,
+    pub value: &'a Value,
+    /// The run that wrote it (`skip_existing` tells a run's own values apart).
+    pub run_id: Option<&'a str>,
+    pub now: &'a str,
+}
+
+pub(crate) fn attr_row(pk: String, sk: String, lead_type: Option<LeadType>, a: &AttrWrite<'_>) -> Result<Row, StoreError> {
     let mut r: Row = [
         ("pk".to_string(), s(pk)),
         ("sk".to_string(), s(sk)),
-        ("leadId".to_string(), s(lead_id)),
-        ("key".to_string(), s(key)),
-        ("value".to_string(), serde_dynamo::to_attribute_value(value)?),
-        ("updatedAt".to_string(), s(now)),
+        ("leadId".to_string(), s(a.lead_id)),
+        ("key".to_string(), s(a.key)),
+        ("value".to_string(), serde_dynamo::to_attribute_value(a.value)?),
+        ("updatedAt".to_string(), s(a.now)),
     ]
     .into();
     if let Some(t) = lead_type {
         r.insert("leadType".into(), s(t.as_str()));
     }
-    if let Some(run) = run_id {
+    if let Some(run) = a.run_id {
         r.insert("runId".into(), s(run));
     }
     Ok(r)

@@ -250,9 +250,9 @@ impl Store {
         }
     }
 
-    pub fn member_attr_row(&self, ws: &str, list_id: &str, lead_id: &str, key: &str, value: &Value, run_id: Option<&str>, now: &str) -> Result<Row, StoreError> {
-        let (pk, sk) = keys::member_attr(ws, list_id, lead_id, key);
-        super::leads::attr_row(pk, sk, lead_id, None, key, value, run_id, now)
+    pub fn member_attr_row(&self, ws: &str, list_id: &str, a: &super::AttrWrite<'_>) -> Result<Row, StoreError> {
+        let (pk, sk) = keys::member_attr(ws, list_id, a.lead_id, a.key);
+        super::leads::attr_row(pk, sk, None, a)
     }
 
     /// Membership attributes of the named keys, for skip_existing checks.

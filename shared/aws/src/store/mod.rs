@@ -20,7 +20,7 @@ use serde::Serialize;
 use crate::error::{classify, StoreError};
 
 pub use items::ItemPage;
-pub use leads::LeadPage;
+pub use leads::{AttrWrite, LeadPage};
 pub use lists::{AddOutcome, MemberPage, MemberRow};
 pub use runs::{ChunkDelta, IdempotencyRecord, RunRecord};
 

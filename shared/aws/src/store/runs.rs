@@ -175,7 +175,8 @@ impl Store {
 
     /// Dispatch failed: the run fails and the charge comes back, once (the
     /// status condition makes a second refund impossible).
-    pub async fn fail_dispatch(&self, ws: &str, run_id: &str, resolved: u64, cost: u64, error: &RunError, refund: &LedgerEntry, now: &str) -> Result<(), StoreError> {
+    pub async fn fail_dispatch(&self, ws: &str, run: &Run, error: &RunError, refund: &LedgerEntry, now: &str) -> Result<(), StoreError> {
+        let (run_id, resolved, cost) = (run.id.as_str(), run.scope.resolved_count, run.cost.actual);
         let err = serde_dynamo::to_attribute_value(error)?;
         let u = self
             .run_update(ws, run_id, "SET #status = :failed, #error = :err, #scope.#counts.#pending = :zero, #scope.#counts.#failed = :resolved, #cost.actual = :zero, #timing.updatedAt = :now, #timing.completedAt = :now", Some("#status = :pendingS"))
