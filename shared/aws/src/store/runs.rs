@@ -142,21 +142,15 @@ impl Store {
     }
 
     async fn exec_update(&self, u: Update) -> Result<(), StoreError> {
-        self.client()
-            .update_item()
-            .table_name(u.table_name)
-            .set_key(Some(u.key))
-            .update_expression(u.update_expression)
-            .set_condition_expression(u.condition_expression)
-            .set_expression_attribute_names(u.expression_attribute_names)
-            .set_expression_attribute_values(u.expression_attribute_values)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(())
+        self.exec_update_with(u, ReturnValue::None).await.map(|_| ())
     }
 
     async fn exec_update_returning(&self, u: Update) -> Result<Row, StoreError> {
+        self.exec_update_with(u, ReturnValue::AllNew).await
+    }
+
+    /// Runs a transaction-shaped Update as a plain UpdateItem.
+    async fn exec_update_with(&self, u: Update, returning: ReturnValue) -> Result<Row, StoreError> {
         let out = self
             .client()
             .update_item()
@@ -166,7 +160,7 @@ impl Store {
             .set_condition_expression(u.condition_expression)
             .set_expression_attribute_names(u.expression_attribute_names)
             .set_expression_attribute_values(u.expression_attribute_values)
-            .return_values(ReturnValue::AllNew)
+            .return_values(returning)
             .send()
             .await
             .map_err(classify)?;

@@ -200,14 +200,7 @@ mod tests {
     use super::*;
     use serde_json::json;
 
-    const SLUGS: [&str; 6] = [
-        "company_domain",
-        "email_domain",
-        "internal_echo",
-        "job_seniority",
-        "name_parse",
-        "phone_normalize",
-    ];
+    const SLUGS: &[&str] = crate::providers::PROVIDERS;
 
     #[test]
     fn all_is_sorted_by_slug_and_complete() {
