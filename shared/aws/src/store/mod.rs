@@ -181,9 +181,22 @@ impl Store {
     /// TransactWriteItems; a cancellation comes back with its reason codes.
     /// Conflicts with other transactions are retried here.
     pub async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<(), StoreError> {
+        self.transact_with_token(actions, None).await
+    }
+
+    /// As [`Store::transact`], with a ClientRequestToken: a retry of a
+    /// transaction that committed but whose answer was lost (the SDK's or
+    /// ours) succeeds instead of tripping its own conditions.
+    pub async fn transact_with_token(&self, actions: Vec<TransactWriteItem>, token: Option<&str>) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
-            let res = self.db.transact_write_items().set_transact_items(Some(actions.clone())).send().await;
+            let res = self
+                .db
+                .transact_write_items()
+                .set_transact_items(Some(actions.clone()))
+                .set_client_request_token(token.map(str::to_string))
+                .send()
+                .await;
             match res {
                 Ok(_) => return Ok(()),
                 Err(e) => {

@@ -118,7 +118,7 @@ impl Store {
         if cost > 0 {
             actions.push(self.ledger_put(ws, charge)?);
         }
-        self.transact(actions).await
+        self.transact_with_token(actions, Some(&run.id)).await
     }
 
     pub async fn get_idempotency(&self, ws: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
