@@ -80,13 +80,19 @@ pub async fn run(args: AdminArgs) -> i32 {
                 json!({"workspaceId": w.workspace_id, "token": w.token})
             })
         }
-        AdminCommand::Credits { command: CreditsCommand::Grant { workspace_id, credits, reason } } => {
-            app.grant_credits(&workspace_id, credits, &reason).await.map(|b| json!({"workspaceId": workspace_id, "balance": b}))
+        AdminCommand::Credits { command: CreditsCommand::Grant { workspace_id, credits, reason } } => app
+            .grant_credits(&workspace_id, credits, &reason)
+            .await
+            .map(|b| json!({"workspaceId": workspace_id, "balance": b})),
+        AdminCommand::Credits { command: CreditsCommand::Show { workspace_id } } => {
+            match app.balance(&workspace_id).await {
+                Ok(balance) => app
+                    .ledger(&workspace_id)
+                    .await
+                    .map(|l| json!({"workspaceId": workspace_id, "balance": balance, "ledger": l})),
+                Err(e) => Err(e),
+            }
         }
-        AdminCommand::Credits { command: CreditsCommand::Show { workspace_id } } => match app.balance(&workspace_id).await {
-            Ok(balance) => app.ledger(&workspace_id).await.map(|l| json!({"workspaceId": workspace_id, "balance": balance, "ledger": l})),
-            Err(e) => Err(e),
-        },
         AdminCommand::Token { command: TokenCommand::Create { workspace_id } } => {
             app.create_token(&workspace_id).await.map(|t| json!({"workspaceId": workspace_id, "token": t}))
         }

@@ -78,15 +78,21 @@ impl Client {
         let shown = url.to_string();
         let mut attempt = 0;
         loop {
-            let mut req = self.http.request(method.clone(), url.clone()).bearer_auth(token).header("accept", "application/json");
+            let mut req =
+                self.http.request(method.clone(), url.clone()).bearer_auth(token).header("accept", "application/json");
             if let Some(b) = body {
                 req = req.json(b);
             }
             let resp = req.send().await.map_err(|e| network(&shown, &e))?;
             let status = resp.status().as_u16();
-            let retry_after = resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
+            let retry_after =
+                resp.headers().get("retry-after").and_then(|v| v.to_str().ok()).and_then(parse_retry_after);
             let text = resp.text().await.map_err(|e| network(&shown, &e))?;
-            let body = if text.trim().is_empty() { Value::Null } else { serde_json::from_str(&text).unwrap_or(Value::String(text)) };
+            let body = if text.trim().is_empty() {
+                Value::Null
+            } else {
+                serde_json::from_str(&text).unwrap_or(Value::String(text))
+            };
             if (200..300).contains(&status) {
                 return Ok(Answer { status, body });
             }
@@ -147,7 +153,10 @@ mod tests {
     #[test]
     fn urls_encode_segments_and_keep_a_base_path() {
         let c = client("http://127.0.0.1:3000");
-        assert_eq!(c.url(&["api", "enrichment", "a/b c"], &[]).as_str(), "http://127.0.0.1:3000/api/enrichment/a%2Fb%20c");
+        assert_eq!(
+            c.url(&["api", "enrichment", "a/b c"], &[]).as_str(),
+            "http://127.0.0.1:3000/api/enrichment/a%2Fb%20c"
+        );
         let c = client("https://h.example/prefix/");
         let u = c.url(&["api", "leads"], &[("cursor", "a+b=".to_string())]);
         assert_eq!(u.as_str(), "https://h.example/prefix/api/leads?cursor=a%2Bb%3D");
@@ -156,8 +165,13 @@ mod tests {
     #[test]
     fn bad_api_urls_are_usage_errors() {
         for bad in ["", "127.0.0.1:3000", "ftp://x", "http://"] {
-            let cfg =
-                Resolved { api_url: bad.into(), api_url_source: Source::Flag, token: None, token_source: Source::None, config_file: None };
+            let cfg = Resolved {
+                api_url: bad.into(),
+                api_url_source: Source::Flag,
+                token: None,
+                token_source: Source::None,
+                config_file: None,
+            };
             assert!(matches!(Client::new(&cfg, Duration::from_secs(1)), Err(CliError::Usage(_))), "{bad}");
         }
     }
@@ -212,7 +226,10 @@ mod tests {
         assert_eq!(n.load(Ordering::SeqCst), 1, "a POST without a key is sent once");
 
         let (url, n) = scripted(vec![503, 503]).await;
-        let a = client(&url).post(&["api", "enrichment"], &serde_json::json!({"idempotencyKey":"k"}), Retry::Safe).await.unwrap();
+        let a = client(&url)
+            .post(&["api", "enrichment"], &serde_json::json!({"idempotencyKey":"k"}), Retry::Safe)
+            .await
+            .unwrap();
         assert_eq!(a.status, 200);
         assert_eq!(n.load(Ordering::SeqCst), 3);
 

@@ -104,8 +104,12 @@ pub fn load(path: Option<&Path>) -> Result<Profile> {
         Err(e) => return Err(CliError::usage(format!("cannot read the profile {}: {e}", path.display()))),
     };
     warn_if_readable_by_others(path);
-    serde_json::from_str(&text)
-        .map_err(|e| CliError::usage(format!("the profile {} is not valid JSON ({e}); fix it or run `puffle login` again", path.display())))
+    serde_json::from_str(&text).map_err(|e| {
+        CliError::usage(format!(
+            "the profile {} is not valid JSON ({e}); fix it or run `puffle login` again",
+            path.display()
+        ))
+    })
 }
 
 #[cfg(unix)]
@@ -188,7 +192,8 @@ mod tests {
     #[test]
     fn flags_beat_env_beat_file_beat_default() {
         let file = Profile { api_url: Some("http://file:1".into()), token: Some("file-token".into()) };
-        let r = resolve(given(Some("http://flag:1/"), Source::Flag), given(Some("env-token"), Source::Env), &file, None);
+        let r =
+            resolve(given(Some("http://flag:1/"), Source::Flag), given(Some("env-token"), Source::Env), &file, None);
         assert_eq!((r.api_url.as_str(), r.api_url_source), ("http://flag:1", Source::Flag));
         assert_eq!((r.token.as_deref(), r.token_source), (Some("env-token"), Source::Env));
         let r = resolve(given(None, Source::None), given(Some("  "), Source::Env), &file, None);
@@ -202,7 +207,10 @@ mod tests {
     #[test]
     fn config_path_respects_xdg_then_home() {
         assert_eq!(config_path_from(Some("/x"), Some("/h")), Some(PathBuf::from("/x/puffle/config.json")));
-        assert_eq!(config_path_from(Some("relative"), Some("/h")), Some(PathBuf::from("/h/.config/puffle/config.json")));
+        assert_eq!(
+            config_path_from(Some("relative"), Some("/h")),
+            Some(PathBuf::from("/h/.config/puffle/config.json"))
+        );
         assert_eq!(config_path_from(None, Some("/h")), Some(PathBuf::from("/h/.config/puffle/config.json")));
         assert_eq!(config_path_from(None, None), None);
     }

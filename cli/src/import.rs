@@ -60,10 +60,10 @@ pub fn guess_field(header: &str) -> Option<Field> {
         "lastname" | "last" | "surname" | "familyname" => Field::LastName,
         "fullname" | "name" | "contactname" | "personname" => Field::FullName,
         "title" | "jobtitle" | "position" | "role" | "jobrole" => Field::Title,
-        "company" | "companyname" | "organization" | "organisation" | "org" | "account" | "accountname" | "employer" => Field::Company,
-        "companydomain" | "domain" | "website" | "site" | "companywebsite" | "web" | "url" | "websiteurl" | "homepage" | "companyurl" => {
-            Field::CompanyDomain
-        }
+        "company" | "companyname" | "organization" | "organisation" | "org" | "account" | "accountname"
+        | "employer" => Field::Company,
+        "companydomain" | "domain" | "website" | "site" | "companywebsite" | "web" | "url" | "websiteurl"
+        | "homepage" | "companyurl" => Field::CompanyDomain,
         "phone" | "phonenumber" | "mobile" | "mobilephone" | "tel" | "telephone" | "workphone" | "cell" => Field::Phone,
         "linkedin" | "linkedinurl" | "linkedinprofile" | "linkedinprofileurl" => Field::Linkedin,
         "city" | "town" => Field::City,
@@ -140,9 +140,14 @@ pub fn build_mapping(headers: &[String], overrides: &[(String, Field)]) -> std::
             }
         }
     }
-    let ignored =
-        headers.iter().zip(&columns).filter(|(_, c)| c.is_none()).map(|(h, _)| h.trim_start_matches('\u{feff}').to_string()).collect();
-    let has_identifier = columns.iter().any(|c| matches!(c, Some(Field::Email | Field::Linkedin | Field::CompanyDomain)));
+    let ignored = headers
+        .iter()
+        .zip(&columns)
+        .filter(|(_, c)| c.is_none())
+        .map(|(h, _)| h.trim_start_matches('\u{feff}').to_string())
+        .collect();
+    let has_identifier =
+        columns.iter().any(|c| matches!(c, Some(Field::Email | Field::Linkedin | Field::CompanyDomain)));
     if !has_identifier {
         return Err(format!(
             "no column holds an identifier (email, linkedin, company domain/website) among: {}; name one with --map <column>=<field>",
@@ -189,7 +194,9 @@ pub fn row_to_lead(mapping: &Mapping, row: &[String], default_type: &str) -> std
         }
     }
     let domain = match get(Field::CompanyDomain) {
-        Some(d) => Some(normalise_domain(&d).ok_or_else(|| format!("company domain/website `{d}` is not a domain or URL"))?),
+        Some(d) => {
+            Some(normalise_domain(&d).ok_or_else(|| format!("company domain/website `{d}` is not a domain or URL"))?)
+        }
         None => None,
     };
     let linkedin = get(Field::Linkedin);
@@ -258,7 +265,10 @@ pub fn row_to_lead(mapping: &Mapping, row: &[String], default_type: &str) -> std
     }
     let lead = Value::Object(lead);
     // The API's own validation, so a row it would refuse never reaches a batch.
-    serde_json::from_value::<LeadInput>(lead.clone()).map_err(|e| e.to_string())?.normalise().map_err(|e| e.to_string())?;
+    serde_json::from_value::<LeadInput>(lead.clone())
+        .map_err(|e| e.to_string())?
+        .normalise()
+        .map_err(|e| e.to_string())?;
     Ok(lead)
 }
 
@@ -272,7 +282,10 @@ pub fn default_rejects_path(file: &str) -> PathBuf {
     if lower.ends_with(".csv") {
         PathBuf::from(format!("{}.rejects.csv", &file[..file.len() - 4]))
     } else {
-        p.with_file_name(format!("{}.rejects.csv", p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()))
+        p.with_file_name(format!(
+            "{}.rejects.csv",
+            p.file_name().map(|f| f.to_string_lossy().into_owned()).unwrap_or_default()
+        ))
     }
 }
 
@@ -301,9 +314,12 @@ fn parse_csv(opts: &ImportOptions) -> Result<Parsed> {
     let reader: Box<dyn std::io::Read> = if opts.file == "-" {
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(&opts.file).map_err(|e| CliError::usage(format!("cannot open {}: {e}", opts.file)))?)
+        Box::new(
+            std::fs::File::open(&opts.file).map_err(|e| CliError::usage(format!("cannot open {}: {e}", opts.file)))?,
+        )
     };
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).delimiter(opts.delimiter).has_headers(true).from_reader(reader);
+    let mut rdr =
+        csv::ReaderBuilder::new().flexible(true).delimiter(opts.delimiter).has_headers(true).from_reader(reader);
     let headers: Vec<String> = rdr
         .byte_headers()
         .map_err(|e| CliError::usage(format!("{}: cannot read the header row: {e}", opts.file)))?
@@ -313,7 +329,8 @@ fn parse_csv(opts: &ImportOptions) -> Result<Parsed> {
     if headers.iter().all(String::is_empty) {
         return Err(CliError::usage(format!("{}: no header row (the first line names the columns)", opts.file)));
     }
-    let mapping = build_mapping(&headers, &opts.overrides).map_err(|m| CliError::usage(format!("{}: {m}", opts.file)))?;
+    let mapping =
+        build_mapping(&headers, &opts.overrides).map_err(|m| CliError::usage(format!("{}: {m}", opts.file)))?;
     let mut valid = vec![];
     let mut rejects = vec![];
     let mut rows = 0;
@@ -382,7 +399,10 @@ fn batch_errors(body: &Value) -> Vec<(usize, String)> {
         .map(|errs| {
             errs.iter()
                 .filter_map(|e| {
-                    Some((e.get("index")?.as_u64()? as usize, e.get("message").and_then(Value::as_str).unwrap_or("rejected").to_string()))
+                    Some((
+                        e.get("index")?.as_u64()? as usize,
+                        e.get("message").and_then(Value::as_str).unwrap_or("rejected").to_string(),
+                    ))
                 })
                 .collect()
         })
@@ -426,7 +446,10 @@ pub async fn run(client: &Client, opts: ImportOptions) -> Result<Value> {
                         batch = keep;
                         tries += 1;
                         if batch.is_empty() {
-                            break crate::client::Answer { status: 200, body: json!({"leads": [], "created": 0, "updated": 0}) };
+                            break crate::client::Answer {
+                                status: 200,
+                                body: json!({"leads": [], "created": 0, "updated": 0}),
+                            };
                         }
                     }
                     Err(e) => {
@@ -579,7 +602,19 @@ mod tests {
 
     fn people() -> Mapping {
         build_mapping(
-            &headers(&["type", "first name", "last name", "email", "title", "company", "website", "phone", "linkedin", "city", "country"]),
+            &headers(&[
+                "type",
+                "first name",
+                "last name",
+                "email",
+                "title",
+                "company",
+                "website",
+                "phone",
+                "linkedin",
+                "city",
+                "country",
+            ]),
             &[],
         )
         .unwrap()
@@ -618,9 +653,12 @@ mod tests {
 
     #[test]
     fn linkedin_is_an_identifier() {
-        let lead =
-            row_to_lead(&people(), &row(&["person", "Bo", "", "", "", "", "", "", "https://linkedin.com/in/bo-test", "", ""]), "person")
-                .unwrap();
+        let lead = row_to_lead(
+            &people(),
+            &row(&["person", "Bo", "", "", "", "", "", "", "https://linkedin.com/in/bo-test", "", ""]),
+            "person",
+        )
+        .unwrap();
         assert_eq!(lead["socials"], json!([{"url":"https://linkedin.com/in/bo-test"}]));
     }
 
@@ -632,9 +670,15 @@ mod tests {
             (row(&["", "Bad", "Mail", "not-an-email", "", "", "", "", "", "", ""]), "not a valid email"),
             (row(&["", "Two", "Ats", "a@b@c.example.com", "", "", "", "", "", "", ""]), "not a valid email"),
             (row(&["", "Sp", "Ace", "a b@c.example.com", "", "", "", "", "", "", ""]), "not a valid email"),
-            (row(&["", "X", "Y", "", "", "", "", "", "https://example.com/in/x", "", ""]), "not a LinkedIn profile URL"),
+            (
+                row(&["", "X", "Y", "", "", "", "", "", "https://example.com/in/x", "", ""]),
+                "not a LinkedIn profile URL",
+            ),
             (row(&["robot", "", "", "r@x.example.com", "", "", "", "", "", "", ""]), "not person or company"),
-            (row(&["company", "", "", "", "", "Nodomain Inc", "", "", "", "", ""]), "company needs a domain or website"),
+            (
+                row(&["company", "", "", "", "", "Nodomain Inc", "", "", "", "", ""]),
+                "company needs a domain or website",
+            ),
             (row(&["company", "", "", "", "", "Bad", "acme", "", "", "", ""]), "not a domain or URL"),
             (row(&["", "P", "Q", "p@q.example.com", "", "", "not a domain", "", "", "", ""]), "not a domain or URL"),
         ];
@@ -646,9 +690,12 @@ mod tests {
 
     #[test]
     fn company_rows() {
-        let lead =
-            row_to_lead(&people(), &row(&["Company", "", "", "", "", "Nimbus Ltd", "nimbus.example.com", "", "", "", "GB"]), "person")
-                .unwrap();
+        let lead = row_to_lead(
+            &people(),
+            &row(&["Company", "", "", "", "", "Nimbus Ltd", "nimbus.example.com", "", "", "", "GB"]),
+            "person",
+        )
+        .unwrap();
         assert_eq!(
             lead,
             json!({"type":"company","company":{"name":"Nimbus Ltd","domain":"nimbus.example.com"},"location":{"country":"GB"}})
@@ -680,8 +727,11 @@ mod tests {
     fn parse_csv_collects_valid_rejects_and_skips_blank_rows() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("in.csv");
-        std::fs::write(&p, "\u{feff}Email,Name,Extra\nok@x.example.com,Ok,\nbad,Bad,\n,,\nno-id-here,\nz@x.example.com,Z,,surplus\n")
-            .unwrap();
+        std::fs::write(
+            &p,
+            "\u{feff}Email,Name,Extra\nok@x.example.com,Ok,\nbad,Bad,\n,,\nno-id-here,\nz@x.example.com,Z,,surplus\n",
+        )
+        .unwrap();
         let opts = ImportOptions {
             file: p.display().to_string(),
             list_id: None,

@@ -88,7 +88,13 @@ async fn main() {
     std::process::exit(code);
 }
 
-async fn run(command: Command, api_url: Option<String>, token: Option<String>, format: Format, timeout: f64) -> error::Result<()> {
+async fn run(
+    command: Command,
+    api_url: Option<String>,
+    token: Option<String>,
+    format: Format,
+    timeout: f64,
+) -> error::Result<()> {
     if !(timeout.is_finite() && timeout > 0.0 && timeout <= 3600.0) {
         return Err(CliError::usage(format!("--timeout must be between 0 and 3600 seconds, got {timeout}")));
     }
@@ -104,7 +110,8 @@ async fn run(command: Command, api_url: Option<String>, token: Option<String>, f
     let tok = given(token, "PUFFLE_TOKEN");
     let path = config::config_path();
     // The file is read only when a flag or variable leaves something open.
-    let profile = if api.value.is_none() || tok.value.is_none() { config::load(path.as_deref())? } else { Default::default() };
+    let profile =
+        if api.value.is_none() || tok.value.is_none() { config::load(path.as_deref())? } else { Default::default() };
     let cfg = config::resolve(api, tok, &profile, path);
     match command {
         Command::Config => return account::show_config(&cfg, format),
@@ -139,6 +146,8 @@ mod tests {
         assert!(Cli::try_parse_from(["puffle", "enrichment", "results", "--id", "r", "--limit", "101"]).is_err());
         assert!(Cli::try_parse_from(["puffle", "lead", "--limit", "0"]).is_err());
         assert!(Cli::try_parse_from(["puffle", "lead", "import", "x.csv", "--map", "a=salary"]).is_err());
-        assert!(Cli::try_parse_from(["puffle", "--format", "csv", "enrichment", "results", "--id", "r", "--all"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["puffle", "--format", "csv", "enrichment", "results", "--id", "r", "--all"]).is_ok()
+        );
     }
 }

@@ -41,8 +41,10 @@ pub fn require_single_object_format(format: Format, command: &str) -> Result<()>
 /// Writes to stdout; a closed pipe (`| head`) ends the program quietly.
 pub fn out(text: &str) {
     let mut o = std::io::stdout().lock();
-    let r =
-        o.write_all(text.as_bytes()).and_then(|_| if text.ends_with('\n') { Ok(()) } else { o.write_all(b"\n") }).and_then(|_| o.flush());
+    let r = o
+        .write_all(text.as_bytes())
+        .and_then(|_| if text.ends_with('\n') { Ok(()) } else { o.write_all(b"\n") })
+        .and_then(|_| o.flush());
     if let Err(e) = r {
         if e.kind() == std::io::ErrorKind::BrokenPipe {
             std::process::exit(0);
@@ -137,8 +139,21 @@ fn flatten(prefix: &str, v: &Value, out: &mut Vec<(String, String)>, depth: usiz
 
 // ---- Leads -------------------------------------------------------------
 
-const LEAD_COLUMNS: &[&str] =
-    &["id", "type", "name", "title", "company", "companyDomain", "email", "phone", "linkedin", "city", "country", "createdAt", "updatedAt"];
+const LEAD_COLUMNS: &[&str] = &[
+    "id",
+    "type",
+    "name",
+    "title",
+    "company",
+    "companyDomain",
+    "email",
+    "phone",
+    "linkedin",
+    "city",
+    "country",
+    "createdAt",
+    "updatedAt",
+];
 
 fn contact(lead: &Value, kind: &str) -> String {
     lead.get("contacts")
@@ -154,7 +169,12 @@ fn lead_field(lead: &Value, col: &str) -> String {
         "company" => cell(get(lead, "company.name")),
         "companyDomain" => cell(get(lead, "company.domain")),
         "email" | "phone" => contact(lead, col),
-        "linkedin" => lead.get("socials").and_then(Value::as_array).and_then(|s| s.first()).map(|s| cell(s.get("url"))).unwrap_or_default(),
+        "linkedin" => lead
+            .get("socials")
+            .and_then(Value::as_array)
+            .and_then(|s| s.first())
+            .map(|s| cell(s.get("url")))
+            .unwrap_or_default(),
         "city" => cell(get(lead, "location.city")),
         "country" => cell(get(lead, "location.country")),
         other => cell(lead.get(other)),
@@ -162,8 +182,11 @@ fn lead_field(lead: &Value, col: &str) -> String {
 }
 
 fn attribute_keys(leads: &[Value]) -> Vec<String> {
-    let keys: BTreeSet<String> =
-        leads.iter().filter_map(|l| l.get("attributes").and_then(Value::as_object)).flat_map(|m| m.keys().cloned()).collect();
+    let keys: BTreeSet<String> = leads
+        .iter()
+        .filter_map(|l| l.get("attributes").and_then(Value::as_object))
+        .flat_map(|m| m.keys().cloned())
+        .collect();
     keys.into_iter().collect()
 }
 
@@ -217,8 +240,10 @@ fn item_note(item: &Value) -> String {
 
 pub fn items_table(items: &[Value]) -> String {
     let headers: Vec<String> = ["leadId", "status", "result", "note"].iter().map(|s| s.to_string()).collect();
-    let rows: Vec<Vec<String>> =
-        items.iter().map(|i| vec![cell(i.get("leadId")), cell(i.get("status")), compact_result(i.get("result")), item_note(i)]).collect();
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|i| vec![cell(i.get("leadId")), cell(i.get("status")), compact_result(i.get("result")), item_note(i)])
+        .collect();
     render_table(&headers, &rows, 48)
 }
 
@@ -259,7 +284,8 @@ pub fn items_csv(items: &[Value]) -> Result<String> {
 // ---- Catalog -----------------------------------------------------------
 
 pub fn catalog_table(enrichments: &[Value]) -> String {
-    let headers: Vec<String> = ["slug", "subject", "credits/lead", "attribute", "name"].iter().map(|s| s.to_string()).collect();
+    let headers: Vec<String> =
+        ["slug", "subject", "credits/lead", "attribute", "name"].iter().map(|s| s.to_string()).collect();
     let rows: Vec<Vec<String>> = enrichments
         .iter()
         .map(|e| {
@@ -276,10 +302,11 @@ pub fn catalog_table(enrichments: &[Value]) -> String {
 }
 
 pub fn catalog_csv(enrichments: &[Value]) -> Result<String> {
-    let headers: Vec<String> = ["id", "slug", "subject", "version", "creditsPerLead", "attributeKey", "name", "description"]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+    let headers: Vec<String> =
+        ["id", "slug", "subject", "version", "creditsPerLead", "attributeKey", "name", "description"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
     let rows = enrichments.iter().map(|e| {
         vec![
             cell(e.get("id")),
@@ -350,7 +377,17 @@ mod tests {
         let h: Vec<String> = r.headers().unwrap().iter().map(str::to_string).collect();
         assert_eq!(
             h,
-            vec!["itemId", "leadId", "status", "result.domain", "result.freeMail", "skippedReason", "error", "attempts", "completedAt"]
+            vec![
+                "itemId",
+                "leadId",
+                "status",
+                "result.domain",
+                "result.freeMail",
+                "skippedReason",
+                "error",
+                "attempts",
+                "completedAt"
+            ]
         );
         let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
         assert_eq!(&rows[0][3], "a.com");

@@ -76,9 +76,9 @@ pub fn parse_scope(raw: &str) -> Result<Value> {
             Ok(json!({"type": "explicit_leads", "leadIds": ids}))
         }
         "filtered" => {
-            let (list, filter) = rest
-                .split_once(':')
-                .ok_or_else(|| CliError::usage("--scope filtered:<listId>:<filter> needs a filter after the list id"))?;
+            let (list, filter) = rest.split_once(':').ok_or_else(|| {
+                CliError::usage("--scope filtered:<listId>:<filter> needs a filter after the list id")
+            })?;
             let list = one_id(list, "filtered:<listId>:<filter>")?;
             Ok(json!({"type": "filtered_list", "listId": list, "filter": parse_filter(filter)?}))
         }
@@ -96,7 +96,11 @@ fn one_id(s: &str, form: &str) -> Result<String> {
 
 /// Comma- or whitespace-separated ids, empties dropped.
 pub fn split_ids(s: &str) -> Vec<String> {
-    s.split(|c: char| c == ',' || c.is_whitespace()).map(str::trim).filter(|x| !x.is_empty()).map(str::to_string).collect()
+    s.split(|c: char| c == ',' || c.is_whitespace())
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// A filter: JSON (`{"all":[...]}`) or the condition shorthand.
@@ -122,8 +126,12 @@ pub fn parse_filter(raw: &str) -> Result<Value> {
 }
 
 fn condition(part: &str) -> Result<Value> {
-    let bad =
-        || CliError::usage(format!("filter condition `{}`: use field=value, field!=value, field~value, field? or !field", short(part)));
+    let bad = || {
+        CliError::usage(format!(
+            "filter condition `{}`: use field=value, field!=value, field~value, field? or !field",
+            short(part)
+        ))
+    };
     let mut m = Map::new();
     let (field, op, value) = if let Some((f, v)) = part.split_once("!=") {
         (f, "neq", Some(v))

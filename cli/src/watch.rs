@@ -113,7 +113,9 @@ async fn poll(client: &Client, run_id: &str, opts: &WatchOptions, bar: Option<&P
                 failures = 0;
                 b
             }
-            Err(e @ (CliError::Network { .. } | CliError::Api { status: 500.., .. })) if failures < MAX_POLL_FAILURES => {
+            Err(e @ (CliError::Network { .. } | CliError::Api { status: 500.., .. }))
+                if failures < MAX_POLL_FAILURES =>
+            {
                 failures += 1;
                 eprintln!("note: polling failed ({}); trying again", e.report().lines().last().unwrap_or(""));
                 tokio::time::sleep(delay).await;
@@ -125,14 +127,18 @@ async fn poll(client: &Client, run_id: &str, opts: &WatchOptions, bar: Option<&P
         let status = run.get("status").and_then(Value::as_str).unwrap_or("unknown").to_string();
         let p = Progress::from_run(&run);
         let base = *first_done.get_or_insert(p.done());
-        let (rate, eta) = rate_and_eta(p.done().saturating_sub(base), started.elapsed(), p.resolved.saturating_sub(p.done()));
+        let (rate, eta) =
+            rate_and_eta(p.done().saturating_sub(base), started.elapsed(), p.resolved.saturating_sub(p.done()));
         let changed = last.as_ref() != Some(&(status.clone(), p));
         match bar {
             Some(b) => {
                 b.set_length(p.resolved);
                 b.set_position(p.done());
                 let rate = rate.map(|r| format!(" · {r:.1}/s")).unwrap_or_default();
-                b.set_message(format!("{status} · completed {} · skipped {} · failed {}{rate}", p.completed, p.skipped, p.failed));
+                b.set_message(format!(
+                    "{status} · completed {} · skipped {} · failed {}{rate}",
+                    p.completed, p.skipped, p.failed
+                ));
             }
             None => {
                 if changed || last_line.elapsed() >= HEARTBEAT {

@@ -21,12 +21,7 @@ pub struct Check {
 
 impl Check {
     fn new(name: &'static str, details: Vec<String>, summary: String) -> Check {
-        Check {
-            name,
-            ok: details.is_empty(),
-            summary,
-            details,
-        }
+        Check { name, ok: details.is_empty(), summary, details }
     }
 }
 
@@ -95,18 +90,8 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
     let mut checks = vec![];
 
     // 1. The balance is what the ledger says, to the credit.
-    let sum = |k: LedgerKind| {
-        ledger
-            .iter()
-            .filter(|e| e.kind == k)
-            .map(|e| e.amount)
-            .sum::<u64>()
-    };
-    let (grants, charges, refunds) = (
-        sum(LedgerKind::Grant),
-        sum(LedgerKind::Charge),
-        sum(LedgerKind::Refund),
-    );
+    let sum = |k: LedgerKind| ledger.iter().filter(|e| e.kind == k).map(|e| e.amount).sum::<u64>();
+    let (grants, charges, refunds) = (sum(LedgerKind::Grant), sum(LedgerKind::Charge), sum(LedgerKind::Refund));
     let replayed = replay(&ledger);
     let mut d = vec![];
     if replayed != balance as i128 {
@@ -116,15 +101,15 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
         ));
     }
     if grants != inp.granted {
-        d.push(format!(
-            "the ledger holds {grants} credits of grants; the load granted {}",
-            inp.granted
-        ));
+        d.push(format!("the ledger holds {grants} credits of grants; the load granted {}", inp.granted));
     }
     checks.push(Check::new(
         "balance = grants − charges + refunds (ledger replay)",
         d,
-        format!("{grants} − {charges} + {refunds} = {replayed}; stored balance {balance}; {} ledger lines", ledger.len()),
+        format!(
+            "{grants} − {charges} + {refunds} = {replayed}; stored balance {balance}; {} ledger lines",
+            ledger.len()
+        ),
     ));
 
     // 2. Each run's ledger lines match its cost.
@@ -149,21 +134,14 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
                     slot.2 += e.amount;
                 }
             }
-            (kind, None) => d.push(format!(
-                "ledger {kind:?} {} of {} credits names no run",
-                e.id, e.amount
-            )),
+            (kind, None) => d.push(format!("ledger {kind:?} {} of {} credits names no run", e.id, e.amount)),
         }
     }
     for r in &runs {
         let (n, charged, refunded) = per_run.get(r.run.id.as_str()).copied().unwrap_or_default();
         let cost = &r.run.cost;
         let want_lines = usize::from(cost.preview > 0);
-        if n != want_lines
-            || charged != cost.preview
-            || charged < refunded
-            || charged - refunded != cost.actual
-        {
+        if n != want_lines || charged != cost.preview || charged < refunded || charged - refunded != cost.actual {
             d.push(format!(
                 "run {} ({}): {n} charge line(s) of {charged}, refunds {refunded}; cost.preview {} cost.actual {}",
                 r.run.id,
@@ -185,47 +163,33 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
     ));
 
     // 3. Counts add up, in the store and in every answer the clients read.
-    let mut d: Vec<String> = runs
-        .iter()
-        .filter(|r| r.run.scope.counts.total() != r.run.scope.resolved_count)
-        .map(show)
-        .collect();
+    let mut d: Vec<String> =
+        runs.iter().filter(|r| r.run.scope.counts.total() != r.run.scope.resolved_count).map(show).collect();
     d.extend(inp.violations.iter().cloned());
     checks.push(Check::new(
         "every run's counts add up to resolvedCount (stored + answers)",
         d,
-        format!(
-            "{} runs checked in the store; status/items/cancel answers checked during the load",
-            runs.len()
-        ),
+        format!("{} runs checked in the store; status/items/cancel answers checked during the load", runs.len()),
     ));
 
     // 4. Nothing left moving once the queue is empty.
     let mut d = vec![];
     if let Err(e) = inp.drained {
-        d.push(format!(
-            "the queue was not seen empty: {e} (checked anyway below)"
-        ));
+        d.push(format!("the queue was not seen empty: {e} (checked anyway below)"));
     }
     for r in &runs {
         let c = r.run.scope.counts;
         if !r.run.status.is_terminal() {
             d.push(format!("still {}: {}", r.run.status.as_str(), show(r)));
         } else if c.pending != 0 || c.running != 0 {
-            d.push(format!(
-                "terminal with items still pending/running: {}",
-                show(r)
-            ));
+            d.push(format!("terminal with items still pending/running: {}", show(r)));
         }
     }
     checks.push(Check::new(
         "no run pending/running after the queue drained (terminal runs have pending = running = 0)",
         d,
         match inp.drained {
-            Ok(t) => format!(
-                "queue and DLQ empty {:.1} s after the clients stopped",
-                t.as_secs_f64()
-            ),
+            Ok(t) => format!("queue and DLQ empty {:.1} s after the clients stopped", t.as_secs_f64()),
             Err(e) => e.clone(),
         },
     ));
@@ -237,18 +201,17 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
             by_key.entry(k.as_str()).or_default().push(r);
         }
     }
-    let stored_keys: HashMap<String, Option<String>> =
-        futures::stream::iter(by_key.keys().map(|k| k.to_string()))
-            .map(|k| async move {
-                let rec = app.store().get_idempotency(ws, &k).await;
-                (k, rec)
-            })
-            .buffer_unordered(16)
-            .map(|(k, rec)| rec.map(|r| (k, r.map(|r| r.run_id))))
-            .collect::<Vec<_>>()
-            .await
-            .into_iter()
-            .collect::<Result<_, _>>()?;
+    let stored_keys: HashMap<String, Option<String>> = futures::stream::iter(by_key.keys().map(|k| k.to_string()))
+        .map(|k| async move {
+            let rec = app.store().get_idempotency(ws, &k).await;
+            (k, rec)
+        })
+        .buffer_unordered(16)
+        .map(|(k, rec)| rec.map(|r| (k, r.map(|r| r.run_id))))
+        .collect::<Vec<_>>()
+        .await
+        .into_iter()
+        .collect::<Result<_, _>>()?;
     let mut d = vec![];
     let mut keys_with_run = 0;
     for (key, recs) in &by_key {
@@ -257,43 +220,26 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
         let bodies: BTreeSet<&str> = ok.iter().map(|r| r.body_sig.as_str()).collect();
         let news = ok.iter().filter(|r| r.status == 202).count();
         if run_ids.len() > 1 {
-            d.push(format!(
-                "key {key}: {} different runs {run_ids:?}",
-                run_ids.len()
-            ));
+            d.push(format!("key {key}: {} different runs {run_ids:?}", run_ids.len()));
         }
         if bodies.len() > 1 {
-            d.push(format!(
-                "key {key}: accepted for {} different bodies",
-                bodies.len()
-            ));
+            d.push(format!("key {key}: accepted for {} different bodies", bodies.len()));
         }
         if news > 1 {
             d.push(format!("key {key}: {news} answers were 202 (new run)"));
         }
-        for r in ok
-            .iter()
-            .filter(|r| r.status == 200 && r.reused != Some(true))
-        {
-            d.push(format!(
-                "key {key}: 200 without reusedExistingRun=true at {:.3}s",
-                r.started.as_secs_f64()
-            ));
+        for r in ok.iter().filter(|r| r.status == 200 && r.reused != Some(true)) {
+            d.push(format!("key {key}: 200 without reusedExistingRun=true at {:.3}s", r.started.as_secs_f64()));
         }
         let stored = stored_keys.get(*key).cloned().flatten();
         match ok.iter().min_by_key(|r| r.ended) {
             Some(winner) => {
                 keys_with_run += 1;
                 let win_run = winner.run_id.as_deref().unwrap_or("");
-                for r in recs
-                    .iter()
-                    .filter(|r| r.started > winner.ended && !unknown_outcome(r))
-                {
+                for r in recs.iter().filter(|r| r.started > winner.ended && !unknown_outcome(r)) {
                     let same = r.body_sig == winner.body_sig;
                     let fine = if same {
-                        r.status == 200
-                            && r.run_id.as_deref() == Some(win_run)
-                            && r.reused == Some(true)
+                        r.status == 200 && r.run_id.as_deref() == Some(win_run) && r.reused == Some(true)
                     } else {
                         r.status == 422
                     };
@@ -311,13 +257,17 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
                     }
                 }
                 if stored.as_deref() != Some(win_run) {
-                    d.push(format!("key {key}: the stored key record points to {stored:?}, the clients got run {win_run}"));
+                    d.push(format!(
+                        "key {key}: the stored key record points to {stored:?}, the clients got run {win_run}"
+                    ));
                 }
             }
             None => {
                 if let Some(run) = stored {
                     if !recs.iter().any(|r| unknown_outcome(r)) {
-                        d.push(format!("key {key}: a key record points to run {run}, but no request with this key was accepted"));
+                        d.push(format!(
+                            "key {key}: a key record points to run {run}, but no request with this key was accepted"
+                        ));
                     }
                 }
             }
@@ -340,10 +290,7 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
     for r in inp.creates.iter().filter(|r| r.status == 202) {
         match r.run_id.as_deref() {
             Some(id) => *seen.entry(id).or_default() += 1,
-            None => d.push(format!(
-                "a 202 without runId at {:.3}s",
-                r.started.as_secs_f64()
-            )),
+            None => d.push(format!("a 202 without runId at {:.3}s", r.started.as_secs_f64())),
         }
     }
     for (id, n) in &seen {
@@ -357,22 +304,12 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
     for r in inp.creates.iter().filter(|r| r.status == 200) {
         if let Some(id) = r.run_id.as_deref() {
             if !by_id.contains_key(id) {
-                d.push(format!(
-                    "run {id} (answered 200 reused) is not in the store"
-                ));
+                d.push(format!("run {id} (answered 200 reused) is not in the store"));
             }
         }
     }
-    let known: HashSet<&str> = inp
-        .creates
-        .iter()
-        .filter(|r| answered(r))
-        .filter_map(|r| r.run_id.as_deref())
-        .collect();
-    let orphans: Vec<&RunRecord> = runs
-        .iter()
-        .filter(|r| !known.contains(r.run.id.as_str()))
-        .collect();
+    let known: HashSet<&str> = inp.creates.iter().filter(|r| answered(r)).filter_map(|r| r.run_id.as_deref()).collect();
+    let orphans: Vec<&RunRecord> = runs.iter().filter(|r| !known.contains(r.run.id.as_str())).collect();
     let unknown = inp.creates.iter().filter(|r| unknown_outcome(r)).count();
     if orphans.len() > unknown {
         for r in &orphans {
@@ -403,9 +340,7 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
         }
         if r.status == 202 {
             if let Some(run) = r.run_id.as_deref().and_then(|id| by_id.get(id)) {
-                if run.run.scope.resolved_count != want
-                    || run.run.cost.actual != run.run.cost.preview
-                {
+                if run.run.scope.resolved_count != want || run.run.cost.actual != run.run.cost.preview {
                     d.push(format!(
                         "run {}: stored resolvedCount {} cost {:?}, the scope holds {want}",
                         run.run.id, run.run.scope.resolved_count, run.run.cost

@@ -13,12 +13,7 @@ use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 use serde_json::{json, Value};
 
-pub const ENRICHMENTS: &[&str] = &[
-    "email_domain",
-    "job_seniority",
-    "phone_normalize",
-    "name_parse",
-];
+pub const ENRICHMENTS: &[&str] = &["email_domain", "job_seniority", "phone_normalize", "name_parse"];
 const ITEM_STATUSES: &[&str] = &["pending", "completed", "skipped", "failed"];
 /// How long a hot key stays the same: clients inside one window send the
 /// same key and body at the same time (concurrent repeats).
@@ -35,12 +30,7 @@ pub enum Endpoint {
 }
 
 impl Endpoint {
-    pub const ALL: [Endpoint; 4] = [
-        Endpoint::Create,
-        Endpoint::Status,
-        Endpoint::Items,
-        Endpoint::Cancel,
-    ];
+    pub const ALL: [Endpoint; 4] = [Endpoint::Create, Endpoint::Status, Endpoint::Items, Endpoint::Cancel];
     pub fn name(self) -> &'static str {
         match self {
             Endpoint::Create => "create",
@@ -67,13 +57,7 @@ pub enum Kind {
 }
 
 impl Kind {
-    pub const ALL: [Kind; 5] = [
-        Kind::NoKey,
-        Kind::Fresh,
-        Kind::Repeat,
-        Kind::Hot,
-        Kind::Conflict,
-    ];
+    pub const ALL: [Kind; 5] = [Kind::NoKey, Kind::Fresh, Kind::Repeat, Kind::Hot, Kind::Conflict];
     pub fn name(self) -> &'static str {
         match self {
             Kind::NoKey => "no key",
@@ -167,13 +151,7 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(
-        base: String,
-        token: String,
-        http: reqwest::Client,
-        seed: u64,
-        seconds: u64,
-    ) -> Shared {
+    pub fn new(base: String, token: String, http: reqwest::Client, seed: u64, seconds: u64) -> Shared {
         let start = Instant::now();
         Shared {
             start,
@@ -200,10 +178,7 @@ impl Shared {
         body: Option<&Value>,
         idem_header: Option<&str>,
     ) -> (u16, Value, Duration) {
-        let mut req = self
-            .http
-            .request(method, format!("{}{}", self.base, path))
-            .bearer_auth(&self.token);
+        let mut req = self.http.request(method, format!("{}{}", self.base, path)).bearer_auth(&self.token);
         if let Some(b) = body {
             req = req.json(b);
         }
@@ -215,10 +190,7 @@ impl Shared {
             Ok(r) => {
                 let status = r.status().as_u16();
                 let text = r.text().await.unwrap_or_default();
-                (
-                    status,
-                    serde_json::from_str(&text).unwrap_or(Value::String(text)),
-                )
+                (status, serde_json::from_str(&text).unwrap_or(Value::String(text)))
             }
             Err(e) => (0, json!({"transport": e.to_string()})),
         };
@@ -249,14 +221,7 @@ fn code_of(status: u16, body: &Value) -> String {
 pub fn gen_body(rng: &mut StdRng, w: &World) -> (Value, Option<u64>) {
     let enrichment = *ENRICHMENTS.choose(rng).unwrap();
     let input = if enrichment == "phone_normalize" {
-        [
-            json!({}),
-            json!({"defaultCountry": "US"}),
-            json!({"defaultCountry": "GB"}),
-        ]
-        .choose(rng)
-        .unwrap()
-        .clone()
+        [json!({}), json!({"defaultCountry": "US"}), json!({"defaultCountry": "GB"})].choose(rng).unwrap().clone()
     } else {
         json!({})
     };
@@ -267,10 +232,7 @@ pub fn gen_body(rng: &mut StdRng, w: &World) -> (Value, Option<u64>) {
     } else if r < 75 {
         let n = rng.gen_range(1..=40);
         let ids: Vec<&String> = w.pool.choose_multiple(rng, n).collect();
-        (
-            json!({"type": "explicit_leads", "leadIds": ids}),
-            Some(n as u64),
-        )
+        (json!({"type": "explicit_leads", "leadIds": ids}), Some(n as u64))
     } else if r < 85 || (r < 90 && list.engineers == 0) {
         (
             json!({"type": "filtered_list", "listId": list.id, "filter": {"all": [{"field": "type", "op": "eq", "value": "person"}]}}),
@@ -297,18 +259,11 @@ pub fn gen_body(rng: &mut StdRng, w: &World) -> (Value, Option<u64>) {
 }
 
 fn is_attr_filter(body: &Value) -> bool {
-    body["scope"]["filter"]["all"][0]["field"]
-        .as_str()
-        .is_some_and(|f| f.starts_with("attributes."))
+    body["scope"]["filter"]["all"][0]["field"].as_str().is_some_and(|f| f.starts_with("attributes."))
 }
 
 /// A different body for the same key: the other write policy, or another List.
-fn mutate(
-    rng: &mut StdRng,
-    w: &World,
-    body: &Value,
-    expected: Option<u64>,
-) -> (Value, Option<u64>) {
+fn mutate(rng: &mut StdRng, w: &World, body: &Value, expected: Option<u64>) -> (Value, Option<u64>) {
     let mut b = body.clone();
     if rng.gen_bool(0.5) {
         if b["writePolicy"] == json!("skip_existing") {
@@ -319,11 +274,7 @@ fn mutate(
         (b, expected)
     } else {
         let current = body["scope"]["listId"].as_str().unwrap_or("");
-        let other = w
-            .lists
-            .iter()
-            .filter(|l| l.id != current)
-            .collect::<Vec<_>>();
+        let other = w.lists.iter().filter(|l| l.id != current).collect::<Vec<_>>();
         let l = other.choose(rng).unwrap();
         b["scope"] = json!({"type": "list", "listId": l.id});
         (b, Some(l.size))
@@ -331,8 +282,7 @@ fn mutate(
 }
 
 pub async fn client(id: usize, sh: Arc<Shared>, w: Arc<World>) -> ClientLog {
-    let mut rng =
-        StdRng::seed_from_u64(sh.seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
+    let mut rng = StdRng::seed_from_u64(sh.seed ^ (id as u64 + 1).wrapping_mul(0x9E37_79B9_7F4A_7C15));
     let mut log = ClientLog::default();
     let mut n = 0u64;
     while Instant::now() < sh.deadline {
@@ -366,8 +316,7 @@ async fn create(sh: &Shared, w: &World, rng: &mut StdRng, log: &mut ClientLog, i
     };
     let known = {
         let keys = sh.keys.lock().unwrap();
-        keys.choose(rng)
-            .map(|e| (e.key.clone(), e.body.clone(), e.in_header, e.expected))
+        keys.choose(rng).map(|e| (e.key.clone(), e.body.clone(), e.in_header, e.expected))
     };
     if known.is_none() && matches!(kind, Kind::Repeat | Kind::Conflict) {
         kind = Kind::Fresh;
@@ -386,12 +335,7 @@ async fn create(sh: &Shared, w: &World, rng: &mut StdRng, log: &mut ClientLog, i
             let in_header = rng.gen_bool(0.25);
             demand = e.unwrap_or(200);
             // Registered before it is sent, so others may repeat it concurrently.
-            sh.keys.lock().unwrap().push(KeyEntry {
-                key: key.clone(),
-                body: b.clone(),
-                in_header,
-                expected: e,
-            });
+            sh.keys.lock().unwrap().push(KeyEntry { key: key.clone(), body: b.clone(), in_header, expected: e });
             (Some(key), b, in_header, e)
         }
         Kind::Repeat => {
@@ -425,14 +369,7 @@ async fn create(sh: &Shared, w: &World, rng: &mut StdRng, log: &mut ClientLog, i
     let started = sh.start.elapsed();
     let header = if in_header { key.as_deref() } else { None };
     sh.demand.fetch_add(demand, Ordering::Relaxed);
-    let (st, resp, took) = sh
-        .call(
-            reqwest::Method::POST,
-            "/api/enrichment",
-            Some(&sent),
-            header,
-        )
-        .await;
+    let (st, resp, took) = sh.call(reqwest::Method::POST, "/api/enrichment", Some(&sent), header).await;
     sh.demand_done.fetch_add(demand, Ordering::Relaxed);
     let ended = sh.start.elapsed();
     let mut code = code_of(st, &resp);
@@ -451,90 +388,52 @@ async fn create(sh: &Shared, w: &World, rng: &mut StdRng, log: &mut ClientLog, i
         required: resp["required"].as_u64(),
     };
     if st == 202 {
-        sh.runs
-            .lock()
-            .unwrap()
-            .push(rec.run_id.clone().unwrap_or_default());
+        sh.runs.lock().unwrap().push(rec.run_id.clone().unwrap_or_default());
         sh.runs_created.fetch_add(1, Ordering::Relaxed);
     }
     if st == 200 && rec.reused == Some(true) {
         code = "reused".into();
     }
     if st == 402 {
-        sh.first_402_ms
-            .fetch_min(started.as_millis() as u64, Ordering::Relaxed);
+        sh.first_402_ms.fetch_min(started.as_millis() as u64, Ordering::Relaxed);
     }
     let unexpected = match (st, code.as_str()) {
         (0, _) => false, // no answer in time: reported, not a contract breach
-        (202, _)
-        | (200, "reused")
-        | (402, "INSUFFICIENT_CREDITS")
-        | (503, "SERVICE_UNAVAILABLE") => false,
+        (202, _) | (200, "reused") | (402, "INSUFFICIENT_CREDITS") | (503, "SERVICE_UNAVAILABLE") => false,
         (422, "IDEMPOTENCY_KEY_REUSED") => key.is_none(),
         (400, "EMPTY_LEAD_SCOPE") => !is_attr_filter(&body),
         _ => true,
     };
     if unexpected {
-        log.unexpected.push(format!(
-            "create {:?} key={:?} → {st} {}",
-            kind,
-            key,
-            short(&resp)
-        ));
+        log.unexpected.push(format!("create {:?} key={:?} → {st} {}", kind, key, short(&resp)));
     }
-    log.samples.push(Sample {
-        endpoint: Endpoint::Create,
-        took,
-        status: st,
-        code,
-        unexpected,
-    });
+    log.samples.push(Sample { endpoint: Endpoint::Create, took, status: st, code, unexpected });
     log.creates.push(rec);
 }
 
 async fn status(sh: &Shared, log: &mut ClientLog, run: &str) {
-    let (st, resp, took) = sh
-        .call(
-            reqwest::Method::GET,
-            &format!("/api/enrichment/{run}"),
-            None,
-            None,
-        )
-        .await;
+    let (st, resp, took) = sh.call(reqwest::Method::GET, &format!("/api/enrichment/{run}"), None, None).await;
     if st == 200 {
         let r = &resp["run"];
         let c = &r["scope"]["counts"];
-        let sum: u64 = ["pending", "running", "completed", "skipped", "failed"]
-            .iter()
-            .map(|k| c[k].as_u64().unwrap_or(0))
-            .sum();
+        let sum: u64 =
+            ["pending", "running", "completed", "skipped", "failed"].iter().map(|k| c[k].as_u64().unwrap_or(0)).sum();
         let resolved = r["scope"]["resolvedCount"].as_u64().unwrap_or(u64::MAX);
         if sum != resolved || r["id"].as_str() != Some(run) {
-            log.violations.push(format!(
-                "status of {run}: counts {c} add up to {sum}, resolvedCount {resolved}"
-            ));
+            log.violations.push(format!("status of {run}: counts {c} add up to {sum}, resolvedCount {resolved}"));
         }
     }
     let code = code_of(st, &resp);
     let unexpected = !matches!(st, 0 | 200 | 503);
     if unexpected {
-        log.unexpected
-            .push(format!("status {run} → {st} {}", short(&resp)));
+        log.unexpected.push(format!("status {run} → {st} {}", short(&resp)));
     }
-    log.samples.push(Sample {
-        endpoint: Endpoint::Status,
-        took,
-        status: st,
-        code,
-        unexpected,
-    });
+    log.samples.push(Sample { endpoint: Endpoint::Status, took, status: st, code, unexpected });
 }
 
 async fn items(sh: &Shared, rng: &mut StdRng, log: &mut ClientLog, run: &str) {
     let limit = *[10u64, 50, 100].choose(rng).unwrap();
-    let filter = rng
-        .gen_bool(0.3)
-        .then(|| *ITEM_STATUSES.choose(rng).unwrap());
+    let filter = rng.gen_bool(0.3).then(|| *ITEM_STATUSES.choose(rng).unwrap());
     let mut path = format!("/api/enrichment/{run}/items?limit={limit}");
     if let Some(s) = filter {
         path.push_str(&format!("&status={s}"));
@@ -550,30 +449,18 @@ async fn items(sh: &Shared, rng: &mut StdRng, log: &mut ClientLog, run: &str) {
         let code = code_of(st, &resp);
         let unexpected = !matches!(st, 0 | 200 | 503);
         if unexpected {
-            log.unexpected
-                .push(format!("items {p} → {st} {}", short(&resp)));
+            log.unexpected.push(format!("items {p} → {st} {}", short(&resp)));
         }
-        log.samples.push(Sample {
-            endpoint: Endpoint::Items,
-            took,
-            status: st,
-            code,
-            unexpected,
-        });
+        log.samples.push(Sample { endpoint: Endpoint::Items, took, status: st, code, unexpected });
         if st != 200 {
             return;
         }
         let items = resp["items"].as_array().cloned().unwrap_or_default();
         if items.len() as u64 > limit {
-            log.violations.push(format!(
-                "items of {run} page {page}: {} items for limit {limit}",
-                items.len()
-            ));
+            log.violations.push(format!("items of {run} page {page}: {} items for limit {limit}", items.len()));
         }
         for it in &items {
-            if it["runId"].as_str() != Some(run)
-                || filter.is_some_and(|f| it["status"].as_str() != Some(f))
-            {
+            if it["runId"].as_str() != Some(run) || filter.is_some_and(|f| it["status"].as_str() != Some(f)) {
                 log.violations.push(format!(
                     "items of {run} (status={filter:?}): item {} has runId {} status {}",
                     it["id"], it["runId"], it["status"]
@@ -589,20 +476,10 @@ async fn items(sh: &Shared, rng: &mut StdRng, log: &mut ClientLog, run: &str) {
 }
 
 async fn cancel(sh: &Shared, log: &mut ClientLog, run: &str) {
-    let (st, resp, took) = sh
-        .call(
-            reqwest::Method::POST,
-            &format!("/api/enrichment/{run}/cancel"),
-            None,
-            None,
-        )
-        .await;
+    let (st, resp, took) = sh.call(reqwest::Method::POST, &format!("/api/enrichment/{run}/cancel"), None, None).await;
     let code = code_of(st, &resp);
     if st == 200 && resp["run"]["status"].as_str() != Some("cancelled") {
-        log.violations.push(format!(
-            "cancel of {run} answered 200 with {}",
-            short(&resp)
-        ));
+        log.violations.push(format!("cancel of {run} answered 200 with {}", short(&resp)));
     }
     let unexpected = !matches!(
         (st, code.as_str()),
@@ -613,16 +490,9 @@ async fn cancel(sh: &Shared, log: &mut ClientLog, run: &str) {
             | (409, "RUN_NOT_CANCELLABLE/run_status_changed")
     );
     if unexpected {
-        log.unexpected
-            .push(format!("cancel {run} → {st} {}", short(&resp)));
+        log.unexpected.push(format!("cancel {run} → {st} {}", short(&resp)));
     }
-    log.samples.push(Sample {
-        endpoint: Endpoint::Cancel,
-        took,
-        status: st,
-        code,
-        unexpected,
-    });
+    log.samples.push(Sample { endpoint: Endpoint::Cancel, took, status: st, code, unexpected });
 }
 
 pub fn short(v: &Value) -> String {

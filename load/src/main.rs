@@ -25,10 +25,7 @@ use puffle_tests::Ctx;
 use serde_json::{json, Value};
 
 #[derive(Parser, Debug)]
-#[command(
-    name = "puffle-load",
-    about = "Concurrent clients on one workspace of a private local stack, then an audit"
-)]
+#[command(name = "puffle-load", about = "Concurrent clients on one workspace of a private local stack, then an audit")]
 struct Args {
     /// Concurrent clients.
     #[arg(long, env = "LOAD_CLIENTS", default_value_t = 50)]
@@ -53,13 +50,11 @@ struct Args {
 }
 
 const LIST_SIZES: &[usize] = &[50, 80, 120, 200, 300, 500];
-const FIRST: &[&str] = &[
-    "Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Radia", "Edsger",
-    "Frances", "John",
-];
+const FIRST: &[&str] =
+    &["Ada", "Grace", "Alan", "Linus", "Barbara", "Ken", "Margaret", "Dennis", "Radia", "Edsger", "Frances", "John"];
 const LAST: &[&str] = &[
-    "Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie",
-    "Perlman", "Dijkstra", "Allen", "McCarthy",
+    "Lovelace", "Hopper", "Turing", "Torvalds", "Liskov", "Thompson", "Hamilton", "Ritchie", "Perlman", "Dijkstra",
+    "Allen", "McCarthy",
 ];
 const TITLES: &[&str] = &[
     "CEO",
@@ -75,14 +70,7 @@ const TITLES: &[&str] = &[
     "Head of People",
     "Founder",
 ];
-const DOMAINS: &[&str] = &[
-    "acme.com",
-    "globex.io",
-    "initech.com",
-    "gmail.com",
-    "outlook.com",
-    "umbrella.co",
-];
+const DOMAINS: &[&str] = &["acme.com", "globex.io", "initech.com", "gmail.com", "outlook.com", "umbrella.co"];
 
 #[tokio::main]
 async fn main() -> ExitCode {
@@ -109,12 +97,7 @@ fn lead(i: usize, tag: &str) -> (Value, &'static str) {
         _ => format!("{f} {l}"),
     };
     let title = TITLES[(i * 7) % TITLES.len()];
-    let email = format!(
-        "{}.{}.{i}.{tag}@{}",
-        f.to_lowercase(),
-        l.to_lowercase(),
-        DOMAINS[i % DOMAINS.len()]
-    );
+    let email = format!("{}.{}.{i}.{tag}@{}", f.to_lowercase(), l.to_lowercase(), DOMAINS[i % DOMAINS.len()]);
     let phone = match i % 10 {
         0..=4 => Some(format!("(415) 555-{:04}", i % 10_000)),
         5 => Some(format!("+44 20 7946 {:04}", i % 10_000)),
@@ -126,10 +109,7 @@ fn lead(i: usize, tag: &str) -> (Value, &'static str) {
     if let Some(p) = phone {
         contacts.push(json!({"type": "phone", "value": p}));
     }
-    (
-        json!({"type": "person", "name": {"full": name}, "title": title, "contacts": contacts}),
-        title,
-    )
+    (json!({"type": "person", "name": {"full": name}, "title": title, "contacts": contacts}), title)
 }
 
 async fn seed_data(ctx: &Ctx, n: usize) -> anyhow::Result<World> {
@@ -151,15 +131,9 @@ async fn seed_data(ctx: &Ctx, n: usize) -> anyhow::Result<World> {
         if count != size as u64 {
             bail!("list {id}: leadCount {count} after adding {size} leads ({got:?})");
         }
-        let engineers = titles[from..from + size]
-            .iter()
-            .filter(|t| t.to_lowercase().contains("engineer"))
-            .count() as u64;
-        lists.push(ListInfo {
-            id,
-            size: size as u64,
-            engineers,
-        });
+        let engineers =
+            titles[from..from + size].iter().filter(|t| t.to_lowercase().contains("engineer")).count() as u64;
+        lists.push(ListInfo { id, size: size as u64, engineers });
     }
     Ok(World { pool, lists })
 }
@@ -276,11 +250,7 @@ fn log_errors(text: &str) -> (usize, usize, BTreeMap<String, usize>) {
         };
         let v: Value = serde_json::from_str(line).unwrap_or(Value::Null);
         let f = &v["fields"];
-        let mut m = f["error"]
-            .as_str()
-            .or(f["message"].as_str())
-            .unwrap_or(line)
-            .to_string();
+        let mut m = f["error"].as_str().or(f["message"].as_str()).unwrap_or(line).to_string();
         if m.chars().count() > 160 {
             m = format!("{}…", m.chars().take(160).collect::<String>());
         }
@@ -293,19 +263,14 @@ fn log_errors(text: &str) -> (usize, usize, BTreeMap<String, usize>) {
 /// first line names the port).
 fn log_dir(api_port: u16) -> Option<std::path::PathBuf> {
     let needle = format!("\"address\":\"127.0.0.1:{api_port}\"");
-    std::fs::read_dir(std::env::temp_dir())
-        .ok()?
-        .filter_map(|e| e.ok())
-        .map(|e| e.path())
-        .find(|p| {
-            p.file_name()
-                .is_some_and(|n| n.to_string_lossy().starts_with("puffle-isolated-"))
-                && std::fs::File::open(p.join("api.log")).is_ok_and(|f| {
-                    let mut first = String::new();
-                    std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first).is_ok()
-                        && first.contains(&needle)
-                })
-        })
+    std::fs::read_dir(std::env::temp_dir()).ok()?.filter_map(|e| e.ok()).map(|e| e.path()).find(|p| {
+        p.file_name().is_some_and(|n| n.to_string_lossy().starts_with("puffle-isolated-"))
+            && std::fs::File::open(p.join("api.log")).is_ok_and(|f| {
+                let mut first = String::new();
+                std::io::BufRead::read_line(&mut std::io::BufReader::new(f), &mut first).is_ok()
+                    && first.contains(&needle)
+            })
+    })
 }
 
 async fn run(args: Args) -> anyhow::Result<bool> {
@@ -313,34 +278,22 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         bail!("--clients and --seconds must be at least 1");
     }
     let seed = args.seed.unwrap_or_else(|| {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos() as u64)
-            .unwrap_or(1)
+        std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
     });
-    eprintln!(
-        "puffle-load: starting a private stack (DynamoDB Local, fauxqs, API, worker on 127.0.0.1)…"
-    );
+    eprintln!("puffle-load: starting a private stack (DynamoDB Local, fauxqs, API, worker on 127.0.0.1)…");
     let iso = Isolated::start(&[]).await;
     let app = iso.app().await;
 
     // About two creates per client: covers the requests in flight between top-ups.
     let initial = args.clients as u64 * 300;
-    let ws = app
-        .create_workspace("load", initial)
-        .await
-        .context("create the workspace")?;
+    let ws = app.create_workspace("load", initial).await.context("create the workspace")?;
     let http = reqwest::Client::builder()
         .no_proxy()
         .timeout(Duration::from_secs(60))
         .pool_max_idle_per_host(args.clients + 8)
         .build()?;
-    let ctx = Ctx {
-        workspace_id: ws.workspace_id.clone(),
-        token: ws.token.clone(),
-        http: http.clone(),
-        base: iso.api_url(),
-    };
+    let ctx =
+        Ctx { workspace_id: ws.workspace_id.clone(), token: ws.token.clone(), http: http.clone(), base: iso.api_url() };
     let t_seed = Instant::now();
     let world = Arc::new(seed_data(&ctx, args.leads).await?);
     println!(
@@ -353,23 +306,12 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!(
         "data: {} Leads (~20% invalid phones, 10% none), Lists of {} Leads, seeded in {:.1} s",
         world.pool.len(),
-        world
-            .lists
-            .iter()
-            .map(|l| l.size.to_string())
-            .collect::<Vec<_>>()
-            .join("/"),
+        world.lists.iter().map(|l| l.size.to_string()).collect::<Vec<_>>().join("/"),
         t_seed.elapsed().as_secs_f64()
     );
 
     // The load.
-    let sh = Arc::new(Shared::new(
-        iso.api_url(),
-        ws.token.clone(),
-        http,
-        seed,
-        args.seconds,
-    ));
+    let sh = Arc::new(Shared::new(iso.api_url(), ws.token.clone(), http, seed, args.seconds));
     let credits = tokio::spawn(top_ups(
         app.clone(),
         ws.workspace_id.clone(),
@@ -383,11 +325,8 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         let sh = sh.clone();
         tokio::spawn(async move {
             while Instant::now() < sh.deadline {
-                tokio::time::sleep(
-                    Duration::from_secs(10)
-                        .min(sh.deadline.saturating_duration_since(Instant::now())),
-                )
-                .await;
+                tokio::time::sleep(Duration::from_secs(10).min(sh.deadline.saturating_duration_since(Instant::now())))
+                    .await;
                 eprintln!(
                     "puffle-load: {:>4.0} s  {} requests  {} runs created",
                     sh.start.elapsed().as_secs_f64(),
@@ -397,61 +336,33 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             }
         })
     };
-    let handles: Vec<_> = (0..args.clients)
-        .map(|i| tokio::spawn(client::client(i, sh.clone(), world.clone())))
-        .collect();
+    let handles: Vec<_> =
+        (0..args.clients).map(|i| tokio::spawn(client::client(i, sh.clone(), world.clone()))).collect();
     // Each client stops at the deadline; a request in flight then has at most
     // its 60 s timeout (two for an items page and its next page).
     let guard = Duration::from_secs(args.seconds + 150);
-    let logs: Vec<ClientLog> =
-        match tokio::time::timeout(guard, futures::future::join_all(handles)).await {
-            Ok(results) => results
-                .into_iter()
-                .collect::<Result<_, _>>()
-                .context("a client panicked")?,
-            Err(_) => bail!("clients still running {} s after start", guard.as_secs()),
-        };
+    let logs: Vec<ClientLog> = match tokio::time::timeout(guard, futures::future::join_all(handles)).await {
+        Ok(results) => results.into_iter().collect::<Result<_, _>>().context("a client panicked")?,
+        Err(_) => bail!("clients still running {} s after start", guard.as_secs()),
+    };
     let load_time = sh.start.elapsed();
     let (granted, top_up_count) = credits.await?;
     progress.abort();
 
-    eprintln!(
-        "puffle-load: clients stopped; waiting for the queue to drain (at most {} s)…",
-        args.drain_timeout
-    );
+    eprintln!("puffle-load: clients stopped; waiting for the queue to drain (at most {} s)…", args.drain_timeout);
     let drained = drain(&app, Duration::from_secs(args.drain_timeout)).await;
 
     // Report.
     let samples: Vec<&client::Sample> = logs.iter().flat_map(|l| &l.samples).collect();
-    let creates: Vec<client::CreateRec> = logs
-        .iter()
-        .flat_map(|l| l.creates.iter().cloned())
-        .collect();
-    let violations: Vec<String> = logs
-        .iter()
-        .flat_map(|l| l.violations.iter().cloned())
-        .collect();
-    let unexpected: Vec<String> = logs
-        .iter()
-        .flat_map(|l| l.unexpected.iter().cloned())
-        .collect();
+    let creates: Vec<client::CreateRec> = logs.iter().flat_map(|l| l.creates.iter().cloned()).collect();
+    let violations: Vec<String> = logs.iter().flat_map(|l| l.violations.iter().cloned()).collect();
+    let unexpected: Vec<String> = logs.iter().flat_map(|l| l.unexpected.iter().cloned()).collect();
     let secs = load_time.as_secs_f64();
     println!();
-    println!(
-        "load: {} requests in {secs:.1} s = {:.1} requests/s",
-        samples.len(),
-        samples.len() as f64 / secs
-    );
-    println!(
-        "  {:<8} {:>9} {:>8} {:>9} {:>9} {:>9}",
-        "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "max ms"
-    );
+    println!("load: {} requests in {secs:.1} s = {:.1} requests/s", samples.len(), samples.len() as f64 / secs);
+    println!("  {:<8} {:>9} {:>8} {:>9} {:>9} {:>9}", "endpoint", "requests", "req/s", "p50 ms", "p95 ms", "max ms");
     for ep in Endpoint::ALL {
-        let mut d: Vec<Duration> = samples
-            .iter()
-            .filter(|s| s.endpoint == ep)
-            .map(|s| s.took)
-            .collect();
+        let mut d: Vec<Duration> = samples.iter().filter(|s| s.endpoint == ep).map(|s| s.took).collect();
         d.sort();
         println!(
             "  {:<8} {:>9} {:>8.1} {:>9.1} {:>9.1} {:>9.1}",
@@ -463,23 +374,15 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             percentile(&d, 1.0)
         );
     }
-    println!(
-        "answers by endpoint, HTTP status and body code (! = not allowed by the contract here):"
-    );
+    println!("answers by endpoint, HTTP status and body code (! = not allowed by the contract here):");
     let mut table: BTreeMap<(Endpoint, u16, String), (usize, bool)> = BTreeMap::new();
     for s in &samples {
-        let e = table
-            .entry((s.endpoint, s.status, s.code.clone()))
-            .or_default();
+        let e = table.entry((s.endpoint, s.status, s.code.clone())).or_default();
         e.0 += 1;
         e.1 |= s.unexpected;
     }
     for ((ep, st, code), (n, bad)) in &table {
-        let st = if *st == 0 {
-            "---".to_string()
-        } else {
-            st.to_string()
-        };
+        let st = if *st == 0 { "---".to_string() } else { st.to_string() };
         println!(
             "  {} {:<8} {st} {:<44} {n:>7}",
             if *bad { "!" } else { " " },
@@ -499,9 +402,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             count(200),
             count(402),
             count(422),
-            of.iter()
-                .filter(|r| !matches!(r.status, 200 | 202 | 402 | 422))
-                .count()
+            of.iter().filter(|r| !matches!(r.status, 200 | 202 | 402 | 422)).count()
         );
     }
     let tenth = args.seconds as f64 / 10.0;
@@ -510,19 +411,13 @@ async fn run(args: Args) -> anyhow::Result<bool> {
             let of = |st: u16| {
                 creates
                     .iter()
-                    .filter(|r| {
-                        r.status == st && ((r.started.as_secs_f64() / tenth) as usize).min(9) == b
-                    })
+                    .filter(|r| r.status == st && ((r.started.as_secs_f64() / tenth) as usize).min(9) == b)
                     .count()
             };
             format!("{}/{}", of(202), of(402))
         })
         .collect();
-    println!(
-        "new runs / 402s by start time, per tenth of the {} s: {}",
-        args.seconds,
-        timeline.join("  ")
-    );
+    println!("new runs / 402s by start time, per tenth of the {} s: {}", args.seconds, timeline.join("  "));
     let first_402 = sh.first_402_ms.load(Ordering::Relaxed);
     println!(
         "credits: granted {granted} (initial {initial} + {top_up_count} top-ups, aimed at {:.0}% of the projected demand); balance first short at {}",
@@ -556,11 +451,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!(
         "runs: {} ({}) over {} Leads: items completed {}, skipped {}, failed {}",
         sum.runs,
-        sum.by_status
-            .iter()
-            .map(|(k, v)| format!("{k} {v}"))
-            .collect::<Vec<_>>()
-            .join(", "),
+        sum.by_status.iter().map(|(k, v)| format!("{k} {v}")).collect::<Vec<_>>().join(", "),
         sum.leads,
         sum.completed,
         sum.skipped,
@@ -572,15 +463,10 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     );
     let transport = samples.iter().filter(|s| s.status == 0).count();
     if transport > 0 {
-        println!(
-            "note: {transport} requests got no answer within 60 s (reported, not an audit failure)"
-        );
+        println!("note: {transport} requests got no answer within 60 s (reported, not an audit failure)");
     }
     if let Some(dir) = log_dir(iso.api_port) {
-        println!(
-            "stack logs (JSON, one line per request / message): {}",
-            dir.display()
-        );
+        println!("stack logs (JSON, one line per request / message): {}", dir.display());
     }
     for (name, text) in [("api", iso.log("api")), ("worker", iso.log("worker"))] {
         let (errors, warns, msgs) = log_errors(&text);
@@ -597,12 +483,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     println!();
     println!("audit:");
     for c in &checks {
-        println!(
-            "  {} {} — {}",
-            if c.ok { "PASS" } else { "FAIL" },
-            c.name,
-            c.summary
-        );
+        println!("  {} {} — {}", if c.ok { "PASS" } else { "FAIL" }, c.name, c.summary);
         for d in c.details.iter().take(20) {
             println!("         {d}");
         }

@@ -31,13 +31,20 @@ async fn handle(State(app): State<App>, req: axum::extract::Request) -> AxumResp
     let (function, params) = match resolve(parts.method.as_str(), &path) {
         Resolved::Found(route, params) => (route.function, params),
         Resolved::MethodNotAllowed(allowed) => {
-            let mut r = client_error(405, "METHOD_NOT_ALLOWED", format!("{} is not allowed on {path}; use {}", parts.method, allowed.join(", ")));
+            let mut r = client_error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                format!("{} is not allowed on {path}; use {}", parts.method, allowed.join(", ")),
+            );
             r.headers_mut().insert("allow", allowed.join(", ").parse().expect("header"));
             return to_axum(r);
         }
-        Resolved::NotFound => return to_axum(client_error(404, "NOT_FOUND", format!("no route {} {path}", parts.method))),
+        Resolved::NotFound => {
+            return to_axum(client_error(404, "NOT_FOUND", format!("no route {} {path}", parts.method)))
+        }
     };
-    let query: Vec<(String, String)> = parts.uri.query().map(|q| serde_urlencoded::from_str(q).unwrap_or_default()).unwrap_or_default();
+    let query: Vec<(String, String)> =
+        parts.uri.query().map(|q| serde_urlencoded::from_str(q).unwrap_or_default()).unwrap_or_default();
     let mut query_map: HashMap<String, Vec<String>> = HashMap::new();
     for (k, v) in query {
         query_map.entry(k).or_default().push(v);

@@ -60,9 +60,23 @@ async fn main() -> anyhow::Result<()> {
         let work = app.aws.queue.clone();
         let dlq = app.aws.dead_letter_queue();
         for _ in 0..args.concurrency.max(1) {
-            tasks.push(tokio::spawn(poller::run(app.clone(), work.clone(), Consumer::Worker, args.batch_size, args.retry_delay, shutdown.clone())));
+            tasks.push(tokio::spawn(poller::run(
+                app.clone(),
+                work.clone(),
+                Consumer::Worker,
+                args.batch_size,
+                args.retry_delay,
+                shutdown.clone(),
+            )));
         }
-        tasks.push(tokio::spawn(poller::run(app.clone(), dlq, Consumer::DeadLetters, 10, args.retry_delay, shutdown.clone())));
+        tasks.push(tokio::spawn(poller::run(
+            app.clone(),
+            dlq,
+            Consumer::DeadLetters,
+            10,
+            args.retry_delay,
+            shutdown.clone(),
+        )));
     }
     if !args.worker_only {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -88,7 +102,8 @@ async fn main() -> anyhow::Result<()> {
 fn tokio_shutdown() -> tokio::sync::watch::Receiver<bool> {
     let (tx, rx) = tokio::sync::watch::channel(false);
     tokio::spawn(async move {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).expect("SIGTERM handler");
         tokio::select! {
             _ = tokio::signal::ctrl_c() => {}
             _ = term.recv() => {}

@@ -8,7 +8,14 @@ use puffle_app::App;
 use puffle_aws::Queue;
 use puffle_http::sqs::{handle_batch, Consumer, Message};
 
-pub async fn run(app: App, queue: Queue, consumer: Consumer, batch_size: i32, retry_delay: i32, mut stop: tokio::sync::watch::Receiver<bool>) {
+pub async fn run(
+    app: App,
+    queue: Queue,
+    consumer: Consumer,
+    batch_size: i32,
+    retry_delay: i32,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
     loop {
         if *stop.borrow() {
             return;
@@ -28,7 +35,8 @@ pub async fn run(app: App, queue: Queue, consumer: Consumer, batch_size: i32, re
         if batch.is_empty() {
             continue;
         }
-        let receipts: Vec<(String, String)> = batch.iter().map(|m| (m.message_id.clone(), m.receipt_handle.clone())).collect();
+        let receipts: Vec<(String, String)> =
+            batch.iter().map(|m| (m.message_id.clone(), m.receipt_handle.clone())).collect();
         let messages = batch
             .into_iter()
             .map(|m| Message { id: m.message_id, body: m.body, receive_count: m.receive_count })

@@ -18,9 +18,11 @@ pub async fn credits(ctx: &Ctx) -> Result<()> {
 }
 
 #[derive(Args, Debug)]
-#[command(after_help = "Writes the profile file ($XDG_CONFIG_HOME/puffle/config.json, else ~/.config/puffle/config.json) with mode 0600. \
+#[command(
+    after_help = "Writes the profile file ($XDG_CONFIG_HOME/puffle/config.json, else ~/.config/puffle/config.json) with mode 0600. \
 The token comes from --token (or PUFFLE_TOKEN); --api-url (or PUFFLE_API_URL) is saved with it when given. \
-Flags and environment variables still win over the file.")]
+Flags and environment variables still win over the file."
+)]
 pub struct LoginArgs {
     /// Save without checking the token against the API first
     #[arg(long)]
@@ -29,10 +31,9 @@ pub struct LoginArgs {
 
 pub async fn login(args: LoginArgs, cfg: &Resolved, format: Format, timeout: std::time::Duration) -> Result<()> {
     crate::output::require_single_object_format(format, "login")?;
-    let path = cfg
-        .config_file
-        .clone()
-        .ok_or_else(|| CliError::usage("neither XDG_CONFIG_HOME nor HOME is set: there is nowhere to write the profile"))?;
+    let path = cfg.config_file.clone().ok_or_else(|| {
+        CliError::usage("neither XDG_CONFIG_HOME nor HOME is set: there is nowhere to write the profile")
+    })?;
     let token = match cfg.token_source {
         Source::Flag | Source::Env => cfg.token.clone(),
         _ => None,
@@ -46,9 +47,10 @@ pub async fn login(args: LoginArgs, cfg: &Resolved, format: Format, timeout: std
     if !args.no_verify {
         let client = Client::new(cfg, timeout)?;
         client.get(&["api", "credits"], &[]).await.map_err(|e| match e {
-            CliError::Network { url, message } => {
-                CliError::Network { url, message: format!("{message}; nothing was saved (use --no-verify to save anyway)") }
-            }
+            CliError::Network { url, message } => CliError::Network {
+                url,
+                message: format!("{message}; nothing was saved (use --no-verify to save anyway)"),
+            },
             other => other,
         })?;
     }

@@ -215,7 +215,9 @@ pub fn create_body(a: &CreateArgs) -> Result<(Value, Option<String>)> {
     }
     let key = match a.idempotency_key.as_deref() {
         Some("auto") => Some(random_idempotency_key()),
-        Some(k) if k.trim().is_empty() => return Err(CliError::usage("--idempotency-key must not be empty (or use `auto`)")),
+        Some(k) if k.trim().is_empty() => {
+            return Err(CliError::usage("--idempotency-key must not be empty (or use `auto`)"))
+        }
         Some(k) => Some(k.to_string()),
         None => None,
     };

@@ -191,7 +191,13 @@ async fn list(ctx: &Ctx, a: LeadArgs) -> Result<()> {
 }
 
 /// Pages through a `{leads, nextCursor}` listing (Leads or a List's Leads).
-pub async fn page_leads(ctx: &Ctx, path: &[&str], query: Vec<(&str, String)>, cursor: Option<String>, all: bool) -> Result<()> {
+pub async fn page_leads(
+    ctx: &Ctx,
+    path: &[&str],
+    query: Vec<(&str, String)>,
+    cursor: Option<String>,
+    all: bool,
+) -> Result<()> {
     let mut cursor = cursor;
     let mut leads = vec![];
     loop {

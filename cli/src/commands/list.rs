@@ -136,8 +136,12 @@ async fn show(ctx: &Ctx, a: ListArgs) -> Result<()> {
         Format::Table => {
             let lists: Vec<Value> = body.get("lists").and_then(Value::as_array).cloned().unwrap_or_default();
             let headers: Vec<String> =
-                ["id", "name", "leadType", "leadCount", "personCount", "companyCount", "createdAt"].iter().map(|s| s.to_string()).collect();
-            let rows: Vec<Vec<String>> = lists.iter().map(|l| headers.iter().map(|h| output::cell(l.get(h.as_str()))).collect()).collect();
+                ["id", "name", "leadType", "leadCount", "personCount", "companyCount", "createdAt"]
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect();
+            let rows: Vec<Vec<String>> =
+                lists.iter().map(|l| headers.iter().map(|h| output::cell(l.get(h.as_str()))).collect()).collect();
             output::out(&output::render_table(&headers, &rows, 40));
         }
         _ => output::print_json(&body),
@@ -165,11 +169,9 @@ async fn create(ctx: &Ctx, a: CreateArgs) -> Result<()> {
     let answer = ctx.client.post(&["api", "lists"], &Value::Object(b), Retry::Never).await?;
     let mut body = answer.body;
     if !rest.is_empty() {
-        let id = body
-            .pointer("/list/id")
-            .and_then(Value::as_str)
-            .map(str::to_string)
-            .ok_or_else(|| CliError::Local("the API answered without list.id; the remaining lead ids were not added".into()))?;
+        let id = body.pointer("/list/id").and_then(Value::as_str).map(str::to_string).ok_or_else(|| {
+            CliError::Local("the API answered without list.id; the remaining lead ids were not added".into())
+        })?;
         body = add_ids(ctx, &id, rest).await?;
     }
     print_object(ctx.format, &body);

@@ -42,7 +42,8 @@ pub fn lead_ids(values: &[String]) -> Result<Vec<String>> {
     for v in values {
         match v.strip_prefix('@') {
             Some(path) => {
-                let text = std::fs::read_to_string(path).map_err(|e| CliError::usage(format!("--lead-ids: cannot read {path}: {e}")))?;
+                let text = std::fs::read_to_string(path)
+                    .map_err(|e| CliError::usage(format!("--lead-ids: cannot read {path}: {e}")))?;
                 ids.extend(crate::scope::split_ids(&text));
             }
             None => ids.extend(crate::scope::split_ids(v)),

@@ -28,7 +28,12 @@ struct Resolution {
     claims: Vec<(String, String)>,
 }
 
-fn resolve(parsed: &[LeadInput], mut identity: HashMap<String, String>, mut current: HashMap<String, Lead>, now: &str) -> Resolution {
+fn resolve(
+    parsed: &[LeadInput],
+    mut identity: HashMap<String, String>,
+    mut current: HashMap<String, Lead>,
+    now: &str,
+) -> Resolution {
     let stored: std::collections::HashSet<String> = identity.keys().cloned().collect();
     let mut r = Resolution { order: vec![], created: vec![], leads: HashMap::new(), attrs: vec![], claims: vec![] };
     for input in parsed {
@@ -143,7 +148,13 @@ impl App {
         self.store().get_lead(ws, id).await?.ok_or_else(not_found)
     }
 
-    pub async fn list_leads(&self, ws: &str, lead_type: Option<LeadType>, limit: usize, cursor: Option<&str>) -> Result<LeadsPage, AppError> {
+    pub async fn list_leads(
+        &self,
+        ws: &str,
+        lead_type: Option<LeadType>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<LeadsPage, AppError> {
         let key = self.cursor_key().await?;
         let after = match cursor {
             Some(c) => {

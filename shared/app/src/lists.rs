@@ -2,7 +2,9 @@
 
 use futures::stream::{self, StreamExt, TryStreamExt};
 use puffle_domain::lead::{Lead, LeadType};
-use puffle_domain::list::{check_lead_ids, check_name, AddLeadsRequest, CreateListRequest, List, ListLeadType, Membership};
+use puffle_domain::list::{
+    check_lead_ids, check_name, AddLeadsRequest, CreateListRequest, List, ListLeadType, Membership,
+};
 use puffle_domain::{ids, time, DomainError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -107,7 +109,12 @@ impl App {
 
     /// Checks that every id names a Lead of this workspace that the List
     /// accepts; returns (id, type) pairs, duplicates dropped.
-    async fn resolve_leads_for(&self, ws: &str, list: &List, lead_ids: &[String]) -> Result<Vec<(String, LeadType)>, AppError> {
+    async fn resolve_leads_for(
+        &self,
+        ws: &str,
+        list: &List,
+        lead_ids: &[String],
+    ) -> Result<Vec<(String, LeadType)>, AppError> {
         check_lead_ids(lead_ids)?;
         let mut seen = std::collections::HashSet::new();
         let unique: Vec<String> = lead_ids.iter().filter(|i| seen.insert(i.as_str())).cloned().collect();
@@ -115,7 +122,12 @@ impl App {
         let found = self.store().get_leads(ws, &valid, &[]).await?;
         let missing: Vec<&String> = invalid.iter().chain(valid.iter().filter(|i| !found.contains_key(*i))).collect();
         if !missing.is_empty() {
-            return Err(DomainError::planner("LEADS_NOT_FOUND", format!("{} lead id(s) do not exist in this workspace", missing.len()), json!({"leadIds": missing})).into());
+            return Err(DomainError::planner(
+                "LEADS_NOT_FOUND",
+                format!("{} lead id(s) do not exist in this workspace", missing.len()),
+                json!({"leadIds": missing}),
+            )
+            .into());
         }
         let wrong: Vec<&String> = valid.iter().filter(|i| !list.lead_type.accepts(found[*i].lead_type)).collect();
         if !wrong.is_empty() {
@@ -124,7 +136,11 @@ impl App {
                 ListLeadType::Company => "company",
                 ListLeadType::Mixed => "mixed",
             };
-            return Err(DomainError::invalid_with(format!("this list holds only {t} leads"), json!({"leadIds": wrong})).into());
+            return Err(DomainError::invalid_with(
+                format!("this list holds only {t} leads"),
+                json!({"leadIds": wrong}),
+            )
+            .into());
         }
         Ok(valid.iter().map(|i| (i.clone(), found[i].lead_type)).collect())
     }
@@ -142,7 +158,14 @@ impl App {
         self.get_list(ws, list_id).await
     }
 
-    pub async fn list_members(&self, ws: &str, list_id: &str, lead_type: Option<LeadType>, limit: usize, cursor: Option<&str>) -> Result<MembersPage, AppError> {
+    pub async fn list_members(
+        &self,
+        ws: &str,
+        list_id: &str,
+        lead_type: Option<LeadType>,
+        limit: usize,
+        cursor: Option<&str>,
+    ) -> Result<MembersPage, AppError> {
         let list = self.get_list(ws, list_id).await?;
         let key = self.cursor_key().await?;
         let scope = format!("members:{list_id}");

@@ -52,7 +52,12 @@ impl AwsContext {
     }
 
     /// Explicit endpoints (tests that run a stack of their own on other ports).
-    pub fn with_endpoints(sdk: aws_config::SdkConfig, settings: Settings, dynamodb: Option<&str>, sqs: Option<&str>) -> AwsContext {
+    pub fn with_endpoints(
+        sdk: aws_config::SdkConfig,
+        settings: Settings,
+        dynamodb: Option<&str>,
+        sqs: Option<&str>,
+    ) -> AwsContext {
         let mut dynamo_conf = aws_sdk_dynamodb::config::Builder::from(&sdk)
             .interceptor(metrics::CountRequests)
             .interceptor(metrics::InjectThrottling::from_env());

@@ -4,8 +4,8 @@
 use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection,
-    ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml::Value;
@@ -58,15 +58,14 @@ fn untag(v: &Value) -> &Value {
 }
 
 fn s(v: &Value, k: &str) -> String {
-    untag(&v[k]).as_str().map(str::to_string).unwrap_or_else(|| {
-        untag(&v[k]).as_u64().map(|n| n.to_string()).unwrap_or_default()
-    })
+    untag(&v[k])
+        .as_str()
+        .map(str::to_string)
+        .unwrap_or_else(|| untag(&v[k]).as_u64().map(|n| n.to_string()).unwrap_or_default())
 }
 
 fn pairs(v: &Value, a: &str, b: &str) -> Vec<(String, String)> {
-    v.as_sequence()
-        .map(|seq| seq.iter().map(|e| (s(e, a), s(e, b))).collect())
-        .unwrap_or_default()
+    v.as_sequence().map(|seq| seq.iter().map(|e| (s(e, a), s(e, b))).collect()).unwrap_or_default()
 }
 
 fn num(v: &Value, default: u32) -> u32 {
@@ -81,10 +80,8 @@ pub fn parse(template: &str) -> Result<Definitions, String> {
     let doc: Value = serde_yaml::from_str(template).map_err(|e| format!("template.yaml: {e}"))?;
     let resources = doc["Resources"].as_mapping().ok_or("template.yaml has no Resources")?;
     let mut defs = Definitions { tables: vec![], queues: vec![] };
-    let ordered: BTreeMap<String, &Value> = resources
-        .iter()
-        .filter_map(|(k, v)| k.as_str().map(|k| (k.to_string(), v)))
-        .collect();
+    let ordered: BTreeMap<String, &Value> =
+        resources.iter().filter_map(|(k, v)| k.as_str().map(|k| (k.to_string(), v))).collect();
     for (id, res) in ordered {
         let props = &res["Properties"];
         match res["Type"].as_str() {
@@ -184,7 +181,9 @@ pub async fn provision(
                 GlobalSecondaryIndex::builder()
                     .index_name(&g.name)
                     .set_key_schema(Some(g.key_schema.iter().map(key).collect()))
-                    .projection(Projection::builder().projection_type(ProjectionType::from(g.projection.as_str())).build())
+                    .projection(
+                        Projection::builder().projection_type(ProjectionType::from(g.projection.as_str())).build(),
+                    )
                     .build()
                     .expect("gsi"),
             );

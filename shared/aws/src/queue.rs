@@ -65,14 +65,8 @@ impl Queue {
     }
 
     pub async fn send_raw(&self, body: &str) -> Result<String, StoreError> {
-        let out = self
-            .sqs
-            .send_message()
-            .queue_url(self.url().await?)
-            .message_body(body)
-            .send()
-            .await
-            .map_err(queue_err)?;
+        let out =
+            self.sqs.send_message().queue_url(self.url().await?).message_body(body).send().await.map_err(queue_err)?;
         out.message_id.ok_or_else(|| StoreError::Queue("SendMessage returned no id".into()))
     }
 

@@ -104,9 +104,8 @@ impl CreateRequest {
         let scope = Scope::parse(&w.scope)?;
         let output = w.output.unwrap_or_default();
         if let Some(k) = &output.attribute_key {
-            validate_attribute_key(k).map_err(|e| {
-                DomainError::invalid_with(e.to_string(), json!({"field":"output.attributeKey"}))
-            })?;
+            validate_attribute_key(k)
+                .map_err(|e| DomainError::invalid_with(e.to_string(), json!({"field":"output.attributeKey"})))?;
         }
         if let Some(d) = &w.display_request {
             if d.field_id.is_empty() || d.field_id.len() > 200 {
@@ -118,18 +117,13 @@ impl CreateRequest {
         }
         let key = match (w.idempotency_key, header_key) {
             (Some(b), Some(h)) if b != h => {
-                return Err(DomainError::invalid(
-                    "idempotencyKey and the Idempotency-Key header differ; send one",
-                ))
+                return Err(DomainError::invalid("idempotencyKey and the Idempotency-Key header differ; send one"))
             }
             (Some(b), _) => Some(b),
             (None, h) => h.map(str::to_string),
         };
         if let Some(k) = &key {
-            if k.is_empty()
-                || k.len() > MAX_IDEMPOTENCY_KEY_LEN
-                || k.chars().any(|c| c.is_control())
-            {
+            if k.is_empty() || k.len() > MAX_IDEMPOTENCY_KEY_LEN || k.chars().any(|c| c.is_control()) {
                 return Err(DomainError::invalid_with(
                     format!("idempotencyKey must be 1..{MAX_IDEMPOTENCY_KEY_LEN} printable characters"),
                     json!({"field":"idempotencyKey"}),

@@ -38,9 +38,7 @@ impl CursorKey {
         let (p, t) = cursor.split_once('.').ok_or(DomainError::InvalidCursor)?;
         let payload = B64.decode(p).map_err(|_| DomainError::InvalidCursor)?;
         let tag = B64.decode(t).map_err(|_| DomainError::InvalidCursor)?;
-        self.mac(scope, &payload)
-            .verify_slice(&tag)
-            .map_err(|_| DomainError::InvalidCursor)?;
+        self.mac(scope, &payload).verify_slice(&tag).map_err(|_| DomainError::InvalidCursor)?;
         serde_json::from_slice(&payload).map_err(|_| DomainError::InvalidCursor)
     }
 }

@@ -13,11 +13,7 @@ pub enum DomainError {
     InvalidInput { message: String, details: Value },
     /// Planner rejections (`400` with their own code, e.g. EMPTY_LEAD_SCOPE).
     #[error("{message}")]
-    Planner {
-        code: &'static str,
-        message: String,
-        details: Value,
-    },
+    Planner { code: &'static str, message: String, details: Value },
     /// A cursor that was not issued by us, or was altered.
     #[error("the cursor is invalid or was altered")]
     InvalidCursor,
@@ -25,22 +21,12 @@ pub enum DomainError {
 
 impl DomainError {
     pub fn invalid(message: impl Into<String>) -> Self {
-        DomainError::InvalidRequest {
-            message: message.into(),
-            details: Value::Null,
-        }
+        DomainError::InvalidRequest { message: message.into(), details: Value::Null }
     }
     pub fn invalid_with(message: impl Into<String>, details: Value) -> Self {
-        DomainError::InvalidRequest {
-            message: message.into(),
-            details,
-        }
+        DomainError::InvalidRequest { message: message.into(), details }
     }
     pub fn planner(code: &'static str, message: impl Into<String>, details: Value) -> Self {
-        DomainError::Planner {
-            code,
-            message: message.into(),
-            details,
-        }
+        DomainError::Planner { code, message: message.into(), details }
     }
 }

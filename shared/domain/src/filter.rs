@@ -39,32 +39,19 @@ pub enum Op {
     NotExists,
 }
 
-const PLAIN_FIELDS: &[&str] = &[
-    "type",
-    "title",
-    "company.domain",
-    "company.name",
-    "location.country",
-];
+const PLAIN_FIELDS: &[&str] = &["type", "title", "company.domain", "company.name", "location.country"];
 
 impl LeadFilter {
     /// Parses and checks a filter; every problem is a 400 INVALID_REQUEST.
     pub fn parse(v: &Value) -> Result<LeadFilter, DomainError> {
         let f: LeadFilter = serde_json::from_value(v.clone()).map_err(|e| {
-            DomainError::invalid_with(
-                format!("scope.filter is malformed: {e}"),
-                json!({"field": "scope.filter"}),
-            )
+            DomainError::invalid_with(format!("scope.filter is malformed: {e}"), json!({"field": "scope.filter"}))
         })?;
         if f.all.is_empty() || f.all.len() > MAX_CONDITIONS {
-            return Err(DomainError::invalid(format!(
-                "scope.filter.all needs 1..{MAX_CONDITIONS} conditions"
-            )));
+            return Err(DomainError::invalid(format!("scope.filter.all needs 1..{MAX_CONDITIONS} conditions")));
         }
         for (i, c) in f.all.iter().enumerate() {
-            let bad = |m: String| {
-                DomainError::invalid_with(m, json!({"field": format!("scope.filter.all[{i}]")}))
-            };
+            let bad = |m: String| DomainError::invalid_with(m, json!({"field": format!("scope.filter.all[{i}]")}));
             if !PLAIN_FIELDS.contains(&c.field.as_str()) {
                 match c.field.strip_prefix("attributes.") {
                     Some(rest) => {

@@ -31,8 +31,12 @@ mod tests {
 
     #[test]
     fn same_meaning_same_hash() {
-        let a = req(json!({"enrichmentId":"x","scope":{"type":"list","listId":"l"},"input":{"b":1,"a":2},"idempotencyKey":"k"}));
-        let b = req(json!({"input":{"a":2,"b":1},"mode":"persisted","scope":{"listId":"l","type":"list"},"enrichmentId":"x","idempotencyKey":"k"}));
+        let a = req(
+            json!({"enrichmentId":"x","scope":{"type":"list","listId":"l"},"input":{"b":1,"a":2},"idempotencyKey":"k"}),
+        );
+        let b = req(
+            json!({"input":{"a":2,"b":1},"mode":"persisted","scope":{"listId":"l","type":"list"},"enrichmentId":"x","idempotencyKey":"k"}),
+        );
         assert_eq!(request_hash(&a), request_hash(&b));
     }
 

@@ -37,9 +37,10 @@ pub fn token_hash(token: &str) -> String {
 /// inside composite keys, so a `#` or an over-long string must not pass.
 pub fn is_valid_id(id: &str, prefix: &str) -> bool {
     id.len() <= 64
-        && id.strip_prefix(prefix).and_then(|r| r.strip_prefix('_')).is_some_and(|r| {
-            !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric())
-        })
+        && id
+            .strip_prefix(prefix)
+            .and_then(|r| r.strip_prefix('_'))
+            .is_some_and(|r| !r.is_empty() && r.chars().all(|c| c.is_ascii_alphanumeric()))
 }
 
 #[cfg(test)]

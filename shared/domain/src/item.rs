@@ -111,10 +111,7 @@ impl Item {
 
     pub fn failed(mut self, message: &str, code: &str, now: &str) -> Item {
         self.status = ItemStatus::Failed;
-        self.error = Some(RunError {
-            message: message.to_string(),
-            details: serde_json::json!({"code": code}),
-        });
+        self.error = Some(RunError { message: message.to_string(), details: serde_json::json!({"code": code}) });
         self.timing.updated_at = now.into();
         self.timing.completed_at = Some(now.into());
         self

@@ -138,10 +138,7 @@ pub const MAX_VALUE_DEPTH: usize = 16;
 
 impl Lead {
     pub fn first_contact(&self, kind: &str) -> Option<&str> {
-        self.contacts
-            .iter()
-            .find(|c| c.kind == kind)
-            .map(|c| c.value.as_str())
+        self.contacts.iter().find(|c| c.kind == kind).map(|c| c.value.as_str())
     }
 
     /// The value at a dotted path (`title`, `company.domain`, ...), for filters.
@@ -190,7 +187,9 @@ pub fn check_storable(v: &Value, depth: usize) -> Result<(), DomainError> {
         Value::Number(n) => {
             let f = n.as_f64().unwrap_or(f64::INFINITY).abs();
             if f != 0.0 && !(1e-130..1e125).contains(&f) {
-                return Err(DomainError::invalid(format!("the number {n} is outside the range the store keeps (1e-130..1e125)")));
+                return Err(DomainError::invalid(format!(
+                    "the number {n} is outside the range the store keeps (1e-130..1e125)"
+                )));
             }
         }
         Value::Array(items) => items.iter().try_for_each(|i| check_storable(i, depth + 1))?,
@@ -221,7 +220,9 @@ impl LeadInput {
         }
         let size = serde_json::to_vec(&v).map(|b| b.len()).unwrap_or(usize::MAX);
         if size > MAX_LEAD_JSON_BYTES {
-            return Err(DomainError::invalid(format!("a Lead is at most {MAX_LEAD_JSON_BYTES} bytes of JSON; this one is {size}")));
+            return Err(DomainError::invalid(format!(
+                "a Lead is at most {MAX_LEAD_JSON_BYTES} bytes of JSON; this one is {size}"
+            )));
         }
         check_storable(&v, 0)?;
         let input: LeadInput = serde_json::from_value(v).map_err(|e| DomainError::invalid(e.to_string()))?;
@@ -230,19 +231,13 @@ impl LeadInput {
 
     /// Validates and normalises the input; errors name the offending field.
     pub fn normalise(mut self) -> Result<LeadInput, DomainError> {
-        let lead_type = self
-            .lead_type
-            .ok_or_else(|| DomainError::invalid("`type` is required (person or company)"))?;
+        let lead_type = self.lead_type.ok_or_else(|| DomainError::invalid("`type` is required (person or company)"))?;
         if let Some(n) = self.name.as_mut() {
             n.full = clean(n.full.take());
             n.first = clean(n.first.take());
             n.last = clean(n.last.take());
             if n.full.is_none() {
-                let joined = [n.first.clone(), n.last.clone()]
-                    .into_iter()
-                    .flatten()
-                    .collect::<Vec<_>>()
-                    .join(" ");
+                let joined = [n.first.clone(), n.last.clone()].into_iter().flatten().collect::<Vec<_>>().join(" ");
                 if !joined.is_empty() {
                     n.full = Some(joined);
                 }
@@ -252,9 +247,10 @@ impl LeadInput {
         if let Some(c) = self.company.as_mut() {
             c.name = clean(c.name.take());
             if let Some(d) = clean(c.domain.take()) {
-                c.domain = Some(normalise_domain(&d).ok_or_else(|| {
-                    DomainError::invalid(format!("company.domain `{d}` is not a domain or URL"))
-                })?);
+                c.domain = Some(
+                    normalise_domain(&d)
+                        .ok_or_else(|| DomainError::invalid(format!("company.domain `{d}` is not a domain or URL")))?,
+                );
             }
         }
         if let Some(contacts) = self.contacts.as_mut() {
@@ -266,10 +262,7 @@ impl LeadInput {
                 }
                 if c.kind == "email" {
                     if !looks_like_email(&c.value) {
-                        return Err(DomainError::invalid(format!(
-                            "`{}` is not an email address",
-                            c.value
-                        )));
+                        return Err(DomainError::invalid(format!("`{}` is not an email address", c.value)));
                     }
                     c.value = c.value.to_lowercase();
                 }
@@ -292,13 +285,12 @@ impl LeadInput {
                 validate_attribute_key(k)?;
             }
         }
-        let input = LeadInput {
-            lead_type: Some(lead_type),
-            ..self
-        };
+        let input = LeadInput { lead_type: Some(lead_type), ..self };
         if input.identity_keys().is_empty() {
             return Err(DomainError::invalid(match lead_type {
-                LeadType::Person => "a person needs an email contact or a LinkedIn URL in socials (its stable identifier)",
+                LeadType::Person => {
+                    "a person needs an email contact or a LinkedIn URL in socials (its stable identifier)"
+                }
                 LeadType::Company => "a company needs company.domain or a website contact (its stable identifier)",
             }));
         }
@@ -322,16 +314,9 @@ impl LeadInput {
                 }
             }
             LeadType::Company => {
-                let domain = self
-                    .company
-                    .as_ref()
-                    .and_then(|c| c.domain.clone())
-                    .or_else(|| {
-                        contacts
-                            .iter()
-                            .filter(|c| c.kind == "website")
-                            .find_map(|c| normalise_domain(&c.value))
-                    });
+                let domain = self.company.as_ref().and_then(|c| c.domain.clone()).or_else(|| {
+                    contacts.iter().filter(|c| c.kind == "website").find_map(|c| normalise_domain(&c.value))
+                });
                 if let Some(d) = domain {
                     keys.push(format!("domain#{d}"));
                 }
@@ -376,8 +361,7 @@ impl LeadInput {
 pub fn validate_attribute_key(k: &str) -> Result<(), DomainError> {
     let ok = !k.is_empty()
         && k.len() <= MAX_ATTRIBUTE_KEY_LEN
-        && k.chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
+        && k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-');
     if ok {
         Ok(())
     } else {
@@ -416,9 +400,7 @@ pub fn normalise_domain(raw: &str) -> Option<String> {
     let host = host.strip_prefix("www.").unwrap_or(host);
     let valid = host.contains('.')
         && !host.starts_with('.')
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
         && host.split('.').all(|l| !l.is_empty());
     valid.then(|| host.to_string())
 }
@@ -426,15 +408,10 @@ pub fn normalise_domain(raw: &str) -> Option<String> {
 /// `https://www.linkedin.com/in/Jane-Doe/?trk=x` → `linkedin.com/in/jane-doe`.
 pub fn normalise_linkedin(raw: &str) -> Option<String> {
     let s = raw.trim().to_lowercase();
-    let s = s
-        .trim_start_matches("https://")
-        .trim_start_matches("http://");
+    let s = s.trim_start_matches("https://").trim_start_matches("http://");
     let s = s.split(['?', '#']).next().unwrap_or("");
     let s = s.trim_end_matches('/');
-    let s = s
-        .strip_prefix("www.")
-        .or_else(|| s.strip_prefix("m."))
-        .unwrap_or(s);
+    let s = s.strip_prefix("www.").or_else(|| s.strip_prefix("m.")).unwrap_or(s);
     let rest = s.strip_prefix("linkedin.com/")?;
     let mut parts = rest.split('/');
     let kind = parts.next()?;
@@ -468,15 +445,13 @@ mod tests {
     #[test]
     fn person_without_identifier_is_rejected() {
         let input: LeadInput =
-            serde_json::from_value(serde_json::json!({"type":"person","name":{"full":"X"}}))
-                .unwrap();
+            serde_json::from_value(serde_json::json!({"type":"person","name":{"full":"X"}})).unwrap();
         assert!(input.normalise().is_err());
     }
 
     #[test]
     fn unknown_fields_are_rejected() {
-        let r: Result<LeadInput, _> =
-            serde_json::from_value(serde_json::json!({"type":"person","nmae":{}}));
+        let r: Result<LeadInput, _> = serde_json::from_value(serde_json::json!({"type":"person","nmae":{}}));
         assert!(r.is_err());
     }
 
@@ -509,10 +484,7 @@ mod tests {
 
     #[test]
     fn company_domain_from_url() {
-        assert_eq!(
-            normalise_domain("https://www.Acme.com/about?x=1").as_deref(),
-            Some("acme.com")
-        );
+        assert_eq!(normalise_domain("https://www.Acme.com/about?x=1").as_deref(), Some("acme.com"));
         assert_eq!(normalise_domain("acme").as_deref(), None);
         assert_eq!(normalise_domain("http://sub.acme.co.uk:8080/").as_deref(), Some("sub.acme.co.uk"));
     }

@@ -55,11 +55,7 @@ impl WorkMessage {
 
 /// Cuts one plan page into numbered chunks.
 pub fn chunks(step: u32, lead_ids: &[String]) -> Vec<(u32, Vec<String>)> {
-    lead_ids
-        .chunks(CHUNK_SIZE)
-        .enumerate()
-        .map(|(i, c)| (step * CHUNKS_PER_STEP + i as u32, c.to_vec()))
-        .collect()
+    lead_ids.chunks(CHUNK_SIZE).enumerate().map(|(i, c)| (step * CHUNKS_PER_STEP + i as u32, c.to_vec())).collect()
 }
 
 /// Of a page, the Leads this run may still plan without exceeding what it
@@ -92,7 +88,8 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let m = WorkMessage::Chunk { workspace_id: "ws".into(), run_id: "r".into(), chunk: 3, lead_ids: vec!["a".into()] };
+        let m =
+            WorkMessage::Chunk { workspace_id: "ws".into(), run_id: "r".into(), chunk: 3, lead_ids: vec!["a".into()] };
         let s = serde_json::to_string(&m).unwrap();
         assert!(s.contains("\"type\":\"chunk\""));
         assert_eq!(serde_json::from_str::<WorkMessage>(&s).unwrap(), m);

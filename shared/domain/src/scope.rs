@@ -63,15 +63,12 @@ impl Scope {
         match kind {
             "explicit_leads" => {
                 allowed(obj, &["type", "leadIds", "listId"], kind)?;
-                let ids = obj
-                    .get("leadIds")
-                    .and_then(Value::as_array)
-                    .ok_or_else(|| {
-                        DomainError::invalid_with(
-                            "scope.leadIds must be an array of lead ids",
-                            json!({"field":"scope.leadIds"}),
-                        )
-                    })?;
+                let ids = obj.get("leadIds").and_then(Value::as_array).ok_or_else(|| {
+                    DomainError::invalid_with(
+                        "scope.leadIds must be an array of lead ids",
+                        json!({"field":"scope.leadIds"}),
+                    )
+                })?;
                 let mut lead_ids = Vec::with_capacity(ids.len());
                 for id in ids {
                     match id.as_str() {
@@ -147,11 +144,7 @@ pub fn partition_lead_ids(ids: &[String]) -> (Vec<String>, Vec<String>) {
 }
 
 /// SUBJECT_MISMATCH from a List's counters: any Lead of the other type.
-pub fn check_subject_counts(
-    subject: LeadType,
-    person_count: u64,
-    company_count: u64,
-) -> Result<(), DomainError> {
+pub fn check_subject_counts(subject: LeadType, person_count: u64, company_count: u64) -> Result<(), DomainError> {
     let other = match subject {
         LeadType::Person => company_count,
         LeadType::Company => person_count,

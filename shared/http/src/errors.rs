@@ -31,9 +31,13 @@ pub fn error_response(err: &AppError) -> Response<Body> {
             DomainError::InvalidRequest { message, details }
             | DomainError::InvalidInput { message, details }
             | DomainError::Planner { message, details, .. } => (400, with_details(body(err.code(), message), details)),
-            DomainError::InvalidCursor => (400, json!({"code": err.code(), "message": d.to_string(), "details": {"field": "cursor"}})),
+            DomainError::InvalidCursor => {
+                (400, json!({"code": err.code(), "message": d.to_string(), "details": {"field": "cursor"}}))
+            }
         },
-        AppError::Unauthenticated => (401, body("UNAUTHENTICATED", "send Authorization: Bearer <token> with a valid API token")),
+        AppError::Unauthenticated => {
+            (401, body("UNAUTHENTICATED", "send Authorization: Bearer <token> with a valid API token"))
+        }
         AppError::NotFound { code, message } => (404, body(code, message)),
         AppError::InsufficientCredits { required, balance } => {
             let mut b = body("INSUFFICIENT_CREDITS", err);

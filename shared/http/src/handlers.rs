@@ -86,9 +86,9 @@ fn parse_body<T: serde::de::DeserializeOwned>(v: Value) -> Result<T, AppError> {
 fn lead_type_param(req: &Request) -> Result<Option<LeadType>, AppError> {
     match request::query(req, "type") {
         None => Ok(None),
-        Some(t) => LeadType::parse(&t)
-            .map(Some)
-            .ok_or_else(|| DomainError::invalid_with("type must be person or company", json!({"field": "type"})).into()),
+        Some(t) => LeadType::parse(&t).map(Some).ok_or_else(|| {
+            DomainError::invalid_with("type must be person or company", json!({"field": "type"})).into()
+        }),
     }
 }
 
@@ -124,7 +124,13 @@ pub async fn handle(app: &App, function: Function, req: Request) -> Response<Bod
     response
 }
 
-async fn dispatch(app: &App, function: Function, req: Request, request_id: &str, workspace: &mut Option<String>) -> Result<Outcome, AppError> {
+async fn dispatch(
+    app: &App,
+    function: Function,
+    req: Request,
+    request_id: &str,
+    workspace: &mut Option<String>,
+) -> Result<Outcome, AppError> {
     let path = request::api_path(&req);
     let method = req.method().as_str().to_string();
     // Functions that serve several routes check the route themselves: the
@@ -132,17 +138,29 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str,
     match routes::resolve(&method, &path) {
         Resolved::Found(r, _) if r.function == function => {}
         Resolved::MethodNotAllowed(allowed) => {
-            let mut resp = client_error(405, "METHOD_NOT_ALLOWED", format!("{method} is not allowed on {path}; use {}", allowed.join(", ")));
+            let mut resp = client_error(
+                405,
+                "METHOD_NOT_ALLOWED",
+                format!("{method} is not allowed on {path}; use {}", allowed.join(", ")),
+            );
             resp.headers_mut().insert("allow", allowed.join(", ").parse().expect("methods are header-safe"));
             return Ok(Outcome { response: resp, run_id: None });
         }
-        _ => return Ok(Outcome { response: client_error(404, "NOT_FOUND", format!("no route {method} {path}")), run_id: None }),
+        _ => {
+            return Ok(Outcome {
+                response: client_error(404, "NOT_FOUND", format!("no route {method} {path}")),
+                run_id: None,
+            })
+        }
     }
     if function == Function::Health {
         return match app.health().await {
             Ok(()) => ok(200, json!({"status": "ok"})),
             Err(e) => Ok(Outcome {
-                response: json_response(503, &json!({"status": "unavailable", "code": "SERVICE_UNAVAILABLE", "message": e.to_string()})),
+                response: json_response(
+                    503,
+                    &json!({"status": "unavailable", "code": "SERVICE_UNAVAILABLE", "message": e.to_string()}),
+                ),
                 run_id: None,
             }),
         };
@@ -156,7 +174,11 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str,
                 Ok(v) => v,
                 Err(BodyError::TooLarge) => {
                     return Ok(Outcome {
-                        response: client_error(413, "PAYLOAD_TOO_LARGE", format!("bodies are limited to {} bytes", request::MAX_BODY_BYTES)),
+                        response: client_error(
+                            413,
+                            "PAYLOAD_TOO_LARGE",
+                            format!("bodies are limited to {} bytes", request::MAX_BODY_BYTES),
+                        ),
                         run_id: None,
                     })
                 }
@@ -184,7 +206,10 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str,
             let key = request::header(&req, "idempotency-key");
             let created = app.create_run(&ws, &b, key, request_id).await?;
             let run_id = created.response.run_id.clone();
-            Ok(Outcome { response: json_response(if created.new_run { 202 } else { 200 }, &to_json(&created.response)), run_id })
+            Ok(Outcome {
+                response: json_response(if created.new_run { 202 } else { 200 }, &to_json(&created.response)),
+                run_id,
+            })
         }
         Function::Status => {
             let id = request::param_or_path(&req, "id", "/api/enrichment/{id}").unwrap_or_default();
@@ -196,7 +221,10 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str,
             let status = match request::query(&req, "status") {
                 None => None,
                 Some(s) => Some(ItemStatus::parse(&s).ok_or_else(|| {
-                    DomainError::invalid_with("status must be pending, running, completed, skipped or failed", json!({"field": "status"}))
+                    DomainError::invalid_with(
+                        "status must be pending, running, completed, skipped or failed",
+                        json!({"field": "status"}),
+                    )
                 })?),
             };
             let q = ItemsQuery {
@@ -222,10 +250,17 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str,
                         if m.len() != 1 {
                             return Err(DomainError::invalid("a batch body holds only `leads`").into());
                         }
-                        let list = m["leads"].as_array().cloned().ok_or_else(|| DomainError::invalid("`leads` must be an array"))?;
+                        let list = m["leads"]
+                            .as_array()
+                            .cloned()
+                            .ok_or_else(|| DomainError::invalid("`leads` must be an array"))?;
                         if list.len() > puffle_app::leads::MAX_LEADS_PER_UPSERT || list.is_empty() {
                             return Err(DomainError::invalid_with(
-                                format!("`leads` holds {} leads; send 1..{}", list.len(), puffle_app::leads::MAX_LEADS_PER_UPSERT),
+                                format!(
+                                    "`leads` holds {} leads; send 1..{}",
+                                    list.len(),
+                                    puffle_app::leads::MAX_LEADS_PER_UPSERT
+                                ),
                                 json!({"field": "leads", "max": puffle_app::leads::MAX_LEADS_PER_UPSERT}),
                             )
                             .into());
@@ -246,12 +281,15 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str,
                 ok(200, json!({"lead": app.get_lead(&ws, &id).await?}))
             } else {
                 let limit = request::limit(&req, 100, 500)?;
-                let page = app.list_leads(&ws, lead_type_param(&req)?, limit, request::query(&req, "cursor").as_deref()).await?;
+                let page = app
+                    .list_leads(&ws, lead_type_param(&req)?, limit, request::query(&req, "cursor").as_deref())
+                    .await?;
                 ok(200, to_json(&page))
             }
         }
         Function::Lists => {
-            let list_id = request::param_or_path(&req, "id", "/api/lists/{id}").or_else(|| request::param_or_path(&req, "id", "/api/lists/{id}/leads"));
+            let list_id = request::param_or_path(&req, "id", "/api/lists/{id}")
+                .or_else(|| request::param_or_path(&req, "id", "/api/lists/{id}/leads"));
             let leads_route = path.ends_with("/leads");
             match (method.as_str(), list_id, leads_route) {
                 ("POST", None, _) => {
@@ -269,10 +307,21 @@ async fn dispatch(app: &App, function: Function, req: Request, request_id: &str,
                 }
                 ("GET", Some(id), true) => {
                     let limit = request::limit(&req, 100, 500)?;
-                    let page = app.list_members(&ws, &id, lead_type_param(&req)?, limit, request::query(&req, "cursor").as_deref()).await?;
+                    let page = app
+                        .list_members(
+                            &ws,
+                            &id,
+                            lead_type_param(&req)?,
+                            limit,
+                            request::query(&req, "cursor").as_deref(),
+                        )
+                        .await?;
                     ok(200, to_json(&page))
                 }
-                _ => Ok(Outcome { response: client_error(404, "NOT_FOUND", format!("no route {method} {path}")), run_id: None }),
+                _ => Ok(Outcome {
+                    response: client_error(404, "NOT_FOUND", format!("no route {method} {path}")),
+                    run_id: None,
+                }),
             }
         }
     }

@@ -30,7 +30,12 @@ pub fn json_body(req: &Request) -> Result<Value, BodyError> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Err(BodyError::Invalid(DomainError::invalid("a JSON body is required")));
     }
-    serde_json::from_slice(bytes).map_err(|e| BodyError::Invalid(DomainError::invalid_with(format!("the body is not valid JSON: {e}"), json!({"line": e.line(), "column": e.column()}))))
+    serde_json::from_slice(bytes).map_err(|e| {
+        BodyError::Invalid(DomainError::invalid_with(
+            format!("the body is not valid JSON: {e}"),
+            json!({"line": e.line(), "column": e.column()}),
+        ))
+    })
 }
 
 pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
@@ -51,7 +56,10 @@ pub fn limit(req: &Request, default: usize, max: usize) -> Result<usize, DomainE
         None => Ok(default),
         Some(v) => match v.parse::<usize>() {
             Ok(n) if (1..=max).contains(&n) => Ok(n),
-            _ => Err(DomainError::invalid_with(format!("limit must be an integer from 1 to {max}"), json!({"field": "limit"}))),
+            _ => Err(DomainError::invalid_with(
+                format!("limit must be an integer from 1 to {max}"),
+                json!({"field": "limit"}),
+            )),
         },
     }
 }

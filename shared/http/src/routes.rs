@@ -64,7 +64,11 @@ pub fn resolve(method: &str, path: &str) -> Resolved {
             allowed.push(r.method);
         }
     }
-    if allowed.is_empty() { Resolved::NotFound } else { Resolved::MethodNotAllowed(allowed) }
+    if allowed.is_empty() {
+        Resolved::NotFound
+    } else {
+        Resolved::MethodNotAllowed(allowed)
+    }
 }
 
 #[cfg(test)]

@@ -12,7 +12,10 @@ impl App {
     pub async fn cancel_run(&self, ws: &str, id: &str) -> Result<Run, AppError> {
         let mut rec = self.load_run(ws, id).await?;
         if !rec.run.status.can_cancel() {
-            return Err(AppError::NotCancellable { reason: "run_not_cancellable", status: rec.run.status.as_str().into() });
+            return Err(AppError::NotCancellable {
+                reason: "run_not_cancellable",
+                status: rec.run.status.as_str().into(),
+            });
         }
         // pending → running can race a cancel; that move keeps the run
         // cancellable, so try again. Any other move is reported.
@@ -22,7 +25,10 @@ impl App {
                 Err(StoreError::ConditionFailed) => {
                     rec = self.load_run(ws, id).await?;
                     if !rec.run.status.can_cancel() {
-                        return Err(AppError::NotCancellable { reason: "run_status_changed", status: rec.run.status.as_str().into() });
+                        return Err(AppError::NotCancellable {
+                            reason: "run_status_changed",
+                            status: rec.run.status.as_str().into(),
+                        });
                     }
                 }
                 Err(e) => return Err(e.into()),

@@ -11,7 +11,8 @@ use puffle_domain::idempotency::{request_hash, KEY_TTL_SECONDS};
 use puffle_domain::lead::LeadType;
 use puffle_domain::plan::WorkMessage;
 use puffle_domain::run::{
-    Counts, CreateResponse, EnrichmentRef, Preview, Run, RunCost, RunError, RunOutput, RunScope, RunStatus, RunTiming, RunTrigger,
+    Counts, CreateResponse, EnrichmentRef, Preview, Run, RunCost, RunError, RunOutput, RunScope, RunStatus, RunTiming,
+    RunTrigger,
 };
 use puffle_domain::scope::{check_subject_counts, partition_lead_ids, Scope};
 use puffle_domain::{ids, time, DomainError};
@@ -33,22 +34,36 @@ pub struct Created {
 }
 
 impl App {
-    pub async fn create_run(&self, ws: &str, body: &Value, idempotency_header: Option<&str>, correlation_id: &str) -> Result<Created, AppError> {
+    pub async fn create_run(
+        &self,
+        ws: &str,
+        body: &Value,
+        idempotency_header: Option<&str>,
+        correlation_id: &str,
+    ) -> Result<Created, AppError> {
         // Rule 1: shape.
         let req = CreateRequest::parse(body, idempotency_header)?;
         // Rule 2: the enrichment and its input.
-        let enrichment = catalog::find(&req.enrichment_id)
-            .ok_or_else(|| AppError::not_found("ENRICHMENT_NOT_FOUND", format!("no enrichment `{}`", req.enrichment_id)))?;
+        let enrichment = catalog::find(&req.enrichment_id).ok_or_else(|| {
+            AppError::not_found("ENRICHMENT_NOT_FOUND", format!("no enrichment `{}`", req.enrichment_id))
+        })?;
         enrichment.validate_input(&req.input).map_err(|errors| {
             // Enum mismatches quote the whole enum; keep messages readable.
             let errors: Vec<String> = errors
                 .into_iter()
-                .map(|e| if e.chars().count() > 160 { format!("{}…", e.chars().take(160).collect::<String>()) } else { e })
+                .map(|e| {
+                    if e.chars().count() > 160 {
+                        format!("{}…", e.chars().take(160).collect::<String>())
+                    } else {
+                        e
+                    }
+                })
                 .collect();
             DomainError::InvalidInput {
-            message: format!("input does not match {}'s inputSchema: {}", enrichment.slug, errors.join("; ")),
-            details: json!({"errors": errors}),
-        }})?;
+                message: format!("input does not match {}'s inputSchema: {}", enrichment.slug, errors.join("; ")),
+                details: json!({"errors": errors}),
+            }
+        })?;
 
         let hash = request_hash(&req);
         // A repeat of a request we already accepted answers with its run,
@@ -136,7 +151,10 @@ impl App {
             }
             Err(e) => {
                 tracing::error!(run_id = %run.id, error = %e, "dispatch failed; refunding");
-                let error = RunError { message: "the work queue rejected the dispatch".into(), details: json!({"code": "DISPATCH_FAILED", "cause": e.to_string()}) };
+                let error = RunError {
+                    message: "the work queue rejected the dispatch".into(),
+                    details: json!({"code": "DISPATCH_FAILED", "cause": e.to_string()}),
+                };
                 let refund = LedgerEntry {
                     id: ids::new_id("led"),
                     kind: LedgerKind::Refund,
@@ -174,9 +192,16 @@ impl App {
             .into());
         }
         let list = match req.scope.list_id() {
-            Some(id) => Some(self.get_list(ws, id).await.map_err(|err| match err {
-                AppError::NotFound { .. } => DomainError::planner("LIST_NOT_FOUND", format!("no list {id} in this workspace"), json!({"listId": id})).into(),
-                other => other,
+            Some(id) => Some(self.get_list(ws, id).await.map_err(|err| {
+                match err {
+                    AppError::NotFound { .. } => DomainError::planner(
+                        "LIST_NOT_FOUND",
+                        format!("no list {id} in this workspace"),
+                        json!({"listId": id}),
+                    )
+                    .into(),
+                    other => other,
+                }
             })?),
             None => None,
         };
@@ -185,9 +210,15 @@ impl App {
                 let unique = req.scope.unique_lead_ids();
                 let (valid, invalid) = partition_lead_ids(&unique);
                 let found = self.store().get_leads(ws, &valid, &[]).await?;
-                let missing: Vec<&String> = invalid.iter().chain(valid.iter().filter(|i| !found.contains_key(*i))).collect();
+                let missing: Vec<&String> =
+                    invalid.iter().chain(valid.iter().filter(|i| !found.contains_key(*i))).collect();
                 if !missing.is_empty() {
-                    return Err(DomainError::planner("LEADS_NOT_FOUND", format!("{} lead id(s) do not exist in this workspace", missing.len()), json!({"leadIds": missing})).into());
+                    return Err(DomainError::planner(
+                        "LEADS_NOT_FOUND",
+                        format!("{} lead id(s) do not exist in this workspace", missing.len()),
+                        json!({"leadIds": missing}),
+                    )
+                    .into());
                 }
                 if unique.is_empty() {
                     return Err(DomainError::planner("EMPTY_LEAD_SCOPE", "scope.leadIds is empty", json!({})).into());
@@ -196,7 +227,12 @@ impl App {
                 if !mismatched.is_empty() {
                     return Err(DomainError::planner(
                         "SUBJECT_MISMATCH",
-                        format!("{} works on {} leads; {} of the scope's leads are not", e.slug, e.subject.as_str(), mismatched.len()),
+                        format!(
+                            "{} works on {} leads; {} of the scope's leads are not",
+                            e.slug,
+                            e.subject.as_str(),
+                            mismatched.len()
+                        ),
                         json!({"subject": e.subject.as_str(), "leadIds": mismatched}),
                     )
                     .into());
@@ -214,12 +250,20 @@ impl App {
                         .into());
                     }
                 }
-                Ok(Planned { lead_count: unique.len() as u64, requested: json!({"type": "explicit_leads", "leadIds": unique, "listId": list_id}) })
+                Ok(Planned {
+                    lead_count: unique.len() as u64,
+                    requested: json!({"type": "explicit_leads", "leadIds": unique, "listId": list_id}),
+                })
             }
             Scope::List { list_id } => {
                 let list = list.expect("list scopes have a list");
                 if list.lead_count == 0 {
-                    return Err(DomainError::planner("EMPTY_LEAD_SCOPE", format!("list {list_id} has no leads"), json!({"listId": list_id})).into());
+                    return Err(DomainError::planner(
+                        "EMPTY_LEAD_SCOPE",
+                        format!("list {list_id} has no leads"),
+                        json!({"listId": list_id}),
+                    )
+                    .into());
                 }
                 check_subject_counts(e.subject, list.person_count, list.company_count)?;
                 Ok(Planned { lead_count: list.lead_count, requested: json!({"type": "list", "listId": list_id}) })
@@ -230,7 +274,11 @@ impl App {
                     Some(None) => (0, 0),
                     Some(Some(t)) => {
                         let n = if t == LeadType::Person { list.person_count } else { list.company_count };
-                        if t == e.subject { (n, 0) } else { (0, n) }
+                        if t == e.subject {
+                            (n, 0)
+                        } else {
+                            (0, n)
+                        }
                     }
                     None => self.count_filtered(ws, list_id, filter, e.subject).await?,
                 };
@@ -243,24 +291,43 @@ impl App {
                     .into());
                 }
                 if matching == 0 {
-                    return Err(DomainError::planner("EMPTY_LEAD_SCOPE", format!("no lead of list {list_id} matches the filter"), json!({"listId": list_id})).into());
+                    return Err(DomainError::planner(
+                        "EMPTY_LEAD_SCOPE",
+                        format!("no lead of list {list_id} matches the filter"),
+                        json!({"listId": list_id}),
+                    )
+                    .into());
                 }
-                Ok(Planned { lead_count: matching, requested: json!({"type": "filtered_list", "listId": list_id, "filter": filter}) })
+                Ok(Planned {
+                    lead_count: matching,
+                    requested: json!({"type": "filtered_list", "listId": list_id, "filter": filter}),
+                })
             }
         }
     }
 
     /// Reads the List to count Leads matching `filter`: (subject matches, other type matches).
-    async fn count_filtered(&self, ws: &str, list_id: &str, filter: &LeadFilter, subject: LeadType) -> Result<(u64, u64), AppError> {
+    async fn count_filtered(
+        &self,
+        ws: &str,
+        list_id: &str,
+        filter: &LeadFilter,
+        subject: LeadType,
+    ) -> Result<(u64, u64), AppError> {
         let attr_keys = filter.attribute_keys();
         let mut after: Option<String> = None;
         let (mut ok, mut other) = (0u64, 0u64);
         loop {
-            let (rows, last) = self.store().member_page(ws, list_id, after.as_deref(), puffle_domain::plan::PLAN_PAGE).await?;
+            let (rows, last) =
+                self.store().member_page(ws, list_id, after.as_deref(), puffle_domain::plan::PLAN_PAGE).await?;
             let ids: Vec<String> = rows.iter().map(|r| r.lead_id.clone()).collect();
             let leads = self.store().get_leads(ws, &ids, &attr_keys).await?;
             for l in leads.values().filter(|l| filter.matches(l)) {
-                if l.lead_type == subject { ok += 1 } else { other += 1 }
+                if l.lead_type == subject {
+                    ok += 1
+                } else {
+                    other += 1
+                }
             }
             match last {
                 Some(l) => after = Some(l),

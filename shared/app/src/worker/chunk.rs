@@ -20,7 +20,14 @@ use super::plan::item_list_id;
 use crate::{App, AppError};
 
 impl App {
-    pub async fn process_chunk(&self, ws: &str, run_id: &str, chunk: u32, lead_ids: &[String], receive_count: u32) -> Result<(), AppError> {
+    pub async fn process_chunk(
+        &self,
+        ws: &str,
+        run_id: &str,
+        chunk: u32,
+        lead_ids: &[String],
+        receive_count: u32,
+    ) -> Result<(), AppError> {
         let Some(rec) = self.store().get_run(ws, run_id).await? else {
             tracing::warn!(chunk, "chunk for an unknown run; dropped");
             return Ok(());
@@ -53,8 +60,12 @@ impl App {
             let leads = self.store().get_leads(ws, lead_ids, &[]).await?;
             let existing: HashMap<String, Row> = match (run.output.write_policy, run.output.target, &list_id) {
                 (WritePolicy::Overwrite, _, _) => HashMap::new(),
-                (WritePolicy::SkipExisting, OutputTarget::Lead, _) => self.store().get_lead_attrs(ws, lead_ids, key).await?,
-                (WritePolicy::SkipExisting, OutputTarget::Membership, Some(list)) => self.store().get_member_attrs(ws, list, lead_ids, key).await?,
+                (WritePolicy::SkipExisting, OutputTarget::Lead, _) => {
+                    self.store().get_lead_attrs(ws, lead_ids, key).await?
+                }
+                (WritePolicy::SkipExisting, OutputTarget::Membership, Some(list)) => {
+                    self.store().get_member_attrs(ws, list, lead_ids, key).await?
+                }
                 (WritePolicy::SkipExisting, OutputTarget::Membership, None) => HashMap::new(),
             };
             let known = catalog::find(slug).is_some();
@@ -67,8 +78,13 @@ impl App {
                         (item.skipped("attribute_exists", &now), None)
                     }
                     Some(lead) => {
-                        let outcome = if known { providers::run(slug, lead, &run.input) } else {
-                            Outcome::Failed { message: format!("enrichment {slug} is no longer available"), code: "UNKNOWN_PROVIDER".into() }
+                        let outcome = if known {
+                            providers::run(slug, lead, &run.input)
+                        } else {
+                            Outcome::Failed {
+                                message: format!("enrichment {slug} is no longer available"),
+                                code: "UNKNOWN_PROVIDER".into(),
+                            }
                         };
                         let mut item = item;
                         item.metadata.input_snapshot = run.input.clone();
@@ -97,7 +113,14 @@ impl App {
         match self.store().count_chunk(ws, run_id, chunk, delta, &time::now()).await? {
             None => tracing::info!(chunk, "chunk counted by another delivery"),
             Some(after) => {
-                tracing::info!(chunk, completed = delta.completed, skipped = delta.skipped, failed = delta.failed, pending = after.run.scope.counts.pending, "chunk counted");
+                tracing::info!(
+                    chunk,
+                    completed = delta.completed,
+                    skipped = delta.skipped,
+                    failed = delta.failed,
+                    pending = after.run.scope.counts.pending,
+                    "chunk counted"
+                );
                 if after.run.scope.counts.pending == 0 {
                     self.store().complete_if_done(ws, run_id, &time::now()).await?;
                 }

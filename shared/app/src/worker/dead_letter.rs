@@ -32,8 +32,11 @@ impl App {
                 let items: Vec<Item> = lead_ids
                     .iter()
                     .map(|l| {
-                        Item::pending(&run_id, l, list_id.as_deref(), &now)
-                            .failed("the worker gave up on this lead's chunk after repeated failures", "WORKER_GAVE_UP", &now)
+                        Item::pending(&run_id, l, list_id.as_deref(), &now).failed(
+                            "the worker gave up on this lead's chunk after repeated failures",
+                            "WORKER_GAVE_UP",
+                            &now,
+                        )
                     })
                     .collect();
                 // Items a late delivery did finish keep their result.

@@ -13,8 +13,8 @@ impl App {
     /// Handles one message of the work queue. An error leaves the message
     /// on the queue (it is retried, then dead-lettered).
     pub async fn handle_work(&self, body: &str, receive_count: u32) -> Result<(), AppError> {
-        let msg: WorkMessage = serde_json::from_str(body)
-            .map_err(|e| AppError::Internal(format!("unreadable work message: {e}")))?;
+        let msg: WorkMessage =
+            serde_json::from_str(body).map_err(|e| AppError::Internal(format!("unreadable work message: {e}")))?;
         let span = tracing::info_span!("work", run_id = %msg.run_id(), kind = match &msg { WorkMessage::Plan { .. } => "plan", WorkMessage::Chunk { .. } => "chunk" });
         let _guard = span.enter();
         match msg {

@@ -59,7 +59,11 @@ impl App {
             .iter()
             .map(|l| {
                 let item = Item::pending(run_id, l, list_id.as_deref(), &now);
-                if cancelled { item.skipped("run_cancelled", &now) } else { item }
+                if cancelled {
+                    item.skipped("run_cancelled", &now)
+                } else {
+                    item
+                }
             })
             .collect();
         if cancelled {
@@ -77,7 +81,12 @@ impl App {
         } else {
             let msgs: Vec<WorkMessage> = numbered
                 .into_iter()
-                .map(|(chunk, lead_ids)| WorkMessage::Chunk { workspace_id: ws.into(), run_id: run_id.into(), chunk, lead_ids })
+                .map(|(chunk, lead_ids)| WorkMessage::Chunk {
+                    workspace_id: ws.into(),
+                    run_id: run_id.into(),
+                    chunk,
+                    lead_ids,
+                })
                 .collect();
             self.aws.queue.send_all(&msgs).await?;
         }
@@ -100,7 +109,15 @@ impl App {
         };
         let recorded = self
             .store()
-            .finish_plan_step(ws, run_id, step, lead_ids.len() as u64, last, shrink.as_ref().map(|(d, r, e)| (*d, *r, e)), &now)
+            .finish_plan_step(
+                ws,
+                run_id,
+                step,
+                lead_ids.len() as u64,
+                last,
+                shrink.as_ref().map(|(d, r, e)| (*d, *r, e)),
+                &now,
+            )
             .await?;
         tracing::info!(step, planned = lead_ids.len(), last, recorded, "plan step");
         if !recorded {
@@ -112,18 +129,35 @@ impl App {
         } else {
             self.aws
                 .queue
-                .send(&WorkMessage::Plan { workspace_id: ws.into(), run_id: run_id.into(), step: step + 1, cursor: page.cursor })
+                .send(&WorkMessage::Plan {
+                    workspace_id: ws.into(),
+                    run_id: run_id.into(),
+                    step: step + 1,
+                    cursor: page.cursor,
+                })
                 .await?;
         }
         Ok(())
     }
 
-    async fn send_next_step(&self, ws: &str, run_id: &str, step: u32, rec: &RunRecord, cursor: Option<String>) -> Result<(), AppError> {
+    async fn send_next_step(
+        &self,
+        ws: &str,
+        run_id: &str,
+        step: u32,
+        rec: &RunRecord,
+        cursor: Option<String>,
+    ) -> Result<(), AppError> {
         // The cursor of the next step is derived from this step's page again.
         let page = self.read_page(ws, rec, step, cursor.as_deref()).await?;
         self.aws
             .queue
-            .send(&WorkMessage::Plan { workspace_id: ws.into(), run_id: run_id.into(), step: step + 1, cursor: page.cursor })
+            .send(&WorkMessage::Plan {
+                workspace_id: ws.into(),
+                run_id: run_id.into(),
+                step: step + 1,
+                cursor: page.cursor,
+            })
             .await?;
         Ok(())
     }
@@ -147,7 +181,8 @@ impl App {
                 let list_id = run.scope.list_id.clone().unwrap_or_default();
                 let (rows, last) = self.store().member_page(ws, &list_id, cursor, PLAN_PAGE).await?;
                 let cutoff = &run.timing.created_at;
-                let mut ids: Vec<String> = rows.iter().filter(|r| &r.added_at <= cutoff).map(|r| r.lead_id.clone()).collect();
+                let mut ids: Vec<String> =
+                    rows.iter().filter(|r| &r.added_at <= cutoff).map(|r| r.lead_id.clone()).collect();
                 if kind == "filtered_list" {
                     let filter = LeadFilter::parse(&requested["filter"])?;
                     let subject = catalog::find(&run.enrichment.slug).map(|e| e.subject);

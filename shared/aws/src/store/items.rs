@@ -57,8 +57,16 @@ impl Store {
                                     .table_name(self.table())
                                     .set_item(Some(self.item_row(i)?))
                                     .condition_expression(condition)
-                                    .set_expression_attribute_names(condition.contains("#status").then(|| [("#status".to_string(), "status".to_string())].into()))
-                                    .set_expression_attribute_values(condition.contains(":pending").then(|| [(":pending".to_string(), s("pending"))].into()))
+                                    .set_expression_attribute_names(
+                                        condition
+                                            .contains("#status")
+                                            .then(|| [("#status".to_string(), "status".to_string())].into()),
+                                    )
+                                    .set_expression_attribute_values(
+                                        condition
+                                            .contains(":pending")
+                                            .then(|| [(":pending".to_string(), s("pending"))].into()),
+                                    )
                                     .build()
                                     .expect("put"),
                             )
@@ -71,7 +79,8 @@ impl Store {
                         batch.clear();
                     }
                     Err(StoreError::TransactionCanceled(codes)) => {
-                        let exists: Vec<bool> = codes.iter().map(|c| c.as_deref() == Some("ConditionalCheckFailed")).collect();
+                        let exists: Vec<bool> =
+                            codes.iter().map(|c| c.as_deref() == Some("ConditionalCheckFailed")).collect();
                         batch = batch.into_iter().zip(exists).filter(|(_, e)| !e).map(|(b, _)| b).collect();
                     }
                     Err(e) => return Err(e),
@@ -86,7 +95,13 @@ impl Store {
     }
 
     /// Items of a run in lead (= item) id order, optionally of one status.
-    pub async fn query_items(&self, run_id: &str, status: Option<ItemStatus>, after: Option<&str>, limit: usize) -> Result<ItemPage, StoreError> {
+    pub async fn query_items(
+        &self,
+        run_id: &str,
+        status: Option<ItemStatus>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<ItemPage, StoreError> {
         let (index, pk_name, sk_name, pk) = match status {
             Some(st) => (Some("gsi1"), "gsi1pk", "gsi1sk", keys::items_by_status_pk(run_id, st.as_str())),
             None => (None, "pk", "sk", keys::items_pk(run_id)),

@@ -87,7 +87,11 @@ impl Store {
     }
 
     /// identity key → lead id, for the keys that exist.
-    pub async fn lookup_identities(&self, ws: &str, identities: &[String]) -> Result<HashMap<String, String>, StoreError> {
+    pub async fn lookup_identities(
+        &self,
+        ws: &str,
+        identities: &[String],
+    ) -> Result<HashMap<String, String>, StoreError> {
         let rows = self.batch_get(identities.iter().map(|i| keys::identity(ws, i)).collect()).await?;
         Ok(rows
             .into_iter()
@@ -99,7 +103,12 @@ impl Store {
     }
 
     /// Leads by id with only the named attribute keys (batch reads, no query).
-    pub async fn get_leads(&self, ws: &str, ids: &[String], attr_keys: &[String]) -> Result<HashMap<String, Lead>, StoreError> {
+    pub async fn get_leads(
+        &self,
+        ws: &str,
+        ids: &[String],
+        attr_keys: &[String],
+    ) -> Result<HashMap<String, Lead>, StoreError> {
         let mut wanted: Vec<(String, String)> = ids.iter().map(|id| keys::lead(ws, id)).collect();
         for id in ids {
             for k in attr_keys {
@@ -146,7 +155,13 @@ impl Store {
     }
 
     /// A page of the workspace's Leads (with attributes) after `after`.
-    pub async fn query_leads(&self, ws: &str, lead_type: Option<LeadType>, after: Option<&str>, limit: usize) -> Result<LeadPage, StoreError> {
+    pub async fn query_leads(
+        &self,
+        ws: &str,
+        lead_type: Option<LeadType>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<LeadPage, StoreError> {
         let mut collected: Vec<Row> = vec![];
         let mut lead_count = 0usize;
         let mut start = None;
@@ -162,7 +177,9 @@ impl Store {
                 .set_exclusive_start_key(start.clone())
                 .consistent_read(true);
             q = match &after_bound {
-                Some(b) => q.key_condition_expression("pk = :pk AND sk > :after").expression_attribute_values(":after", s(b)),
+                Some(b) => {
+                    q.key_condition_expression("pk = :pk AND sk > :after").expression_attribute_values(":after", s(b))
+                }
                 None => q.key_condition_expression("pk = :pk"),
             };
             if let Some(t) = lead_type {
@@ -201,7 +218,12 @@ pub struct AttrWrite<'a> {
     pub now: &'a str,
 }
 
-pub(crate) fn attr_row(pk: String, sk: String, lead_type: Option<LeadType>, a: &AttrWrite<'_>) -> Result<Row, StoreError> {
+pub(crate) fn attr_row(
+    pk: String,
+    sk: String,
+    lead_type: Option<LeadType>,
+    a: &AttrWrite<'_>,
+) -> Result<Row, StoreError> {
     let mut r: Row = [
         ("pk".to_string(), s(pk)),
         ("sk".to_string(), s(sk)),

@@ -46,7 +46,12 @@ impl Store {
         self.get_row(keys::list(ws, id)).await?.map(from_row).transpose()
     }
 
-    pub async fn query_lists(&self, ws: &str, after: Option<&str>, limit: usize) -> Result<(Vec<List>, Option<String>), StoreError> {
+    pub async fn query_lists(
+        &self,
+        ws: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<List>, Option<String>), StoreError> {
         let mut q = self
             .client()
             .query()
@@ -69,7 +74,13 @@ impl Store {
     /// Adds memberships; counters move in the same transaction as the
     /// membership items, so concurrent overlapping adds stay exact. A Lead
     /// already in the List is dropped from the batch and the rest retried.
-    pub async fn add_members(&self, ws: &str, list_id: &str, leads: &[(String, LeadType)], now: &str) -> Result<AddOutcome, StoreError> {
+    pub async fn add_members(
+        &self,
+        ws: &str,
+        list_id: &str,
+        leads: &[(String, LeadType)],
+        now: &str,
+    ) -> Result<AddOutcome, StoreError> {
         let mut outcome = AddOutcome::default();
         for chunk in leads.chunks(99) {
             let mut batch: Vec<(String, LeadType)> = chunk.to_vec();
@@ -109,7 +120,14 @@ impl Store {
                     item.remove("attributes");
                     actions.push(
                         TransactWriteItem::builder()
-                            .put(Put::builder().table_name(self.table()).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").build().expect("put"))
+                            .put(
+                                Put::builder()
+                                    .table_name(self.table())
+                                    .set_item(Some(item))
+                                    .condition_expression("attribute_not_exists(pk)")
+                                    .build()
+                                    .expect("put"),
+                            )
                             .build(),
                     );
                 }
@@ -122,11 +140,8 @@ impl Store {
                         if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) {
                             return Err(StoreError::ConditionFailed); // the List is gone
                         }
-                        let exists: Vec<bool> = codes
-                            .iter()
-                            .skip(1)
-                            .map(|c| c.as_deref() == Some("ConditionalCheckFailed"))
-                            .collect();
+                        let exists: Vec<bool> =
+                            codes.iter().skip(1).map(|c| c.as_deref() == Some("ConditionalCheckFailed")).collect();
                         if !exists.iter().any(|e| *e) {
                             // Conflicts with other writers only: try again after a pause.
                             tokio::time::sleep(std::time::Duration::from_millis(5 + rand::random::<u64>() % 40)).await;
@@ -144,16 +159,25 @@ impl Store {
     }
 
     /// Lead ids already in the List (for reporting; adds rely on conditions).
-    pub async fn members_of(&self, ws: &str, list_id: &str, lead_ids: &[String]) -> Result<HashMap<String, Membership>, StoreError> {
+    pub async fn members_of(
+        &self,
+        ws: &str,
+        list_id: &str,
+        lead_ids: &[String],
+    ) -> Result<HashMap<String, Membership>, StoreError> {
         let rows = self.batch_get(lead_ids.iter().map(|l| keys::member(ws, list_id, l)).collect()).await?;
-        rows.into_iter()
-            .map(|r| from_row::<Membership>(r).map(|m| (m.lead_id.clone(), m)))
-            .collect()
+        rows.into_iter().map(|r| from_row::<Membership>(r).map(|m| (m.lead_id.clone(), m))).collect()
     }
 
     /// One page of memberships in Lead id order, for the planner: exactly
     /// `limit` rows are read, so a replayed step reads the same page.
-    pub async fn member_page(&self, ws: &str, list_id: &str, after: Option<&str>, limit: usize) -> Result<(Vec<MemberRow>, Option<String>), StoreError> {
+    pub async fn member_page(
+        &self,
+        ws: &str,
+        list_id: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<(Vec<MemberRow>, Option<String>), StoreError> {
         let mut q = self
             .client()
             .query()
@@ -162,7 +186,9 @@ impl Store {
             .limit(limit as i32)
             .consistent_read(true);
         q = match after {
-            Some(a) => q.key_condition_expression("pk = :pk AND sk > :a").expression_attribute_values(":a", s(format!("M#{a}"))),
+            Some(a) => q
+                .key_condition_expression("pk = :pk AND sk > :a")
+                .expression_attribute_values(":a", s(format!("M#{a}"))),
             None => q.key_condition_expression("pk = :pk"),
         };
         let out = q.send().await.map_err(classify)?;
@@ -183,7 +209,14 @@ impl Store {
     }
 
     /// A page of memberships with their own attributes (for the API).
-    pub async fn query_members(&self, ws: &str, list_id: &str, lead_type: Option<LeadType>, after: Option<&str>, limit: usize) -> Result<MemberPage, StoreError> {
+    pub async fn query_members(
+        &self,
+        ws: &str,
+        list_id: &str,
+        lead_type: Option<LeadType>,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<MemberPage, StoreError> {
         let mut members: Vec<Membership> = vec![];
         let mut cursor = after.map(str::to_string);
         let mut more = true;
@@ -220,7 +253,13 @@ impl Store {
         Ok(MemberPage { members, last })
     }
 
-    async fn member_attrs_range(&self, ws: &str, list_id: &str, first: &str, last: &str) -> Result<HashMap<String, serde_json::Map<String, Value>>, StoreError> {
+    async fn member_attrs_range(
+        &self,
+        ws: &str,
+        list_id: &str,
+        first: &str,
+        last: &str,
+    ) -> Result<HashMap<String, serde_json::Map<String, Value>>, StoreError> {
         let mut out_map: HashMap<String, serde_json::Map<String, Value>> = HashMap::new();
         let mut start = None;
         loop {
@@ -256,13 +295,24 @@ impl Store {
     }
 
     /// Membership attributes of the named keys, for skip_existing checks.
-    pub async fn get_member_attrs(&self, ws: &str, list_id: &str, lead_ids: &[String], key: &str) -> Result<HashMap<String, Row>, StoreError> {
+    pub async fn get_member_attrs(
+        &self,
+        ws: &str,
+        list_id: &str,
+        lead_ids: &[String],
+        key: &str,
+    ) -> Result<HashMap<String, Row>, StoreError> {
         let rows = self.batch_get(lead_ids.iter().map(|l| keys::member_attr(ws, list_id, l, key)).collect()).await?;
         Ok(rows.into_iter().filter_map(|r| Some((get_s(&r, "leadId")?, r))).collect())
     }
 
     /// Lead attribute rows of one key, for skip_existing checks.
-    pub async fn get_lead_attrs(&self, ws: &str, lead_ids: &[String], key: &str) -> Result<HashMap<String, Row>, StoreError> {
+    pub async fn get_lead_attrs(
+        &self,
+        ws: &str,
+        lead_ids: &[String],
+        key: &str,
+    ) -> Result<HashMap<String, Row>, StoreError> {
         let rows = self.batch_get(lead_ids.iter().map(|l| keys::lead_attr(ws, l, key)).collect()).await?;
         Ok(rows.into_iter().filter_map(|r| Some((get_s(&r, "leadId")?, r))).collect())
     }

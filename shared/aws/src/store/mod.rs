@@ -40,7 +40,11 @@ pub fn n(v: impl ToString) -> AttributeValue {
 }
 
 /// A row for `value` with its key (and any extra attributes) set.
-pub fn row<T: Serialize>(value: &T, key: (String, String), extra: &[(&str, AttributeValue)]) -> Result<Row, StoreError> {
+pub fn row<T: Serialize>(
+    value: &T,
+    key: (String, String),
+    extra: &[(&str, AttributeValue)],
+) -> Result<Row, StoreError> {
     let mut r: Row = serde_dynamo::to_item(value)?;
     r.insert("pk".into(), s(key.0));
     r.insert("sk".into(), s(key.1));
@@ -187,7 +191,11 @@ impl Store {
     /// As [`Store::transact`], with a ClientRequestToken: a retry of a
     /// transaction that committed but whose answer was lost (the SDK's or
     /// ours) succeeds instead of tripping its own conditions.
-    pub async fn transact_with_token(&self, actions: Vec<TransactWriteItem>, token: Option<&str>) -> Result<(), StoreError> {
+    pub async fn transact_with_token(
+        &self,
+        actions: Vec<TransactWriteItem>,
+        token: Option<&str>,
+    ) -> Result<(), StoreError> {
         let mut attempt = 0;
         loop {
             let res = self
@@ -211,14 +219,17 @@ impl Store {
                     };
                     match codes {
                         Some(codes) => {
-                            let conflict_only = codes.iter().flatten().all(|c| c == "TransactionConflict" || c == "ThrottlingError");
+                            let conflict_only =
+                                codes.iter().flatten().all(|c| c == "TransactionConflict" || c == "ThrottlingError");
                             if conflict_only {
                                 if attempt + 1 < MAX_ATTEMPTS {
                                     attempt += 1;
                                     backoff(attempt).await;
                                     continue;
                                 }
-                                return Err(StoreError::Unavailable("transaction kept conflicting with concurrent writes".into()));
+                                return Err(StoreError::Unavailable(
+                                    "transaction kept conflicting with concurrent writes".into(),
+                                ));
                             }
                             return Err(StoreError::TransactionCanceled(codes));
                         }

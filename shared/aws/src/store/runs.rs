@@ -65,7 +65,10 @@ const RUN_NAMES: &[(&str, &str)] = &[
     ("#running", "running"),
 ];
 
-fn with_names(mut u: aws_sdk_dynamodb::types::builders::UpdateBuilder, expr: &str) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+fn with_names(
+    mut u: aws_sdk_dynamodb::types::builders::UpdateBuilder,
+    expr: &str,
+) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
     for (k, v) in RUN_NAMES {
         if expr.contains(k) {
             u = u.expression_attribute_names(*k, *v);
@@ -77,7 +80,13 @@ fn with_names(mut u: aws_sdk_dynamodb::types::builders::UpdateBuilder, expr: &st
 impl Store {
     /// An update of the run item; `#name` placeholders used in either
     /// expression are declared (DynamoDB rejects undeclared and unused ones).
-    fn run_update(&self, ws: &str, run_id: &str, expr: &str, condition: Option<&str>) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
+    fn run_update(
+        &self,
+        ws: &str,
+        run_id: &str,
+        expr: &str,
+        condition: Option<&str>,
+    ) -> aws_sdk_dynamodb::types::builders::UpdateBuilder {
         let u = Update::builder()
             .table_name(self.table())
             .set_key(Some(key_of(keys::run(ws, run_id))))
@@ -89,12 +98,27 @@ impl Store {
     /// Charge, run record, idempotency key and ledger line in one
     /// transaction: the balance must cover the cost and the key must be new.
     /// Errors: `TransactionCanceled(codes)`, index 0 = balance, 2 = key.
-    pub async fn create_run(&self, ws: &str, run: &Run, cost: u64, idem: Option<&IdempotencyRecord>, charge: &LedgerEntry) -> Result<(), StoreError> {
-        let run_row = row(run, keys::run(ws, &run.id), &[("workspaceId", s(ws)), ("planStep", n(0)), ("plannedCount", n(0))])?;
+    pub async fn create_run(
+        &self,
+        ws: &str,
+        run: &Run,
+        cost: u64,
+        idem: Option<&IdempotencyRecord>,
+        charge: &LedgerEntry,
+    ) -> Result<(), StoreError> {
+        let run_row =
+            row(run, keys::run(ws, &run.id), &[("workspaceId", s(ws)), ("planStep", n(0)), ("plannedCount", n(0))])?;
         let mut actions = vec![
             self.balance_update(ws, -(cost as i64), true),
             TransactWriteItem::builder()
-                .put(Put::builder().table_name(self.table()).set_item(Some(run_row)).condition_expression("attribute_not_exists(pk)").build().expect("put"))
+                .put(
+                    Put::builder()
+                        .table_name(self.table())
+                        .set_item(Some(run_row))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .expect("put"),
+                )
                 .build(),
         ];
         if let Some(rec) = idem {
@@ -122,7 +146,8 @@ impl Store {
     }
 
     pub async fn get_idempotency(&self, ws: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
-        let rec: Option<IdempotencyRecord> = self.get_row(keys::idempotency(ws, key)).await?.map(from_row).transpose()?;
+        let rec: Option<IdempotencyRecord> =
+            self.get_row(keys::idempotency(ws, key)).await?.map(from_row).transpose()?;
         Ok(rec.filter(|r| r.ttl >= puffle_domain::time::epoch_seconds()))
     }
 
@@ -169,7 +194,14 @@ impl Store {
 
     /// Dispatch failed: the run fails and the charge comes back, once (the
     /// status condition makes a second refund impossible).
-    pub async fn fail_dispatch(&self, ws: &str, run: &Run, error: &RunError, refund: &LedgerEntry, now: &str) -> Result<(), StoreError> {
+    pub async fn fail_dispatch(
+        &self,
+        ws: &str,
+        run: &Run,
+        error: &RunError,
+        refund: &LedgerEntry,
+        now: &str,
+    ) -> Result<(), StoreError> {
         let (run_id, resolved, cost) = (run.id.as_str(), run.scope.resolved_count, run.cost.actual);
         let err = serde_dynamo::to_attribute_value(error)?;
         let u = self
@@ -196,8 +228,12 @@ impl Store {
     /// `ConditionFailed` means it moved in between.
     pub async fn cancel_run(&self, ws: &str, run_id: &str, expected: RunStatus, now: &str) -> Result<Run, StoreError> {
         let u = self
-            .run_update(ws, run_id, "SET #status = :cancelled, #timing.cancelledAt = :now, #timing.updatedAt = :now", Some("#status = :expected"))
-            
+            .run_update(
+                ws,
+                run_id,
+                "SET #status = :cancelled, #timing.cancelledAt = :now, #timing.updatedAt = :now",
+                Some("#status = :expected"),
+            )
             .expression_attribute_values(":cancelled", s("cancelled"))
             .expression_attribute_values(":expected", s(expected.as_str()))
             .expression_attribute_values(":now", s(now))
@@ -210,8 +246,12 @@ impl Store {
     /// pending → running (no-op if it already moved).
     pub async fn mark_running(&self, ws: &str, run_id: &str, now: &str) -> Result<(), StoreError> {
         let u = self
-            .run_update(ws, run_id, "SET #status = :running, #timing.startedAt = :now, #timing.updatedAt = :now", Some("#status = :pendingS"))
-            
+            .run_update(
+                ws,
+                run_id,
+                "SET #status = :running, #timing.startedAt = :now, #timing.updatedAt = :now",
+                Some("#status = :pendingS"),
+            )
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":pendingS", s("pending"))
             .expression_attribute_values(":now", s(now))
@@ -228,14 +268,24 @@ impl Store {
     /// shrank) leave the counts and are refunded in the same transaction.
     /// Returns false when another delivery already recorded this step.
     #[allow(clippy::too_many_arguments)]
-    pub async fn finish_plan_step(&self, ws: &str, run_id: &str, step: u32, planned: u64, last: bool, shrink: Option<(u64, u64, &LedgerEntry)>, now: &str) -> Result<bool, StoreError> {
-        let mut expr = "SET planStep = :next, plannedCount = plannedCount + :planned, planDone = :last, #timing.updatedAt = :now".to_string();
+    pub async fn finish_plan_step(
+        &self,
+        ws: &str,
+        run_id: &str,
+        step: u32,
+        planned: u64,
+        last: bool,
+        shrink: Option<(u64, u64, &LedgerEntry)>,
+        now: &str,
+    ) -> Result<bool, StoreError> {
+        let mut expr =
+            "SET planStep = :next, plannedCount = plannedCount + :planned, planDone = :last, #timing.updatedAt = :now"
+                .to_string();
         if shrink.is_some() {
             expr.push_str(", #scope.resolvedCount = #scope.resolvedCount - :diff, #scope.#counts.#pending = #scope.#counts.#pending - :diff, #cost.actual = #cost.actual - :refund");
         }
         let mut u = self
             .run_update(ws, run_id, &expr, Some("planStep = :step"))
-            
             .expression_attribute_values(":next", n(step + 1))
             .expression_attribute_values(":step", n(step))
             .expression_attribute_values(":planned", n(planned))
@@ -255,7 +305,11 @@ impl Store {
         actions.insert(0, TransactWriteItem::builder().update(u.build().expect("update")).build());
         match self.transact(actions).await {
             Ok(()) => Ok(true),
-            Err(StoreError::TransactionCanceled(codes)) if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) => Ok(false),
+            Err(StoreError::TransactionCanceled(codes))
+                if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
+            {
+                Ok(false)
+            }
             Err(e) => Err(e),
         }
     }
@@ -263,7 +317,14 @@ impl Store {
     /// Counts a chunk exactly once: the update is conditional on the chunk's
     /// number not being in `doneChunks`. Returns the run after the update,
     /// or None when the chunk had already been counted.
-    pub async fn count_chunk(&self, ws: &str, run_id: &str, chunk: u32, d: ChunkDelta, now: &str) -> Result<Option<RunRecord>, StoreError> {
+    pub async fn count_chunk(
+        &self,
+        ws: &str,
+        run_id: &str,
+        chunk: u32,
+        d: ChunkDelta,
+        now: &str,
+    ) -> Result<Option<RunRecord>, StoreError> {
         let u = self
             .run_update(ws, run_id, "SET #scope.#counts.#pending = #scope.#counts.#pending - :size, #scope.#counts.#completed = #scope.#counts.#completed + :c, #scope.#counts.#skipped = #scope.#counts.#skipped + :s, #scope.#counts.#failed = #scope.#counts.#failed + :f, #timing.updatedAt = :now ADD doneChunks :chunkSet", Some("attribute_exists(pk) AND NOT contains(doneChunks, :chunk)"))
             
@@ -286,8 +347,12 @@ impl Store {
     /// running → completed once nothing is pending or running.
     pub async fn complete_if_done(&self, ws: &str, run_id: &str, now: &str) -> Result<bool, StoreError> {
         let u = self
-            .run_update(ws, run_id, "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now", Some("#status = :running AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero"))
-            
+            .run_update(
+                ws,
+                run_id,
+                "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now",
+                Some("#status = :running AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero"),
+            )
             .expression_attribute_values(":completed", s("completed"))
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":zero", n(0))
@@ -303,7 +368,14 @@ impl Store {
 
     /// The worker gave up planning: the run fails; Leads never planned are
     /// counted failed so the counts still add up.
-    pub async fn fail_planning(&self, ws: &str, run_id: &str, unplanned: u64, error: &RunError, now: &str) -> Result<(), StoreError> {
+    pub async fn fail_planning(
+        &self,
+        ws: &str,
+        run_id: &str,
+        unplanned: u64,
+        error: &RunError,
+        now: &str,
+    ) -> Result<(), StoreError> {
         let u = self
             .run_update(ws, run_id, "SET #status = :failed, #error = :err, #scope.#counts.#pending = #scope.#counts.#pending - :u, #scope.#counts.#failed = #scope.#counts.#failed + :u, planDone = :t, #timing.updatedAt = :now, #timing.completedAt = :now", Some("#status IN (:pendingS, :running) AND (attribute_not_exists(planDone) OR planDone = :f)"))
             .expression_attribute_names("#error", "error")

@@ -11,7 +11,13 @@ impl Store {
     pub(crate) fn ledger_put(&self, ws: &str, e: &LedgerEntry) -> Result<TransactWriteItem, StoreError> {
         let item = row(e, (keys::ledger_pk(ws), format!("{}#{}", e.created_at, e.id)), &[])?;
         Ok(TransactWriteItem::builder()
-            .put(Put::builder().table_name(self.table()).set_item(Some(item)).build().map_err(|e| StoreError::Other(e.to_string()))?)
+            .put(
+                Put::builder()
+                    .table_name(self.table())
+                    .set_item(Some(item))
+                    .build()
+                    .map_err(|e| StoreError::Other(e.to_string()))?,
+            )
             .build())
     }
 
@@ -52,7 +58,14 @@ impl Store {
         .into();
         let mut actions = vec![
             TransactWriteItem::builder()
-                .put(Put::builder().table_name(self.table()).set_item(Some(ws_row)).condition_expression("attribute_not_exists(pk)").build().expect("put"))
+                .put(
+                    Put::builder()
+                        .table_name(self.table())
+                        .set_item(Some(ws_row))
+                        .condition_expression("attribute_not_exists(pk)")
+                        .build()
+                        .expect("put"),
+                )
                 .build(),
             self.token_put(ws, token_hash, &grant.created_at),
         ];
@@ -72,7 +85,14 @@ impl Store {
         ]
         .into();
         TransactWriteItem::builder()
-            .put(Put::builder().table_name(self.table()).set_item(Some(item)).condition_expression("attribute_not_exists(pk)").build().expect("put"))
+            .put(
+                Put::builder()
+                    .table_name(self.table())
+                    .set_item(Some(item))
+                    .condition_expression("attribute_not_exists(pk)")
+                    .build()
+                    .expect("put"),
+            )
             .build()
     }
 
@@ -96,17 +116,13 @@ impl Store {
     }
 
     pub async fn balance(&self, ws: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self
-            .get_row(keys::workspace(ws))
-            .await?
-            .map(|r| get_n(&r, "balance").unwrap_or(0).max(0) as u64))
+        Ok(self.get_row(keys::workspace(ws)).await?.map(|r| get_n(&r, "balance").unwrap_or(0).max(0) as u64))
     }
 
     /// Grants credits: balance and ledger move together or not at all.
     pub async fn grant(&self, ws: &str, entry: &LedgerEntry) -> Result<(), StoreError> {
         debug_assert_eq!(entry.kind, LedgerKind::Grant);
-        self.transact(vec![self.balance_update(ws, entry.amount as i64, false), self.ledger_put(ws, entry)?])
-            .await
+        self.transact(vec![self.balance_update(ws, entry.amount as i64, false), self.ledger_put(ws, entry)?]).await
     }
 
     pub async fn ledger(&self, ws: &str) -> Result<Vec<LedgerEntry>, StoreError> {

@@ -60,30 +60,12 @@ pub struct CostModel {
 
 /// The data files, one per enrichment.
 const SOURCES: &[(&str, &str)] = &[
-    (
-        "company_domain.json",
-        include_str!("enrichments/company_domain.json"),
-    ),
-    (
-        "email_domain.json",
-        include_str!("enrichments/email_domain.json"),
-    ),
-    (
-        "internal_echo.json",
-        include_str!("enrichments/internal_echo.json"),
-    ),
-    (
-        "job_seniority.json",
-        include_str!("enrichments/job_seniority.json"),
-    ),
-    (
-        "name_parse.json",
-        include_str!("enrichments/name_parse.json"),
-    ),
-    (
-        "phone_normalize.json",
-        include_str!("enrichments/phone_normalize.json"),
-    ),
+    ("company_domain.json", include_str!("enrichments/company_domain.json")),
+    ("email_domain.json", include_str!("enrichments/email_domain.json")),
+    ("internal_echo.json", include_str!("enrichments/internal_echo.json")),
+    ("job_seniority.json", include_str!("enrichments/job_seniority.json")),
+    ("name_parse.json", include_str!("enrichments/name_parse.json")),
+    ("phone_normalize.json", include_str!("enrichments/phone_normalize.json")),
 ];
 
 static CATALOG: OnceLock<Vec<Enrichment>> = OnceLock::new();
@@ -101,8 +83,7 @@ pub fn all() -> &'static [Enrichment] {
             .map(|(file, text)| {
                 // The data files are part of the source tree and covered by
                 // tests, so a parse failure is a build defect, not user input.
-                serde_json::from_str(text)
-                    .unwrap_or_else(|e| panic!("catalog data file {file} is invalid: {e}"))
+                serde_json::from_str(text).unwrap_or_else(|e| panic!("catalog data file {file} is invalid: {e}"))
             })
             .collect();
         list.sort_by(|a, b| a.slug.cmp(&b.slug));
@@ -113,9 +94,7 @@ pub fn all() -> &'static [Enrichment] {
 /// An enabled enrichment by id (`enr_email_domain`) or slug (`email_domain`).
 /// Internal ones are found too (they are runnable, just not listed).
 pub fn find(id_or_slug: &str) -> Option<&'static Enrichment> {
-    all()
-        .iter()
-        .find(|e| e.enabled && (e.id == id_or_slug || e.slug == id_or_slug))
+    all().iter().find(|e| e.enabled && (e.id == id_or_slug || e.slug == id_or_slug))
 }
 
 /// The enrichments a client sees: enabled and `visibility == "public"`,
@@ -128,16 +107,13 @@ pub fn listed(q: Option<&str>) -> Vec<&'static Enrichment> {
         .filter(|e| e.enabled && e.visibility == "public")
         .filter(|e| match &q {
             None => true,
-            Some(q) => [&e.slug, &e.name, &e.description]
-                .iter()
-                .any(|field| field.to_lowercase().contains(q.as_str())),
+            Some(q) => [&e.slug, &e.name, &e.description].iter().any(|field| field.to_lowercase().contains(q.as_str())),
         })
         .collect()
 }
 
 fn compile(schema: &Value) -> Compiled {
-    jsonschema::validator_for(schema)
-        .map_err(|e| format!("inputSchema is not a valid JSON Schema: {e}"))
+    jsonschema::validator_for(schema).map_err(|e| format!("inputSchema is not a valid JSON Schema: {e}"))
 }
 
 fn errors_of(validator: &jsonschema::Validator, input: &Value) -> Result<(), Vec<String>> {
@@ -167,13 +143,10 @@ impl Enrichment {
     /// `Enrichment` built or modified elsewhere is compiled on each call.
     pub fn validate_input(&self, input: &Value) -> Result<(), Vec<String>> {
         let catalog = all();
-        let cached = catalog
-            .iter()
-            .position(|e| e.slug == self.slug && e.input_schema == self.input_schema);
+        let cached = catalog.iter().position(|e| e.slug == self.slug && e.input_schema == self.input_schema);
         match cached {
             Some(index) => {
-                let slots =
-                    VALIDATORS.get_or_init(|| catalog.iter().map(|_| OnceLock::new()).collect());
+                let slots = VALIDATORS.get_or_init(|| catalog.iter().map(|_| OnceLock::new()).collect());
                 let compiled = match slots.get(index) {
                     Some(slot) => slot.get_or_init(|| compile(&catalog[index].input_schema)),
                     None => return self.validate_uncached(input),
@@ -220,23 +193,12 @@ mod tests {
             assert_eq!(e.output_override_policy, "allow");
             assert_eq!(e.cost_model.credit_action, format!("enrichment.{}", e.slug));
             assert_eq!(e.cost_model.credits_per_lead, 1);
-            assert_eq!(
-                e.tool_binding,
-                json!({"type": "builtin", "provider": e.slug})
-            );
+            assert_eq!(e.tool_binding, json!({"type": "builtin", "provider": e.slug}));
             assert!(matches!(e.visibility.as_str(), "public" | "internal"));
             assert_eq!(e.input_schema["type"], "object", "{}", e.slug);
             assert_eq!(e.input_schema["additionalProperties"], false, "{}", e.slug);
-            assert!(
-                jsonschema::validator_for(&e.output_schema).is_ok(),
-                "{}",
-                e.slug
-            );
-            assert!(
-                jsonschema::validator_for(&e.input_schema).is_ok(),
-                "{}",
-                e.slug
-            );
+            assert!(jsonschema::validator_for(&e.output_schema).is_ok(), "{}", e.slug);
+            assert!(jsonschema::validator_for(&e.input_schema).is_ok(), "{}", e.slug);
         }
     }
 
@@ -277,24 +239,14 @@ mod tests {
     #[test]
     fn listing_hides_internal() {
         let slugs: Vec<&str> = listed(None).iter().map(|e| e.slug.as_str()).collect();
-        assert_eq!(
-            slugs,
-            [
-                "company_domain",
-                "email_domain",
-                "job_seniority",
-                "name_parse",
-                "phone_normalize"
-            ]
-        );
+        assert_eq!(slugs, ["company_domain", "email_domain", "job_seniority", "name_parse", "phone_normalize"]);
         assert!(listed(Some("echo")).is_empty());
         assert!(listed(Some("internal")).is_empty());
     }
 
     #[test]
     fn q_filters_case_insensitively_over_slug_name_description() {
-        let slugs =
-            |q: &str| -> Vec<&str> { listed(Some(q)).iter().map(|e| e.slug.as_str()).collect() };
+        let slugs = |q: &str| -> Vec<&str> { listed(Some(q)).iter().map(|e| e.slug.as_str()).collect() };
         // slug / name
         assert_eq!(slugs("PHONE"), ["phone_normalize"]);
         assert_eq!(slugs("Job Sen"), ["job_seniority"]);
@@ -341,35 +293,20 @@ mod tests {
         assert_eq!(e.validate_input(&json!({"defaultCountry": "GB"})), Ok(()));
         assert_eq!(e.validate_input(&json!({"defaultCountry": "US"})), Ok(()));
 
-        let errs = e
-            .validate_input(&json!({"defaultCountry": "usa"}))
-            .unwrap_err();
+        let errs = e.validate_input(&json!({"defaultCountry": "usa"})).unwrap_err();
         assert!(!errs.is_empty());
-        assert!(
-            errs.iter().all(|m| m.starts_with("/defaultCountry: ")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().all(|m| m.starts_with("/defaultCountry: ")), "{errs:?}");
         assert!(errs.iter().any(|m| m.contains("^[A-Z]{2}$")), "{errs:?}");
 
         let errs = e.validate_input(&json!({"defaultCountry": 5})).unwrap_err();
-        assert!(
-            errs.iter().all(|m| m.starts_with("/defaultCountry: ")),
-            "{errs:?}"
-        );
+        assert!(errs.iter().all(|m| m.starts_with("/defaultCountry: ")), "{errs:?}");
         assert!(errs.iter().any(|m| m.contains("string")), "{errs:?}");
 
         // Right shape, but not a region phonenumber knows.
-        let errs = e
-            .validate_input(&json!({"defaultCountry": "ZZ"}))
-            .unwrap_err();
-        assert!(
-            errs.iter().all(|m| m.starts_with("/defaultCountry: ")),
-            "{errs:?}"
-        );
+        let errs = e.validate_input(&json!({"defaultCountry": "ZZ"})).unwrap_err();
+        assert!(errs.iter().all(|m| m.starts_with("/defaultCountry: ")), "{errs:?}");
 
-        let errs = e
-            .validate_input(&json!({"defaultCountry": "us", "x": true}))
-            .unwrap_err();
+        let errs = e.validate_input(&json!({"defaultCountry": "us", "x": true})).unwrap_err();
         assert!(errs.len() >= 2, "{errs:?}");
     }
 
@@ -408,10 +345,7 @@ mod tests {
 
         e.input_schema = json!({"type": 12});
         let errs = e.validate_input(&json!({})).unwrap_err();
-        assert!(
-            errs[0].starts_with("inputSchema is not a valid JSON Schema"),
-            "{errs:?}"
-        );
+        assert!(errs[0].starts_with("inputSchema is not a valid JSON Schema"), "{errs:?}");
     }
 
     #[test]

@@ -111,12 +111,8 @@ fn domain_of(email: &str) -> Option<String> {
     let (_, domain) = email.rsplit_once('@')?;
     let domain = domain.trim().trim_end_matches('.').to_lowercase();
     let valid = domain.contains('.')
-        && domain
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        && domain
-            .split('.')
-            .all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
+        && domain.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        && domain.split('.').all(|label| !label.is_empty() && !label.starts_with('-') && !label.ends_with('-'));
     valid.then_some(domain)
 }
 
@@ -158,11 +154,7 @@ mod tests {
     #[test]
     fn lowercased_and_first_email_wins() {
         assert_eq!(
-            out(&[
-                ("phone", "+14155550123"),
-                ("email", "Jane.Doe@ACME.Com"),
-                ("email", "jane@gmail.com"),
-            ]),
+            out(&[("phone", "+14155550123"), ("email", "Jane.Doe@ACME.Com"), ("email", "jane@gmail.com"),]),
             done("acme.com", false)
         );
     }
@@ -189,59 +181,29 @@ mod tests {
         }
         assert_eq!(out(&[("email", "x@GMail.COM")]), done("gmail.com", true));
         // Subdomains and look-alikes of free-mail providers are not free mail.
-        assert_eq!(
-            out(&[("email", "x@mail.gmail.com.evil.io")]),
-            done("mail.gmail.com.evil.io", false)
-        );
-        assert_eq!(
-            out(&[("email", "x@notgmail.com")]),
-            done("notgmail.com", false)
-        );
+        assert_eq!(out(&[("email", "x@mail.gmail.com.evil.io")]), done("mail.gmail.com.evil.io", false));
+        assert_eq!(out(&[("email", "x@notgmail.com")]), done("notgmail.com", false));
         assert!(!is_free_mail("acme.com"));
     }
 
     #[test]
     fn subdomain_and_trailing_dot() {
-        assert_eq!(
-            out(&[("email", "a@Eu.Acme.co.uk.")]),
-            done("eu.acme.co.uk", false)
-        );
+        assert_eq!(out(&[("email", "a@Eu.Acme.co.uk.")]), done("eu.acme.co.uk", false));
     }
 
     #[test]
     fn missing_email_is_skipped() {
-        assert_eq!(
-            out(&[]),
-            Outcome::Skipped {
-                reason: "missing_input"
-            }
-        );
+        assert_eq!(out(&[]), Outcome::Skipped { reason: "missing_input" });
         assert_eq!(
             out(&[("phone", "+14155550123"), ("website", "acme.com")]),
-            Outcome::Skipped {
-                reason: "missing_input"
-            }
+            Outcome::Skipped { reason: "missing_input" }
         );
-        assert_eq!(
-            out(&[("email", "   ")]),
-            Outcome::Skipped {
-                reason: "missing_input"
-            }
-        );
+        assert_eq!(out(&[("email", "   ")]), Outcome::Skipped { reason: "missing_input" });
     }
 
     #[test]
     fn invalid_email_fails() {
-        for bad in [
-            "no-at-sign",
-            "a@",
-            "a@acme",
-            "a@ac me.com",
-            "a@.com",
-            "a@acme..com",
-            "@",
-            "a@-acme.com",
-        ] {
+        for bad in ["no-at-sign", "a@", "a@acme", "a@ac me.com", "a@.com", "a@acme..com", "@", "a@-acme.com"] {
             match out(&[("email", bad)]) {
                 Outcome::Failed { code, .. } => assert_eq!(code, "INVALID_EMAIL", "{bad}"),
                 other => panic!("{bad}: {other:?}"),
@@ -251,9 +213,7 @@ mod tests {
 
     #[test]
     fn output_shape() {
-        let Outcome::Completed(v) = out(&[("email", "a@b.io")]) else {
-            panic!()
-        };
+        let Outcome::Completed(v) = out(&[("email", "a@b.io")]) else { panic!() };
         assert_eq!(v["domain"], Value::from("b.io"));
         assert_eq!(v["freeMail"], Value::Bool(false));
     }

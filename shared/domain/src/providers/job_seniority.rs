@@ -70,17 +70,7 @@ const RULES: &[(Seniority, &[&[&str]])] = &[
             &["president"],
         ],
     ),
-    (
-        Seniority::Vp,
-        &[
-            &["vp"],
-            &["svp"],
-            &["evp"],
-            &["avp"],
-            &["vice", "president"],
-            &["vicepresident"],
-        ],
-    ),
+    (Seniority::Vp, &[&["vp"], &["svp"], &["evp"], &["avp"], &["vice", "president"], &["vicepresident"]]),
     (Seniority::Director, &[&["director"], &["head"]]),
     (Seniority::Manager, &[&["manager"], &["mgr"]]),
     (
@@ -114,10 +104,7 @@ const RULES: &[(Seniority, &[&[&str]])] = &[
 ];
 
 fn contains_seq(words: &[String], seq: &[&str]) -> bool {
-    !seq.is_empty()
-        && words
-            .windows(seq.len())
-            .any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
+    !seq.is_empty() && words.windows(seq.len()).any(|w| w.iter().zip(seq).all(|(a, b)| a == b))
 }
 
 /// `Chief <anything> Officer` (Chief Executive Officer, Chief People
@@ -131,11 +118,8 @@ fn chief_officer(words: &[String]) -> bool {
 
 pub(super) fn classify(title: &str) -> Seniority {
     let lower = title.to_lowercase();
-    let mut words: Vec<String> = lower
-        .split(|c: char| !c.is_alphanumeric())
-        .filter(|w| !w.is_empty())
-        .map(str::to_string)
-        .collect();
+    let mut words: Vec<String> =
+        lower.split(|c: char| !c.is_alphanumeric()).filter(|w| !w.is_empty()).map(str::to_string).collect();
     // "Assistant to the CEO", "Advisor to the President": the role is what
     // comes before `to`.
     if let Some(i) = words.iter().position(|w| w == "to") {
@@ -147,9 +131,10 @@ pub(super) fn classify(title: &str) -> Seniority {
     for (level, seqs) in RULES {
         let hit = seqs.iter().any(|seq| match *seq {
             // "President" is c_level, but "Vice President" is not.
-            ["president"] => words.iter().enumerate().any(|(i, w)| {
-                w == "president" && (i == 0 || words.get(i - 1).map(String::as_str) != Some("vice"))
-            }),
+            ["president"] => words
+                .iter()
+                .enumerate()
+                .any(|(i, w)| w == "president" && (i == 0 || words.get(i - 1).map(String::as_str) != Some("vice"))),
             _ => contains_seq(&words, seq),
         }) || (*level == Seniority::CLevel && chief_officer(&words));
         if hit && *level > best {
@@ -160,12 +145,7 @@ pub(super) fn classify(title: &str) -> Seniority {
 }
 
 pub(super) fn run(lead: &Lead) -> Outcome {
-    let Some(title) = lead
-        .title
-        .as_deref()
-        .map(str::trim)
-        .filter(|t| !t.is_empty())
-    else {
+    let Some(title) = lead.title.as_deref().map(str::trim).filter(|t| !t.is_empty()) else {
         return skipped_missing();
     };
     Outcome::Completed(json!({ "seniority": classify(title).as_str() }))
@@ -231,12 +211,7 @@ mod tests {
 
     #[test]
     fn manager() {
-        for t in [
-            "Engineering Manager",
-            "Sr. Product Manager",
-            "Assistant Manager",
-            "Sales Mgr",
-        ] {
+        for t in ["Engineering Manager", "Sr. Product Manager", "Assistant Manager", "Sales Mgr"] {
             assert_eq!(level(t), "manager", "{t}");
         }
     }
@@ -268,11 +243,7 @@ mod tests {
             "Graduate Trainee",
             "Senior Associate",
         ] {
-            let expected = if t == "Senior Associate" {
-                "senior"
-            } else {
-                "entry"
-            };
+            let expected = if t == "Senior Associate" { "senior" } else { "entry" };
             assert_eq!(level(t), expected, "{t}");
         }
     }
@@ -309,17 +280,9 @@ mod tests {
 
     #[test]
     fn run_outputs_and_missing_title() {
-        assert_eq!(
-            run(&lead(json!({"title": "VP of Engineering"}))),
-            Outcome::Completed(json!({"seniority": "vp"}))
-        );
-        assert_eq!(
-            run(&lead(json!({"title": "Barista"}))),
-            Outcome::Completed(json!({"seniority": "unknown"}))
-        );
-        let skipped = Outcome::Skipped {
-            reason: "missing_input",
-        };
+        assert_eq!(run(&lead(json!({"title": "VP of Engineering"}))), Outcome::Completed(json!({"seniority": "vp"})));
+        assert_eq!(run(&lead(json!({"title": "Barista"}))), Outcome::Completed(json!({"seniority": "unknown"})));
+        let skipped = Outcome::Skipped { reason: "missing_input" };
         assert_eq!(run(&lead(json!({}))), skipped);
         assert_eq!(run(&lead(json!({"title": "  "}))), skipped);
         assert_eq!(run(&lead(json!({"title": null}))), skipped);

@@ -33,14 +33,8 @@ pub enum Outcome {
 pub const MISSING_INPUT: &str = "missing_input";
 
 /// The provider slugs [`run`] knows.
-pub const PROVIDERS: &[&str] = &[
-    "company_domain",
-    "email_domain",
-    "internal_echo",
-    "job_seniority",
-    "name_parse",
-    "phone_normalize",
-];
+pub const PROVIDERS: &[&str] =
+    &["company_domain", "email_domain", "internal_echo", "job_seniority", "name_parse", "phone_normalize"];
 
 /// Runs the provider `slug` on `lead`. `input` is the run's input object,
 /// expected to have passed the enrichment's `validate_input` (providers still
@@ -61,9 +55,7 @@ pub fn run(slug: &str, lead: &Lead, input: &Value) -> Outcome {
 }
 
 fn skipped_missing() -> Outcome {
-    Outcome::Skipped {
-        reason: MISSING_INPUT,
-    }
+    Outcome::Skipped { reason: MISSING_INPUT }
 }
 
 /// The first contact of `kind` (case-insensitive), trimmed, if non-empty.
@@ -98,12 +90,7 @@ pub(crate) mod test_support {
     }
 
     pub fn contacts(pairs: &[(&str, &str)]) -> Value {
-        Value::Array(
-            pairs
-                .iter()
-                .map(|(k, v)| json!({"type": k, "value": v}))
-                .collect(),
-        )
+        Value::Array(pairs.iter().map(|(k, v)| json!({"type": k, "value": v})).collect())
     }
 }
 
@@ -131,11 +118,7 @@ mod tests {
             assert_eq!(e.tool_binding["provider"], e.slug.as_str());
             assert!(PROVIDERS.contains(&e.slug.as_str()), "{}", e.slug);
             let out = run(&e.slug, &lead(json!({})), &json!({}));
-            assert!(
-                !matches!(&out, Outcome::Failed { code, .. } if code == "UNKNOWN_PROVIDER"),
-                "{}",
-                e.slug
-            );
+            assert!(!matches!(&out, Outcome::Failed { code, .. } if code == "UNKNOWN_PROVIDER"), "{}", e.slug);
         }
         assert_eq!(PROVIDERS.len(), crate::catalog::all().len());
     }
@@ -143,29 +126,14 @@ mod tests {
     #[test]
     fn empty_lead_is_missing_input_for_every_reading_provider() {
         let empty = lead(json!({}));
-        for slug in [
-            "company_domain",
-            "email_domain",
-            "job_seniority",
-            "name_parse",
-            "phone_normalize",
-        ] {
-            assert_eq!(
-                run(slug, &empty, &json!({})),
-                Outcome::Skipped {
-                    reason: "missing_input"
-                },
-                "{slug}"
-            );
+        for slug in ["company_domain", "email_domain", "job_seniority", "name_parse", "phone_normalize"] {
+            assert_eq!(run(slug, &empty, &json!({})), Outcome::Skipped { reason: "missing_input" }, "{slug}");
         }
     }
 
     #[test]
     fn internal_echo_echoes() {
-        assert_eq!(
-            run("internal_echo", &lead(json!({})), &json!({})),
-            Outcome::Completed(json!({"echo": true}))
-        );
+        assert_eq!(run("internal_echo", &lead(json!({})), &json!({})), Outcome::Completed(json!({"echo": true})));
     }
 
     /// Every Completed value matches the enrichment's outputSchema.
@@ -182,15 +150,11 @@ mod tests {
             ]),
         }));
         let single_name = lead(json!({"name": {"full": "Cher"}}));
-        for (e, l) in crate::catalog::all()
-            .iter()
-            .flat_map(|e| [(e, &full), (e, &single_name)])
-        {
+        for (e, l) in crate::catalog::all().iter().flat_map(|e| [(e, &full), (e, &single_name)]) {
             let validator = jsonschema::validator_for(&e.output_schema).unwrap();
             match run(&e.slug, l, &json!({})) {
                 Outcome::Completed(v) => {
-                    let errs: Vec<String> =
-                        validator.iter_errors(&v).map(|x| x.to_string()).collect();
+                    let errs: Vec<String> = validator.iter_errors(&v).map(|x| x.to_string()).collect();
                     assert!(errs.is_empty(), "{}: {v} {errs:?}", e.slug);
                 }
                 Outcome::Skipped { .. } if l == &single_name => {}

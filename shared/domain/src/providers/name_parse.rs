@@ -22,30 +22,13 @@ use super::{skipped_missing, Outcome};
 use crate::lead::Lead;
 
 /// Kept short on purpose: words like "Lady" or "Hon" are also given names.
-const HONORIFICS: &[&str] = &[
-    "mr",
-    "mrs",
-    "ms",
-    "miss",
-    "mx",
-    "dr",
-    "prof",
-    "professor",
-    "sir",
-    "dame",
-    "rev",
-];
+const HONORIFICS: &[&str] = &["mr", "mrs", "ms", "miss", "mx", "dr", "prof", "professor", "sir", "dame", "rev"];
 
-const SUFFIXES: &[&str] = &[
-    "jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "mba", "cpa",
-];
+const SUFFIXES: &[&str] = &["jr", "sr", "ii", "iii", "iv", "phd", "md", "esq", "mba", "cpa"];
 
 /// Lowercased word without dots, for comparing against the lists above.
 fn key(word: &str) -> String {
-    word.chars()
-        .filter(|c| *c != '.')
-        .collect::<String>()
-        .to_lowercase()
+    word.chars().filter(|c| *c != '.').collect::<String>().to_lowercase()
 }
 
 fn is_honorific(word: &str) -> bool {
@@ -85,17 +68,10 @@ fn first_and_rest(words: &[&str]) -> Option<(String, Option<String>)> {
 
 /// Returns `(first, last)`, or None when no name word is present.
 pub(super) fn parse(full: &str) -> Option<(String, Option<String>)> {
-    let mut parts: Vec<&str> = full
-        .split(',')
-        .map(str::trim)
-        .filter(|p| !p.is_empty())
-        .collect();
+    let mut parts: Vec<&str> = full.split(',').map(str::trim).filter(|p| !p.is_empty()).collect();
     // Comma-separated suffix groups (`Smith, John, Jr.` / `John Smith, PhD`).
     while parts.len() > 1 {
-        let is_suffix_part = parts
-            .last()
-            .map(|p| p.split_whitespace().all(is_suffix))
-            .unwrap_or(false);
+        let is_suffix_part = parts.last().map(|p| p.split_whitespace().all(is_suffix)).unwrap_or(false);
         if is_suffix_part {
             parts.pop();
         } else {
@@ -128,13 +104,7 @@ pub(super) fn parse(full: &str) -> Option<(String, Option<String>)> {
 }
 
 pub(super) fn run(lead: &Lead) -> Outcome {
-    let Some(full) = lead
-        .name
-        .full
-        .as_deref()
-        .map(str::trim)
-        .filter(|s| !s.is_empty())
-    else {
+    let Some(full) = lead.name.full.as_deref().map(str::trim).filter(|s| !s.is_empty()) else {
         return skipped_missing();
     };
     match parse(full) {
@@ -182,10 +152,7 @@ mod tests {
 
     #[test]
     fn suffixes_are_dropped() {
-        assert_eq!(
-            out("Martin Luther King Jr."),
-            done("Martin", Some("Luther King"))
-        );
+        assert_eq!(out("Martin Luther King Jr."), done("Martin", Some("Luther King")));
         assert_eq!(out("John Smith Sr"), done("John", Some("Smith")));
         assert_eq!(out("Thurston Howell III"), done("Thurston", Some("Howell")));
         assert_eq!(out("John Smith, Jr."), done("John", Some("Smith")));
@@ -217,9 +184,7 @@ mod tests {
 
     #[test]
     fn missing_name_is_skipped() {
-        let skipped = Outcome::Skipped {
-            reason: "missing_input",
-        };
+        let skipped = Outcome::Skipped { reason: "missing_input" };
         assert_eq!(run(&lead(json!({}))), skipped);
         assert_eq!(run(&lead(json!({"name": {"first": "Ada"}}))), skipped);
         assert_eq!(out("   "), skipped);
@@ -231,17 +196,8 @@ mod tests {
 
     #[test]
     fn odd_input_does_not_panic() {
-        for s in [
-            ",Ada",
-            "Ada,",
-            ", ,Ada",
-            "Dr., Jr.",
-            "Mr, Smith",
-            "., .",
-            "Ünïcødé Nâmé",
-            "👩‍💻 Dev",
-            "a,b,c,d",
-        ] {
+        for s in [",Ada", "Ada,", ", ,Ada", "Dr., Jr.", "Mr, Smith", "., .", "Ünïcødé Nâmé", "👩‍💻 Dev", "a,b,c,d"]
+        {
             let _ = out(s);
         }
         assert_eq!(out(",Ada"), done("Ada", None));

@@ -47,9 +47,7 @@ fn default_country(input: &Value) -> Result<Id, String> {
         Some(Value::String(s)) if s.len() == 2 && s.chars().all(|c| c.is_ascii_uppercase()) => {
             Id::from_str(s).map_err(|_| format!("defaultCountry `{s}` is not a known region"))
         }
-        Some(other) => Err(format!(
-            "defaultCountry must be an ISO 3166-1 alpha-2 code such as \"US\", got {other}"
-        )),
+        Some(other) => Err(format!("defaultCountry must be an ISO 3166-1 alpha-2 code such as \"US\", got {other}")),
     }
 }
 
@@ -67,9 +65,7 @@ fn screen(raw: &str) -> Result<&str, &'static str> {
     // The main part ends at the first character that is not phone punctuation.
     let end = text
         .char_indices()
-        .find(|(_, c)| {
-            !(c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.' | '/'))
-        })
+        .find(|(_, c)| !(c.is_ascii_digit() || matches!(c, ' ' | '+' | '-' | '(' | ')' | '.' | '/')))
         .map(|(i, _)| i)
         .unwrap_or(text.len());
     let (main, rest) = text.split_at(end);
@@ -80,10 +76,7 @@ fn screen(raw: &str) -> Result<&str, &'static str> {
             .find_map(|marker| rest.strip_prefix(marker))
             .map(str::trim);
         match ext {
-            Some(digits)
-                if !digits.is_empty()
-                    && digits.len() <= 10
-                    && digits.chars().all(|c| c.is_ascii_digit()) => {}
+            Some(digits) if !digits.is_empty() && digits.len() <= 10 && digits.chars().all(|c| c.is_ascii_digit()) => {}
             _ => return Err("unexpected characters"),
         }
     }
@@ -126,12 +119,7 @@ pub(super) fn run(lead: &Lead, input: &Value) -> Outcome {
     };
     let country = match default_country(input) {
         Ok(c) => c,
-        Err(message) => {
-            return Outcome::Failed {
-                message,
-                code: "INVALID_INPUT".to_string(),
-            }
-        }
+        Err(message) => return Outcome::Failed { message, code: "INVALID_INPUT".to_string() },
     };
     match to_e164(raw, country) {
         Ok(e164) => Outcome::Completed(json!({ "e164": e164 })),
@@ -146,10 +134,7 @@ mod tests {
     use serde_json::json;
 
     fn out(phone: &str, input: Value) -> Outcome {
-        run(
-            &lead(json!({"contacts": contacts(&[("phone", phone)])})),
-            &input,
-        )
+        run(&lead(json!({"contacts": contacts(&[("phone", phone)])})), &input)
     }
 
     fn done(e164: &str) -> Outcome {
@@ -181,38 +166,18 @@ mod tests {
 
     #[test]
     fn default_country_is_used_for_national_numbers() {
-        assert_eq!(
-            out("020 7946 0958", json!({"defaultCountry": "GB"})),
-            done("+442079460958")
-        );
-        assert_eq!(
-            out("030 123456", json!({"defaultCountry": "DE"})),
-            done("+4930123456")
-        );
-        assert_eq!(
-            out("01 23 45 67 89", json!({"defaultCountry": "FR"})),
-            done("+33123456789")
-        );
+        assert_eq!(out("020 7946 0958", json!({"defaultCountry": "GB"})), done("+442079460958"));
+        assert_eq!(out("030 123456", json!({"defaultCountry": "DE"})), done("+4930123456"));
+        assert_eq!(out("01 23 45 67 89", json!({"defaultCountry": "FR"})), done("+33123456789"));
         // An explicit country code wins over defaultCountry.
-        assert_eq!(
-            out("+1 415 555 0123", json!({"defaultCountry": "GB"})),
-            done("+14155550123")
-        );
+        assert_eq!(out("+1 415 555 0123", json!({"defaultCountry": "GB"})), done("+14155550123"));
         // Null means the default (US).
-        assert_eq!(
-            out("415 555 0123", json!({"defaultCountry": null})),
-            done("+14155550123")
-        );
+        assert_eq!(out("415 555 0123", json!({"defaultCountry": null})), done("+14155550123"));
     }
 
     #[test]
     fn extensions_are_dropped() {
-        for raw in [
-            "415-555-0123 x12",
-            "415-555-0123 ext. 12",
-            "415-555-0123;ext=12",
-            "415 555 0123 #7",
-        ] {
+        for raw in ["415-555-0123 x12", "415-555-0123 ext. 12", "415-555-0123;ext=12", "415 555 0123 #7"] {
             assert_eq!(out(raw, json!({})), done("+14155550123"), "{raw}");
         }
     }
@@ -229,9 +194,7 @@ mod tests {
 
     #[test]
     fn missing_phone_is_skipped() {
-        let skipped = Outcome::Skipped {
-            reason: "missing_input",
-        };
+        let skipped = Outcome::Skipped { reason: "missing_input" };
         assert_eq!(run(&lead(json!({})), &json!({})), skipped);
         let l = lead(json!({"contacts": contacts(&[("email", "a@b.co")])}));
         assert_eq!(run(&l, &json!({})), skipped);
@@ -275,11 +238,7 @@ mod tests {
             json!({"defaultCountry": "ZZ"}),
             json!({"defaultCountry": "us"}),
         ] {
-            assert_eq!(
-                code(out("415 555 0123", input.clone())),
-                "INVALID_INPUT",
-                "{input}"
-            );
+            assert_eq!(code(out("415 555 0123", input.clone())), "INVALID_INPUT", "{input}");
         }
     }
 
