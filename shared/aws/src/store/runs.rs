@@ -53,6 +53,42 @@ fn record_from(r: Row) -> Result<RunRecord, StoreError> {
     Ok(RunRecord { workspace_id, run: from_row(r)?, progress, done_chunks })
 }
 
+// Update and condition expressions of the run item.
+const FAIL_DISPATCH: &str = concat!(
+    "SET #status = :failed, #error = :err, #scope.#counts.#pending = :zero, ",
+    "#scope.#counts.#failed = :resolved, #cost.actual = :zero, #timing.updatedAt = :now, ",
+    "#timing.completedAt = :now"
+);
+const CANCEL: &str = "SET #status = :cancelled, #timing.cancelledAt = :now, #timing.updatedAt = :now";
+const MARK_RUNNING: &str = "SET #status = :running, #timing.startedAt = :now, #timing.updatedAt = :now";
+const PLAN_STEP: &str = concat!(
+    "SET planStep = :next, plannedCount = plannedCount + :planned, planDone = :last, ",
+    "#timing.updatedAt = :now"
+);
+const SHRINK: &str = concat!(
+    ", #scope.resolvedCount = #scope.resolvedCount - :diff, ",
+    "#scope.#counts.#pending = #scope.#counts.#pending - :diff, ",
+    "#cost.actual = #cost.actual - :refund"
+);
+const COUNT_CHUNK: &str = concat!(
+    "SET #scope.#counts.#pending = #scope.#counts.#pending - :size, ",
+    "#scope.#counts.#completed = #scope.#counts.#completed + :c, ",
+    "#scope.#counts.#skipped = #scope.#counts.#skipped + :s, ",
+    "#scope.#counts.#failed = #scope.#counts.#failed + :f, ",
+    "#timing.updatedAt = :now ADD doneChunks :chunkSet"
+);
+const COMPLETE: &str = "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now";
+const DONE_CONDITION: &str =
+    concat!("#status = :running AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero");
+const FAIL_PLANNING: &str = concat!(
+    "SET #status = :failed, #error = :err, ",
+    "#scope.#counts.#pending = #scope.#counts.#pending - :u, ",
+    "#scope.#counts.#failed = #scope.#counts.#failed + :u, planDone = :t, ",
+    "#timing.updatedAt = :now, #timing.completedAt = :now"
+);
+const PLANNING_CONDITION: &str =
+    concat!("#status IN (:pendingS, :running) AND (attribute_not_exists(planDone) OR planDone = :f)");
+
 const RUN_NAMES: &[(&str, &str)] = &[
     ("#scope", "scope"),
     ("#counts", "counts"),
@@ -205,7 +241,7 @@ impl Store {
         let (run_id, resolved, cost) = (run.id.as_str(), run.scope.resolved_count, run.cost.actual);
         let err = serde_dynamo::to_attribute_value(error)?;
         let u = self
-            .run_update(ws, run_id, "SET #status = :failed, #error = :err, #scope.#counts.#pending = :zero, #scope.#counts.#failed = :resolved, #cost.actual = :zero, #timing.updatedAt = :now, #timing.completedAt = :now", Some("#status = :pendingS"))
+            .run_update(ws, run_id, FAIL_DISPATCH, Some("#status = :pendingS"))
             .expression_attribute_names("#error", "error")
             .expression_attribute_names("#cost", "cost")
             .expression_attribute_values(":failed", s("failed"))
@@ -228,12 +264,7 @@ impl Store {
     /// `ConditionFailed` means it moved in between.
     pub async fn cancel_run(&self, ws: &str, run_id: &str, expected: RunStatus, now: &str) -> Result<Run, StoreError> {
         let u = self
-            .run_update(
-                ws,
-                run_id,
-                "SET #status = :cancelled, #timing.cancelledAt = :now, #timing.updatedAt = :now",
-                Some("#status = :expected"),
-            )
+            .run_update(ws, run_id, CANCEL, Some("#status = :expected"))
             .expression_attribute_values(":cancelled", s("cancelled"))
             .expression_attribute_values(":expected", s(expected.as_str()))
             .expression_attribute_values(":now", s(now))
@@ -246,12 +277,7 @@ impl Store {
     /// pending → running (no-op if it already moved).
     pub async fn mark_running(&self, ws: &str, run_id: &str, now: &str) -> Result<(), StoreError> {
         let u = self
-            .run_update(
-                ws,
-                run_id,
-                "SET #status = :running, #timing.startedAt = :now, #timing.updatedAt = :now",
-                Some("#status = :pendingS"),
-            )
+            .run_update(ws, run_id, MARK_RUNNING, Some("#status = :pendingS"))
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":pendingS", s("pending"))
             .expression_attribute_values(":now", s(now))
@@ -278,11 +304,9 @@ impl Store {
         shrink: Option<(u64, u64, &LedgerEntry)>,
         now: &str,
     ) -> Result<bool, StoreError> {
-        let mut expr =
-            "SET planStep = :next, plannedCount = plannedCount + :planned, planDone = :last, #timing.updatedAt = :now"
-                .to_string();
+        let mut expr = PLAN_STEP.to_string();
         if shrink.is_some() {
-            expr.push_str(", #scope.resolvedCount = #scope.resolvedCount - :diff, #scope.#counts.#pending = #scope.#counts.#pending - :diff, #cost.actual = #cost.actual - :refund");
+            expr.push_str(SHRINK);
         }
         let mut u = self
             .run_update(ws, run_id, &expr, Some("planStep = :step"))
@@ -326,8 +350,7 @@ impl Store {
         now: &str,
     ) -> Result<Option<RunRecord>, StoreError> {
         let u = self
-            .run_update(ws, run_id, "SET #scope.#counts.#pending = #scope.#counts.#pending - :size, #scope.#counts.#completed = #scope.#counts.#completed + :c, #scope.#counts.#skipped = #scope.#counts.#skipped + :s, #scope.#counts.#failed = #scope.#counts.#failed + :f, #timing.updatedAt = :now ADD doneChunks :chunkSet", Some("attribute_exists(pk) AND NOT contains(doneChunks, :chunk)"))
-            
+            .run_update(ws, run_id, COUNT_CHUNK, Some("attribute_exists(pk) AND NOT contains(doneChunks, :chunk)"))
             .expression_attribute_values(":size", n(d.size))
             .expression_attribute_values(":c", n(d.completed))
             .expression_attribute_values(":s", n(d.skipped))
@@ -347,12 +370,7 @@ impl Store {
     /// running → completed once nothing is pending or running.
     pub async fn complete_if_done(&self, ws: &str, run_id: &str, now: &str) -> Result<bool, StoreError> {
         let u = self
-            .run_update(
-                ws,
-                run_id,
-                "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now",
-                Some("#status = :running AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero"),
-            )
+            .run_update(ws, run_id, COMPLETE, Some(DONE_CONDITION))
             .expression_attribute_values(":completed", s("completed"))
             .expression_attribute_values(":running", s("running"))
             .expression_attribute_values(":zero", n(0))
@@ -377,7 +395,7 @@ impl Store {
         now: &str,
     ) -> Result<(), StoreError> {
         let u = self
-            .run_update(ws, run_id, "SET #status = :failed, #error = :err, #scope.#counts.#pending = #scope.#counts.#pending - :u, #scope.#counts.#failed = #scope.#counts.#failed + :u, planDone = :t, #timing.updatedAt = :now, #timing.completedAt = :now", Some("#status IN (:pendingS, :running) AND (attribute_not_exists(planDone) OR planDone = :f)"))
+            .run_update(ws, run_id, FAIL_PLANNING, Some(PLANNING_CONDITION))
             .expression_attribute_names("#error", "error")
             .expression_attribute_values(":f", AttributeValue::Bool(false))
             .expression_attribute_values(":failed", s("failed"))
