@@ -79,7 +79,7 @@ const COUNT_CHUNK: &str = concat!(
 );
 const COMPLETE: &str = "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now";
 const DONE_CONDITION: &str =
-    concat!("#status = :running AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero");
+    "#status = :running AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero";
 const FAIL_PLANNING: &str = concat!(
     "SET #status = :failed, #error = :err, ",
     "#scope.#counts.#pending = #scope.#counts.#pending - :u, ",
@@ -87,7 +87,7 @@ const FAIL_PLANNING: &str = concat!(
     "#timing.updatedAt = :now, #timing.completedAt = :now"
 );
 const PLANNING_CONDITION: &str =
-    concat!("#status IN (:pendingS, :running) AND (attribute_not_exists(planDone) OR planDone = :f)");
+    "#status IN (:pendingS, :running) AND (attribute_not_exists(planDone) OR planDone = :f)";
 
 const RUN_NAMES: &[(&str, &str)] = &[
     ("#scope", "scope"),
