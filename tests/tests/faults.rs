@@ -21,7 +21,8 @@ use serde_json::{json, Value};
 
 fn counts(run: &Value) -> [u64; 5] {
     let c = &run["scope"]["counts"];
-    ["pending", "running", "completed", "skipped", "failed"].map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k}: {run}")))
+    ["pending", "running", "completed", "skipped", "failed"]
+        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k}: {run}")))
 }
 
 /// `503 SERVICE_UNAVAILABLE` with a JSON body and a positive `Retry-After`.
@@ -31,7 +32,11 @@ fn assert_unavailable(what: &str, r: &Resp) {
     assert_eq!(r.body["code"], "SERVICE_UNAVAILABLE", "{what}: {r:?}");
     assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: no message: {r:?}");
     let retry_after = r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
-    assert!(retry_after.is_some_and(|s| s > 0), "{what}: 503 without a Retry-After of whole seconds: {:?} {r:?}", r.headers.get("retry-after"));
+    assert!(
+        retry_after.is_some_and(|s| s > 0),
+        "{what}: 503 without a Retry-After of whole seconds: {:?} {r:?}",
+        r.headers.get("retry-after")
+    );
 }
 
 /// Sends a request the way a careful client does under throttling: a 503
@@ -41,12 +46,30 @@ fn assert_unavailable(what: &str, r: &Resp) {
 async fn send_retrying(ctx: &Ctx, method: &str, path: &str, body: Option<Value>) -> (Resp, u32) {
     let mut unavailable = 0;
     loop {
-        let r = ctx.send(method, path, body.clone(), Some(&ctx.token.clone())).await;
+        let mut req = ctx
+            .http
+            .request(reqwest::Method::from_bytes(method.as_bytes()).unwrap(), format!("{}{path}", ctx.base))
+            .bearer_auth(&ctx.token);
+        if let Some(b) = &body {
+            req = req.json(b);
+        }
+        let resp = match req.send().await {
+            Ok(r) => r,
+            Err(e) if e.is_timeout() => {
+                panic!("{method} {path}: no answer within the client's timeout (a hang, not a slow answer): {e}")
+            }
+            Err(e) => panic!("{method} {path}: {e}"),
+        };
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let text = resp.text().await.unwrap_or_default();
+        let r = Resp { status, headers, body: serde_json::from_str(&text).unwrap_or(Value::String(text)) };
         if r.status == 503 {
             assert_unavailable(&format!("{method} {path}"), &r);
             unavailable += 1;
             assert!(unavailable <= 20, "{method} {path}: still 503 after 20 retries: {r:?}");
-            let secs = r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(1);
+            let secs =
+                r.headers.get("retry-after").and_then(|v| v.to_str().ok()).and_then(|v| v.parse().ok()).unwrap_or(1);
             tokio::time::sleep(Duration::from_secs(secs)).await;
             continue;
         }
@@ -64,7 +87,11 @@ async fn settle(ctx: &Ctx, run_id: &str) -> Value {
         let run = r.body["run"].clone();
         let c = counts(&run);
         if matches!(run["status"].as_str(), Some("completed" | "failed" | "cancelled")) && c[0] == 0 && c[1] == 0 {
-            assert_eq!(c.iter().sum::<u64>(), run["scope"]["resolvedCount"].as_u64().unwrap(), "counts do not add up: {run}");
+            assert_eq!(
+                c.iter().sum::<u64>(),
+                run["scope"]["resolvedCount"].as_u64().unwrap(),
+                "counts do not add up: {run}"
+            );
             return run;
         }
         tokio::time::sleep(Duration::from_millis(250)).await;
@@ -108,7 +135,10 @@ async fn assert_completed_exactly(app: &puffle_app::App, ctx: &Ctx, run_id: &str
 
     let items = items_by_lead(ctx, run_id).await;
     assert_eq!(items.len() as u64, n);
-    assert_eq!(items.keys().map(String::as_str).collect::<HashSet<_>>(), ids.iter().map(String::as_str).collect::<HashSet<_>>());
+    assert_eq!(
+        items.keys().map(String::as_str).collect::<HashSet<_>>(),
+        ids.iter().map(String::as_str).collect::<HashSet<_>>()
+    );
     for (lead, i) in &items {
         assert_eq!(i["status"], "completed", "{lead}: {i}");
         assert!(i["result"]["domain"].as_str().is_some_and(|d| d.starts_with("acme-")), "{lead}: {i}");
@@ -121,7 +151,8 @@ async fn assert_completed_exactly(app: &puffle_app::App, ctx: &Ctx, run_id: &str
         assert_eq!(puffle_aws::store::get_s(row, "runId").as_deref(), Some(run_id), "{lead}: {row:?}");
     }
 
-    let moves: Vec<_> = app.ledger(&ctx.workspace_id).await.unwrap().into_iter().filter(|e| e.kind != LedgerKind::Grant).collect();
+    let moves: Vec<_> =
+        app.ledger(&ctx.workspace_id).await.unwrap().into_iter().filter(|e| e.kind != LedgerKind::Grant).collect();
     assert_eq!(moves.len(), 1, "{moves:?}");
     assert_eq!((moves[0].kind, moves[0].amount), (LedgerKind::Charge, n));
 }
@@ -149,7 +180,12 @@ async fn dynamodb_outage_answers_503_and_the_service_resumes() {
     assert_eq!(ctx.get("/api/health").await.status, 200);
     assert_eq!(ctx.get("/api/credits").await.status, 200);
     assert_eq!(ctx.get("/api/leads?limit=1").await.status, 200);
-    let r = ctx.post("/api/enrichment", json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}})).await;
+    let r = ctx
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{r:?}");
     let run_id = r.body["runId"].as_str().unwrap().to_string();
 
@@ -225,7 +261,12 @@ async fn dynamodb_outage_answers_503_and_the_service_resumes() {
     let r = ctx2.get(&format!("/api/lists/{list2}/leads")).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["total"], 3);
-    let r = ctx2.post("/api/enrichment", json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list2}, "input": {}})).await;
+    let r = ctx2
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list2}, "input": {}}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{r:?}");
     let run2 = r.body["runId"].as_str().unwrap().to_string();
     assert_completed_exactly(&app, &ctx2, &run2, &ids2).await;
@@ -247,7 +288,12 @@ async fn worker_killed_five_times_during_5000_leads_completes_exactly() {
     let ctx = Ctx::on(&app, iso.api_url(), 6000).await;
     let ids = ctx.people("kill5", N).await;
     let list = ctx.list(&ids).await;
-    let r = ctx.post("/api/enrichment", json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}})).await;
+    let r = ctx
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{r:?}");
     let run_id = r.body["runId"].as_str().unwrap().to_string();
 
@@ -290,19 +336,25 @@ async fn worker_killed_five_times_during_5000_leads_completes_exactly() {
 /// and reads all succeed through the SDK's retries — or answer 503 with
 /// Retry-After, never a 500 — and the run completes with exact counts.
 #[tokio::test(flavor = "multi_thread")]
+
 async fn throttled_dynamodb_loses_nothing() {
     const N: usize = 1000;
     let iso = Isolated::start(&[("PUFFLE_FAULT_THROTTLE_RATE", "0.2")]).await;
     let app = iso.app().await;
-    let ctx = Ctx::on(&app, iso.api_url(), 2000).await;
+    let mut ctx = Ctx::on(&app, iso.api_url(), 2000).await;
+    // A hang guard for a 1,000-Lead upsert whose calls are retried.
+    ctx.http = reqwest::Client::builder().timeout(Duration::from_secs(120)).build().unwrap();
     let mut unavailable = 0;
 
     // One batch of 1,000 new Leads.
     let leads: Vec<Value> = (0..N).map(|i| person(&format!("thr{i}"))).collect();
+    let t = Instant::now();
     let (r, u) = send_retrying(&ctx, "POST", "/api/leads", Some(json!({"leads": leads}))).await;
+    eprintln!("upsert of {N} took {:?} ({u} 503s)", t.elapsed());
     unavailable += u;
     assert_eq!(r.status, 200, "{r:?}");
-    let ids: Vec<String> = r.body["leads"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
+    let ids: Vec<String> =
+        r.body["leads"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
     assert_eq!(ids.len(), N);
     assert_eq!(ids.iter().collect::<HashSet<_>>().len(), N);
 
@@ -318,19 +370,25 @@ async fn throttled_dynamodb_loses_nothing() {
     }
 
     // A List, filled in adds of 250 (the first one repeated: no change).
-    let (r, u) = send_retrying(&ctx, "POST", "/api/lists", Some(json!({"name": "throttled", "leadType": "person"}))).await;
+    let (r, u) =
+        send_retrying(&ctx, "POST", "/api/lists", Some(json!({"name": "throttled", "leadType": "person"}))).await;
     unavailable += u;
     assert_eq!(r.status, 201, "{r:?}");
     let list = r.body["list"]["id"].as_str().unwrap().to_string();
     for chunk in ids.chunks(250).chain(std::iter::once(&ids[..250])) {
-        let (r, u) = send_retrying(&ctx, "POST", &format!("/api/lists/{list}/leads"), Some(json!({"leadIds": chunk}))).await;
+        let (r, u) =
+            send_retrying(&ctx, "POST", &format!("/api/lists/{list}/leads"), Some(json!({"leadIds": chunk}))).await;
         unavailable += u;
         assert_eq!(r.status, 200, "{r:?}");
     }
     let (r, u) = send_retrying(&ctx, "GET", &format!("/api/lists/{list}"), None).await;
     unavailable += u;
     assert_eq!(r.status, 200, "{r:?}");
-    assert_eq!((r.body["list"]["leadCount"].as_u64(), r.body["list"]["personCount"].as_u64()), (Some(N as u64), Some(N as u64)), "{r:?}");
+    assert_eq!(
+        (r.body["list"]["leadCount"].as_u64(), r.body["list"]["personCount"].as_u64()),
+        (Some(N as u64), Some(N as u64)),
+        "{r:?}"
+    );
 
     // The run; a 503 is retried with the same idempotency key.
     let create = json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}, "idempotencyKey": "throttled-run"});
@@ -381,7 +439,10 @@ async fn throttled_dynamodb_loses_nothing() {
     assert!(!api_log.contains("\"status\":500"), "the API answered a 500 under throttling");
     let worker = iso.log("worker");
     assert!(!worker.contains("dead-lettered"), "a message was dead-lettered under throttling");
-    eprintln!("worker deliveries that failed under throttling and were retried: {}", worker.matches("left for retry").count());
+    eprintln!(
+        "worker deliveries that failed under throttling and were retried: {}",
+        worker.matches("left for retry").count()
+    );
     assert_no_panic(&iso, "api");
     assert_no_panic(&iso, "worker");
 }

@@ -96,6 +96,8 @@ impl Intercept for InjectThrottling {
         if inject {
             let req = ctx.request_mut();
             req.headers_mut().insert("x-amz-target", "DynamoDB_20120810.DescribeLimits");
+            // The length must match the new body, or the server waits for the rest.
+            req.headers_mut().insert("content-length", "2");
             *req.body_mut() = SdkBody::from("{}");
         }
         Ok(())

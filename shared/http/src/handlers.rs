@@ -203,7 +203,7 @@ async fn dispatch(
         }
         Function::Create => {
             let b = body!();
-            let key = request::header(&req, "idempotency-key");
+            let key = request::header_utf8(&req, "idempotency-key")?;
             let created = app.create_run(&ws, &b, key, request_id).await?;
             let run_id = created.response.run_id.clone();
             Ok(Outcome {

@@ -42,6 +42,17 @@ pub fn header<'a>(req: &'a Request, name: &str) -> Option<&'a str> {
     req.headers().get(name).and_then(|v| v.to_str().ok())
 }
 
+/// A header whose value matters (it changes what the request does): present
+/// but not UTF-8 is a 400, never silently "absent".
+pub fn header_utf8<'a>(req: &'a Request, name: &str) -> Result<Option<&'a str>, DomainError> {
+    match req.headers().get(name) {
+        None => Ok(None),
+        Some(v) => std::str::from_utf8(v.as_bytes()).map(Some).map_err(|_| {
+            DomainError::invalid_with(format!("the {name} header is not valid UTF-8"), json!({"field": name}))
+        }),
+    }
+}
+
 pub fn query(req: &Request, name: &str) -> Option<String> {
     req.query_string_parameters_ref().and_then(|q| q.first(name).map(str::to_string))
 }
