@@ -31,7 +31,12 @@ pub async fn run(messages: usize, label: &str) -> anyhow::Result<()> {
         }
         let mut del = sqs.delete_message_batch().queue_url(&url);
         for (i, m) in msgs.iter().enumerate() {
-            del = del.entries(DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(m.receipt_handle().unwrap_or_default()).build()?);
+            del = del.entries(
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(m.receipt_handle().unwrap_or_default())
+                    .build()?,
+            );
         }
         del.send().await?;
         drained += msgs.len();

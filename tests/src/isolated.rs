@@ -113,7 +113,13 @@ impl Isolated {
                 self.wait_port(self.sqs_port, name).await;
             }
             "api" => {
-                let status = Command::new(&local).arg("--provision-only").envs(self.env()).stdout(Stdio::null()).stderr(Stdio::null()).status().unwrap();
+                let status = Command::new(&local)
+                    .arg("--provision-only")
+                    .envs(self.env())
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null())
+                    .status()
+                    .unwrap();
                 assert!(status.success(), "provisioning the isolated stack failed");
                 let mut c = Command::new(&local);
                 c.args(["--no-worker", "--listen", &format!("127.0.0.1:{}", self.api_port)]);

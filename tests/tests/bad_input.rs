@@ -126,11 +126,23 @@ async fn deeply_nested_json_is_400() {
 async fn wrong_types_are_400() {
     let (ctx, list, leads) = fixture().await;
     let cases = vec![
-        ("/api/leads".to_string(), json!({"type": 5, "contacts": [{"type": "email", "value": format!("a{}@b.co", unique())}]})),
-        ("/api/leads".to_string(), json!({"type": "robot", "contacts": [{"type": "email", "value": format!("a{}@b.co", unique())}]})),
+        (
+            "/api/leads".to_string(),
+            json!({"type": 5, "contacts": [{"type": "email", "value": format!("a{}@b.co", unique())}]}),
+        ),
+        (
+            "/api/leads".to_string(),
+            json!({"type": "robot", "contacts": [{"type": "email", "value": format!("a{}@b.co", unique())}]}),
+        ),
         ("/api/leads".to_string(), json!({"type": "person", "contacts": {"type": "email"}})),
-        ("/api/leads".to_string(), json!({"type": "person", "name": "Just a string", "contacts": [{"type": "email", "value": format!("a{}@b.co", unique())}]})),
-        ("/api/leads".to_string(), json!({"type": "person", "attributes": [1, 2], "contacts": [{"type": "email", "value": format!("a{}@b.co", unique())}]})),
+        (
+            "/api/leads".to_string(),
+            json!({"type": "person", "name": "Just a string", "contacts": [{"type": "email", "value": format!("a{}@b.co", unique())}]}),
+        ),
+        (
+            "/api/leads".to_string(),
+            json!({"type": "person", "attributes": [1, 2], "contacts": [{"type": "email", "value": format!("a{}@b.co", unique())}]}),
+        ),
         ("/api/leads".to_string(), json!({"type": "person", "socials": [{"url": 7}]})),
         ("/api/leads".to_string(), json!({"leads": "all of them"})),
         ("/api/leads".to_string(), json!({"leads": {"0": person("wt")}})),
@@ -147,9 +159,15 @@ async fn wrong_types_are_400() {
         (format!("/api/lists/{list}/leads"), json!({"leadIds": null})),
         (format!("/api/lists/{list}/leads"), json!({})),
         (format!("/api/lists/{list}/leads"), json!(leads)),
-        ("/api/enrichment".to_string(), json!({"enrichmentId": 5, "scope": {"type": "explicit_leads", "leadIds": leads}, "input": {}})),
+        (
+            "/api/enrichment".to_string(),
+            json!({"enrichmentId": 5, "scope": {"type": "explicit_leads", "leadIds": leads}, "input": {}}),
+        ),
         ("/api/enrichment".to_string(), json!({"enrichmentId": "x", "scope": "everything", "input": {}})),
-        ("/api/enrichment".to_string(), json!({"enrichmentId": "x", "scope": {"type": "explicit_leads", "leadIds": leads}, "input": []})),
+        (
+            "/api/enrichment".to_string(),
+            json!({"enrichmentId": "x", "scope": {"type": "explicit_leads", "leadIds": leads}, "input": []}),
+        ),
     ];
     for (path, body) in cases {
         let r = ctx.post(&path, body.clone()).await;
@@ -167,18 +185,39 @@ async fn unknown_fields_are_400() {
     let (ctx, list, leads) = fixture().await;
     let email = format!("uf-{}@example.com", unique());
     let cases = vec![
-        ("/api/leads".to_string(), json!({"type": "person", "nmae": {"full": "Typo"}, "contacts": [{"type": "email", "value": email}]})),
-        ("/api/leads".to_string(), json!({"type": "person", "name": {"ful": "Typo"}, "contacts": [{"type": "email", "value": email}]})),
-        ("/api/leads".to_string(), json!({"type": "person", "contacts": [{"type": "email", "value": email, "primary": true}]})),
-        ("/api/leads".to_string(), json!({"type": "company", "company": {"domain": format!("uf-{}.com", unique()), "size": 10}})),
-        ("/api/leads".to_string(), json!({"type": "person", "contacts": [{"type": "email", "value": email}], "id": "lead_x"})),
+        (
+            "/api/leads".to_string(),
+            json!({"type": "person", "nmae": {"full": "Typo"}, "contacts": [{"type": "email", "value": email}]}),
+        ),
+        (
+            "/api/leads".to_string(),
+            json!({"type": "person", "name": {"ful": "Typo"}, "contacts": [{"type": "email", "value": email}]}),
+        ),
+        (
+            "/api/leads".to_string(),
+            json!({"type": "person", "contacts": [{"type": "email", "value": email, "primary": true}]}),
+        ),
+        (
+            "/api/leads".to_string(),
+            json!({"type": "company", "company": {"domain": format!("uf-{}.com", unique()), "size": 10}}),
+        ),
+        (
+            "/api/leads".to_string(),
+            json!({"type": "person", "contacts": [{"type": "email", "value": email}], "id": "lead_x"}),
+        ),
         ("/api/leads".to_string(), json!({"leads": [person("uf")], "dryRun": true})),
         ("/api/lists".to_string(), json!({"nmae": "Typo"})),
         ("/api/lists".to_string(), json!({"name": "ok", "leads": leads})),
         (format!("/api/lists/{list}/leads"), json!({"leadIds": leads, "extra": 1})),
         (format!("/api/lists/{list}/leads"), json!({"leadids": leads})),
-        ("/api/enrichment".to_string(), json!({"enrichmentId": "x", "scope": {"type": "explicit_leads", "leadIds": leads, "extra": 1}, "input": {}})),
-        ("/api/enrichment".to_string(), json!({"enrichmentId": "x", "scope": {"type": "explicit_leads", "leadIds": leads}, "input": {}, "bogus": 1})),
+        (
+            "/api/enrichment".to_string(),
+            json!({"enrichmentId": "x", "scope": {"type": "explicit_leads", "leadIds": leads, "extra": 1}, "input": {}}),
+        ),
+        (
+            "/api/enrichment".to_string(),
+            json!({"enrichmentId": "x", "scope": {"type": "explicit_leads", "leadIds": leads}, "input": {}, "bogus": 1}),
+        ),
     ];
     for (path, body) in cases {
         let r = ctx.post(&path, body.clone()).await;
@@ -201,7 +240,15 @@ async fn out_of_range_limits_are_400() {
         (format!("/api/enrichment/{run}/items?"), 100),
     ];
     for (base, max) in routes {
-        for bad in ["0".to_string(), (max + 1).to_string(), "abc".into(), "-1".into(), "".into(), "1e2".into(), "18446744073709551616".into()] {
+        for bad in [
+            "0".to_string(),
+            (max + 1).to_string(),
+            "abc".into(),
+            "-1".into(),
+            "".into(),
+            "1e2".into(),
+            "18446744073709551616".into(),
+        ] {
             let r = ctx.get(&format!("{base}limit={bad}")).await;
             assert_error(&r, 400, "INVALID_REQUEST");
             assert_eq!(r.body["details"]["field"], "limit", "{base}limit={bad}: {r:?}");
@@ -234,7 +281,10 @@ async fn oversized_list_fields_are_400() {
     for body in [json!({"name": "n".repeat(201)}), json!({"name": "ok", "description": "d".repeat(2001)})] {
         assert_error(&ctx.post("/api/lists", body).await, 400, "INVALID_REQUEST");
     }
-    assert_eq!(ctx.post("/api/lists", json!({"name": "n".repeat(200), "description": "d".repeat(2000)})).await.status, 201);
+    assert_eq!(
+        ctx.post("/api/lists", json!({"name": "n".repeat(200), "description": "d".repeat(2000)})).await.status,
+        201
+    );
     assert_eq!(ctx.get("/api/lists").await.body["lists"].as_array().unwrap().len(), 2);
 }
 
@@ -349,12 +399,18 @@ async fn lead_values_the_store_cannot_hold_are_4xx_not_500() {
     }
     let cases = vec![
         ("500 KB title", json!({"type": "person", "contacts": email("t"), "title": "x".repeat(500_000)})),
-        ("450 KB attribute", json!({"type": "person", "contacts": email("a"), "attributes": {"notes": "y".repeat(450_000)}})),
+        (
+            "450 KB attribute",
+            json!({"type": "person", "contacts": email("a"), "attributes": {"notes": "y".repeat(450_000)}}),
+        ),
         ("number 1.5e308", json!({"type": "person", "contacts": email("n1"), "attributes": {"x": 1.5e308}})),
         ("number 1e-200", json!({"type": "person", "contacts": email("n2"), "attributes": {"x": 1e-200}})),
         ("empty map key", json!({"type": "person", "contacts": email("k"), "attributes": {"x": {"": 1}}})),
         ("nesting 40", json!({"type": "person", "contacts": email("d"), "attributes": {"x": deep}})),
-        ("20k contacts", json!({"type": "person", "contacts": (0..20_000).map(|i| json!({"type": "phone", "value": format!("+1 555 {i:06}")})).chain([json!({"type": "email", "value": format!("c-{}@example.com", unique())})]).collect::<Vec<_>>()})),
+        (
+            "20k contacts",
+            json!({"type": "person", "contacts": (0..20_000).map(|i| json!({"type": "phone", "value": format!("+1 555 {i:06}")})).chain([json!({"type": "email", "value": format!("c-{}@example.com", unique())})]).collect::<Vec<_>>()}),
+        ),
     ];
     let mut failures = vec![];
     for (name, body) in cases {
@@ -477,7 +533,14 @@ fn path_param() -> BoxedStrategy<String> {
 }
 
 /// The local server's conversion, in miniature: a lambda_http request.
-fn lambda_request(method: &str, route: &str, param: Option<&str>, token: &str, query: HashMap<String, Vec<String>>, body: Vec<u8>) -> lambda_http::Request {
+fn lambda_request(
+    method: &str,
+    route: &str,
+    param: Option<&str>,
+    token: &str,
+    query: HashMap<String, Vec<String>>,
+    body: Vec<u8>,
+) -> lambda_http::Request {
     // The URI carries a URI-safe stand-in; the handler reads the parameter.
     let uri_id = match param {
         Some(p) if !p.is_empty() && p.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') => p.to_string(),
@@ -522,12 +585,23 @@ impl InProcess {
             let ws = app.create_workspace("fuzz", 1000).await.expect("workspace (is the local stack up?)");
             // Setup through the handlers themselves, as a client would.
             let body = json!({"leads": [person("fz0"), person("fz1"), company("fzc")]}).to_string().into_bytes();
-            let r = puffle_http::handlers::handle(&app, puffle_http::handlers::Function::Leads, lambda_request("POST", "/api/leads", None, &ws.token, HashMap::new(), body)).await;
+            let r = puffle_http::handlers::handle(
+                &app,
+                puffle_http::handlers::Function::Leads,
+                lambda_request("POST", "/api/leads", None, &ws.token, HashMap::new(), body),
+            )
+            .await;
             assert_eq!(r.status().as_u16(), 200);
             let v = response_json(r.body());
-            let lead_ids: Vec<String> = v["leads"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
+            let lead_ids: Vec<String> =
+                v["leads"].as_array().unwrap().iter().map(|l| l["id"].as_str().unwrap().to_string()).collect();
             let body = json!({"name": "fuzz", "leadIds": lead_ids}).to_string().into_bytes();
-            let r = puffle_http::handlers::handle(&app, puffle_http::handlers::Function::Lists, lambda_request("POST", "/api/lists", None, &ws.token, HashMap::new(), body)).await;
+            let r = puffle_http::handlers::handle(
+                &app,
+                puffle_http::handlers::Function::Lists,
+                lambda_request("POST", "/api/lists", None, &ws.token, HashMap::new(), body),
+            )
+            .await;
             assert_eq!(r.status().as_u16(), 201);
             let list_id = response_json(r.body())["list"]["id"].as_str().unwrap().to_string();
             (app, ws.token, list_id, lead_ids)
@@ -536,7 +610,14 @@ impl InProcess {
     }
 
     /// Calls the handler the route table names; returns status and body.
-    fn call(&self, method: &str, route: &str, param: Option<&str>, query: HashMap<String, Vec<String>>, body: Vec<u8>) -> (u16, Value) {
+    fn call(
+        &self,
+        method: &str,
+        route: &str,
+        param: Option<&str>,
+        query: HashMap<String, Vec<String>>,
+        body: Vec<u8>,
+    ) -> (u16, Value) {
         let concrete = route.replace("{id}", "x");
         let function = match resolve(method, &concrete) {
             Resolved::Found(r, _) => r.function,
@@ -599,7 +680,11 @@ fn fuzz_post_bodies_never_5xx_in_process() {
     let (status, v) = f.call("GET", "/api/lists/{id}", Some(&f.list_id), HashMap::new(), vec![]);
     assert_eq!(status, 200, "{v}");
     let l = &v["list"];
-    assert_eq!(l["personCount"].as_u64().unwrap() + l["companyCount"].as_u64().unwrap(), l["leadCount"].as_u64().unwrap(), "{v}");
+    assert_eq!(
+        l["personCount"].as_u64().unwrap() + l["companyCount"].as_u64().unwrap(),
+        l["leadCount"].as_u64().unwrap(),
+        "{v}"
+    );
 }
 
 #[test]
@@ -675,7 +760,12 @@ async fn fuzz_over_http_never_5xx() {
             .flat_map(|(k, vs)| vs.iter().map(move |v| format!("{}={}", enc(k), enc(v))))
             .collect::<Vec<_>>()
             .join("&");
-        for path in ["/api/leads".to_string(), "/api/lists".to_string(), format!("/api/lists/{list}/leads"), "/api/enrichments".to_string()] {
+        for path in [
+            "/api/leads".to_string(),
+            "/api/lists".to_string(),
+            format!("/api/lists/{list}/leads"),
+            "/api/enrichments".to_string(),
+        ] {
             let r = ctx.get(&format!("{path}?{qs}")).await;
             assert!(r.status < 500, "#{i} GET {path}?{qs}: {r:?}");
             if r.status >= 400 {

@@ -50,7 +50,8 @@ impl Cli {
     /// Runs `args`, expects exit 0, returns stdout as JSON.
     fn json(&self, args: &[&str]) -> Value {
         let out = self.cmd().args(args).assert().success().get_output().stdout.clone();
-        serde_json::from_slice(&out).unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out)))
+        serde_json::from_slice(&out)
+            .unwrap_or_else(|e| panic!("{args:?}: stdout is not JSON ({e}): {}", String::from_utf8_lossy(&out)))
     }
 
     fn stdout(&self, args: &[&str]) -> String {
@@ -104,7 +105,20 @@ fn help_for_every_command_mentions_its_flags() {
         (&["enrichment", "results"], &["--id", "--status", "--lead-id", "--cursor", "--limit", "--all", "--format"]),
         (&["enrichment", "cancel"], &["--id"]),
         (&["lead"], &["--id", "--type", "--limit", "--cursor", "--all", "add", "import"]),
-        (&["lead", "add"], &["--email", "--name", "--title", "--company", "--company-domain", "--phone", "--linkedin", "--type", "--json"]),
+        (
+            &["lead", "add"],
+            &[
+                "--email",
+                "--name",
+                "--title",
+                "--company",
+                "--company-domain",
+                "--phone",
+                "--linkedin",
+                "--type",
+                "--json",
+            ],
+        ),
         (&["lead", "import"], &["--list-id", "--type", "--map", "--rejects", "--dry-run", "rejects.csv"]),
         (&["list"], &["--id", "create", "lead"]),
         (&["list", "create"], &["--name", "--description", "--lead-type", "--lead-ids"]),
@@ -167,11 +181,16 @@ async fn exit_codes() {
     cli.cmd().args(["--format", "csv", "credits"]).assert().code(2);
     cli.cmd().args(["--api-url", "not-a-url", "credits"]).assert().code(2);
     // 3: the API rejected the request; its error JSON on stderr.
-    let out = cli.cmd().args(["list", "lead", "--id", "list_doesnotexist"]).assert().code(3).get_output().stderr.clone();
+    let out =
+        cli.cmd().args(["list", "lead", "--id", "list_doesnotexist"]).assert().code(3).get_output().stderr.clone();
     let err = String::from_utf8(out).unwrap();
     let first: Value = serde_json::from_str(err.lines().next().unwrap()).unwrap();
     assert_eq!(first["code"], "LIST_NOT_FOUND", "{err}");
-    cli.cmd().args(["enrichment", "--id", "no_such_enrichment"]).assert().code(3).stderr(predicate::str::contains("ENRICHMENT_NOT_FOUND"));
+    cli.cmd()
+        .args(["enrichment", "--id", "no_such_enrichment"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("ENRICHMENT_NOT_FOUND"));
     // 4: authentication failed, or no token at all.
     cli.cmd()
         .args(["credits", "--token", "pfl_bad"])
@@ -201,10 +220,14 @@ async fn insufficient_credits_explains_how_to_grant() {
         .stderr
         .clone();
     let err = String::from_utf8(out).unwrap();
-    assert!(err.contains("INSUFFICIENT_CREDITS") && err.contains("\"required\":2") && err.contains("\"balance\":0"), "{err}");
+    assert!(
+        err.contains("INSUFFICIENT_CREDITS") && err.contains("\"required\":2") && err.contains("\"balance\":0"),
+        "{err}"
+    );
     assert!(err.contains("puffle admin credits grant --workspace-id") && err.contains("make workspace"), "{err}");
     // A preview prices it without charging (and exits 0).
-    let v = cli.json(&["enrichment", "create", "--enrichment-id", "email_domain", "--scope", &scope, "--mode", "preview"]);
+    let v =
+        cli.json(&["enrichment", "create", "--enrichment-id", "email_domain", "--scope", &scope, "--mode", "preview"]);
     assert_eq!(v["leadCount"], 2);
     assert_eq!(v["reusedExistingRun"], false);
 }
@@ -266,11 +289,16 @@ async fn leads_and_lists() {
         "lead",
         "add",
         "--json",
-        &json!({"type": "company", "company": {"name": "Nimbus", "domain": format!("nimbus-{tag}.example.com")}}).to_string(),
+        &json!({"type": "company", "company": {"name": "Nimbus", "domain": format!("nimbus-{tag}.example.com")}})
+            .to_string(),
     ]);
     let company_id = s(&co["lead"]["id"]);
     // A person without an identifier: the API says why (exit 3).
-    cli.cmd().args(["lead", "add", "--name", "Nobody"]).assert().code(3).stderr(predicate::str::contains("INVALID_REQUEST"));
+    cli.cmd()
+        .args(["lead", "add", "--name", "Nobody"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("INVALID_REQUEST"));
 
     let one = cli.json(&["lead", "--id", &lead_id]);
     assert_eq!(one["lead"]["title"], "CEO");
@@ -287,7 +315,18 @@ async fn leads_and_lists() {
     let table = cli.stdout(&["lead", "--format", "table"]);
     assert!(table.contains("Ada Quill") && table.contains(&lead_id), "{table}");
 
-    let list = cli.json(&["list", "create", "--name", "CLI list", "--description", "d", "--lead-type", "mixed", "--lead-ids", &lead_id]);
+    let list = cli.json(&[
+        "list",
+        "create",
+        "--name",
+        "CLI list",
+        "--description",
+        "d",
+        "--lead-type",
+        "mixed",
+        "--lead-ids",
+        &lead_id,
+    ]);
     let list_id = s(&list["list"]["id"]);
     assert_eq!(list["list"]["leadCount"], 1);
     let list = cli.json(&["list", "lead", "add", "--id", &list_id, "--lead-ids", &format!("{lead_id},{company_id}")]);
@@ -310,8 +349,9 @@ async fn csv_import_rejects_and_dedupes() {
     let tag = puffle_tests::unique();
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("people.csv");
-    let mut text =
-        String::from("Type,First Name,last_name,E-Mail,Job Title,Company,Company Website,Phone,LinkedIn URL,City,Country,Notes\n");
+    let mut text = String::from(
+        "Type,First Name,last_name,E-Mail,Job Title,Company,Company Website,Phone,LinkedIn URL,City,Country,Notes\n",
+    );
     for i in 0..25 {
         text.push_str(&format!(
             "person,P{i},Quill,p{i}.{tag}@quill-{tag}.example.com,Engineer,Quill,https://www.quill-{tag}.example.com,+44 20 7946 0{i:03},,Leeds,GB,x\n"
@@ -346,7 +386,8 @@ async fn csv_import_rejects_and_dedupes() {
         "Type,First Name,last_name,E-Mail,Job Title,Company,Company Website,Phone,LinkedIn URL,City,Country,Notes"
     );
     let rows: Vec<csv::StringRecord> = r.records().map(|x| x.unwrap()).collect();
-    let reasons: Vec<(String, String)> = rows.iter().map(|r| (r[1].to_string() + &r[5], r[r.len() - 1].to_string())).collect();
+    let reasons: Vec<(String, String)> =
+        rows.iter().map(|r| (r[1].to_string() + &r[5], r[r.len() - 1].to_string())).collect();
     assert_eq!(reasons.len(), 4);
     assert!(reasons[0].1.contains("needs an email or a LinkedIn URL"), "{reasons:?}");
     assert!(reasons[1].1.contains("not-an-email"), "{reasons:?}");
@@ -366,7 +407,18 @@ async fn csv_import_rejects_and_dedupes() {
     let companies = format!("Org,Site\nAcme {tag},acme-{tag}.example.com\nBroken,not a site\n");
     let out = cli
         .cmd()
-        .args(["lead", "import", "-", "--type", "company", "--map", "Org=company", "--map", "site=website", "--dry-run"])
+        .args([
+            "lead",
+            "import",
+            "-",
+            "--type",
+            "company",
+            "--map",
+            "Org=company",
+            "--map",
+            "site=website",
+            "--dry-run",
+        ])
         .arg("--rejects")
         .arg(dir.path().join("stdin.rejects.csv"))
         .write_stdin(companies.clone())
@@ -395,7 +447,11 @@ async fn csv_import_rejects_and_dedupes() {
     cli.cmd().args(["lead", "import", "/nonexistent/x.csv"]).assert().code(2);
     let noid = dir.path().join("noid.csv");
     std::fs::write(&noid, "name,title\nA,B\n").unwrap();
-    cli.cmd().args(["lead", "import", noid.to_str().unwrap()]).assert().code(2).stderr(predicate::str::contains("--map"));
+    cli.cmd()
+        .args(["lead", "import", noid.to_str().unwrap()])
+        .assert()
+        .code(2)
+        .stderr(predicate::str::contains("--map"));
     // An unknown List fails before anything is written.
     cli.cmd().args(["lead", "import", path, "--list-id", "list_nope"]).assert().code(3);
 }
@@ -447,7 +503,9 @@ async fn runs_wait_results_and_cancel() {
     let mut expected = ids.clone();
     expected.sort();
     assert_eq!(lead_ids, expected);
-    assert!(rows.iter().all(|x| &x[col("status")] == "completed" && x[col("result.domain")].starts_with("acme-cliwait")));
+    assert!(rows
+        .iter()
+        .all(|x| &x[col("status")] == "completed" && x[col("result.domain")].starts_with("acme-cliwait")));
     assert!(rows.iter().all(|x| &x[col("result.freeMail")] == "false"));
 
     // --all follows page.nextCursor (one item per page here).
@@ -475,7 +533,11 @@ async fn runs_wait_results_and_cancel() {
     cli.cmd().args(["enrichment", "status", "--id", "run_nope"]).assert().code(3);
 
     // A completed run cannot be cancelled (409 → exit 3).
-    cli.cmd().args(["enrichment", "cancel", "--id", &run_id]).assert().code(3).stderr(predicate::str::contains("RUN_NOT_CANCELLABLE"));
+    cli.cmd()
+        .args(["enrichment", "cancel", "--id", &run_id])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("RUN_NOT_CANCELLABLE"));
 
     // Shorthand and JSON scopes, options, idempotency.
     let filtered = cli.json(&[
@@ -576,7 +638,11 @@ async fn login_profile_and_precedence() {
     let profile = home.join("puffle").join("config.json");
     assert!(!profile.exists());
     // login writes the profile, mode 0600.
-    bare(home).args(["login", "--token", &cli.ctx.token]).assert().success().stdout(predicate::str::contains("\"verified\":true"));
+    bare(home)
+        .args(["login", "--token", &cli.ctx.token])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"verified\":true"));
     let saved: Value = serde_json::from_str(&std::fs::read_to_string(&profile).unwrap()).unwrap();
     assert_eq!(saved["token"], cli.ctx.token.as_str());
     #[cfg(unix)]
@@ -587,7 +653,12 @@ async fn login_profile_and_precedence() {
     // file only
     bare(home).arg("credits").assert().success().stdout(predicate::str::contains("\"balance\":5"));
     // env beats file
-    bare(home).env("PUFFLE_TOKEN", &other.token).arg("credits").assert().success().stdout(predicate::str::contains("\"balance\":7"));
+    bare(home)
+        .env("PUFFLE_TOKEN", &other.token)
+        .arg("credits")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"balance\":7"));
     bare(home).env("PUFFLE_TOKEN", "pfl_bad").arg("credits").assert().code(4);
     // flag beats env
     bare(home)
@@ -597,16 +668,27 @@ async fn login_profile_and_precedence() {
         .success()
         .stdout(predicate::str::contains("\"balance\":7"));
     // The API URL: flag beats env.
-    bare(home).env("PUFFLE_API_URL", "http://127.0.0.1:9").args(["credits", "--api-url", &puffle_tests::api_url()]).assert().success();
-    let cfg: Value =
-        serde_json::from_slice(&bare(home).env("PUFFLE_TOKEN", "x").arg("config").assert().success().get_output().stdout).unwrap();
+    bare(home)
+        .env("PUFFLE_API_URL", "http://127.0.0.1:9")
+        .args(["credits", "--api-url", &puffle_tests::api_url()])
+        .assert()
+        .success();
+    let cfg: Value = serde_json::from_slice(
+        &bare(home).env("PUFFLE_TOKEN", "x").arg("config").assert().success().get_output().stdout,
+    )
+    .unwrap();
     assert_eq!((cfg["tokenSource"].as_str(), cfg["apiUrlSource"].as_str()), (Some("env"), Some("env")));
-    let cfg: Value =
-        serde_json::from_slice(&bare(home).env_remove("PUFFLE_API_URL").arg("config").assert().success().get_output().stdout).unwrap();
+    let cfg: Value = serde_json::from_slice(
+        &bare(home).env_remove("PUFFLE_API_URL").arg("config").assert().success().get_output().stdout,
+    )
+    .unwrap();
     assert_eq!(cfg["tokenSource"], "file");
     assert!(!cfg.to_string().contains(&cli.ctx.token), "the token is masked");
     // An API URL saved with login is used when neither flag nor env names one.
-    bare(home).args(["login", "--token", &cli.ctx.token, "--api-url", "http://127.0.0.1:9", "--no-verify"]).assert().success();
+    bare(home)
+        .args(["login", "--token", &cli.ctx.token, "--api-url", "http://127.0.0.1:9", "--no-verify"])
+        .assert()
+        .success();
     bare(home).env_remove("PUFFLE_API_URL").arg("credits").assert().code(5);
     bare(home).arg("credits").assert().success();
 }
@@ -616,11 +698,19 @@ async fn login_profile_and_precedence() {
 #[test]
 fn admin_commands_still_work() {
     let home = tempfile::tempdir().unwrap();
-    let out = bare(home.path()).args(["admin", "workspace", "create", "--name", "cli-admin", "--credits", "5"]).assert().success();
+    let out = bare(home.path())
+        .args(["admin", "workspace", "create", "--name", "cli-admin", "--credits", "5"])
+        .assert()
+        .success();
     let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
     let ws: Value = serde_json::from_str(text.lines().last().unwrap()).unwrap();
     let (id, token) = (s(&ws["workspaceId"]), s(&ws["token"]));
-    bare(home.path()).env("PUFFLE_TOKEN", &token).arg("credits").assert().success().stdout(predicate::str::contains("\"balance\":5"));
+    bare(home.path())
+        .env("PUFFLE_TOKEN", &token)
+        .arg("credits")
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"balance\":5"));
     bare(home.path())
         .args(["admin", "credits", "grant", "--workspace-id", &id, "--credits", "7"])
         .assert()
@@ -633,6 +723,10 @@ fn admin_commands_still_work() {
         .stdout(predicate::str::contains("ledger"));
     let out = bare(home.path()).args(["admin", "token", "create", "--workspace-id", &id]).assert().success();
     let t: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
-    bare(home.path()).args(["credits", "--token", &s(&t["token"])]).assert().success().stdout(predicate::str::contains("\"balance\":12"));
+    bare(home.path())
+        .args(["credits", "--token", &s(&t["token"])])
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("\"balance\":12"));
     bare(home.path()).args(["admin", "workspace", "create", "--name", " "]).assert().code(2);
 }

@@ -49,7 +49,12 @@ fn enc(s: &str) -> String {
 }
 
 fn ids_of(v: &Value, key: &str) -> Vec<String> {
-    v[key].as_array().unwrap_or_else(|| panic!("no `{key}` array in {v}")).iter().map(|l| l["id"].as_str().unwrap().to_string()).collect()
+    v[key]
+        .as_array()
+        .unwrap_or_else(|| panic!("no `{key}` array in {v}"))
+        .iter()
+        .map(|l| l["id"].as_str().unwrap().to_string())
+        .collect()
 }
 
 /// Follows `nextCursor` through `path` (which already has a `?`), returning
@@ -77,7 +82,11 @@ async fn pages(ctx: &Ctx, path: &str, cursor_field: &str) -> Vec<Value> {
 
 /// Every Lead id of the workspace (type filter optional), in listing order.
 async fn all_lead_ids(ctx: &Ctx, query: &str) -> Vec<String> {
-    pages(ctx, &format!("/api/leads?limit=500{query}"), "nextCursor").await.iter().flat_map(|p| ids_of(p, "leads")).collect()
+    pages(ctx, &format!("/api/leads?limit=500{query}"), "nextCursor")
+        .await
+        .iter()
+        .flat_map(|p| ids_of(p, "leads"))
+        .collect()
 }
 
 fn person_with_linkedin(url: &str) -> Value {
@@ -121,7 +130,9 @@ fn is_rfc3339_utc(s: &str) -> bool {
 #[tokio::test]
 async fn missing_authorization_header_is_401() {
     let ctx = Ctx::new(0).await;
-    for (method, path) in [("GET", "/api/credits"), ("GET", "/api/leads"), ("GET", "/api/lists"), ("GET", "/api/enrichments")] {
+    for (method, path) in
+        [("GET", "/api/credits"), ("GET", "/api/leads"), ("GET", "/api/lists"), ("GET", "/api/enrichments")]
+    {
         let r = raw(&ctx, method, path, None, None).await;
         assert_error(&r, 401, "UNAUTHENTICATED");
     }
@@ -153,14 +164,14 @@ async fn malformed_authorization_header_is_401() {
     let ctx = Ctx::new(0).await;
     let t = ctx.token.clone();
     let headers = [
-        t.clone(),                        // no scheme
-        format!("Basic {t}"),             // wrong scheme
-        format!("Token {t}"),             // wrong scheme
-        "Bearer".to_string(),             // no token
-        "Bearer    ".to_string(),         // blank token
-        format!("Bearer{t}"),             // no separator
+        t.clone(),                              // no scheme
+        format!("Basic {t}"),                   // wrong scheme
+        format!("Token {t}"),                   // wrong scheme
+        "Bearer".to_string(),                   // no token
+        "Bearer    ".to_string(),               // blank token
+        format!("Bearer{t}"),                   // no separator
         format!("Bearer {}", "x".repeat(5000)), // absurdly long
-        String::new(),                    // empty header
+        String::new(),                          // empty header
     ];
     for h in headers {
         let r = raw(&ctx, "GET", "/api/credits", Some(&h), None).await;
@@ -252,13 +263,24 @@ async fn another_workspaces_list_is_404_like_a_missing_one() {
         assert_error(&b.get(&format!("/api/lists/{id}/leads")).await, 404, "LIST_NOT_FOUND");
         assert_error(&b.get(&format!("/api/lists/{id}/leads?limit=5&type=person")).await, 404, "LIST_NOT_FOUND");
         // With B's own (valid) Leads and with A's Leads.
-        assert_error(&b.post(&format!("/api/lists/{id}/leads"), json!({"leadIds": b_lead})).await, 404, "LIST_NOT_FOUND");
-        assert_error(&b.post(&format!("/api/lists/{id}/leads"), json!({"leadIds": a_leads})).await, 404, "LIST_NOT_FOUND");
+        assert_error(
+            &b.post(&format!("/api/lists/{id}/leads"), json!({"leadIds": b_lead})).await,
+            404,
+            "LIST_NOT_FOUND",
+        );
+        assert_error(
+            &b.post(&format!("/api/lists/{id}/leads"), json!({"leadIds": a_leads})).await,
+            404,
+            "LIST_NOT_FOUND",
+        );
     }
     // Foreign and missing answer the same shape.
     let f = b.get(&format!("/api/lists/{list}")).await;
     let m = b.get(&format!("/api/lists/{missing}")).await;
-    assert_eq!(f.body.as_object().unwrap().keys().collect::<Vec<_>>(), m.body.as_object().unwrap().keys().collect::<Vec<_>>());
+    assert_eq!(
+        f.body.as_object().unwrap().keys().collect::<Vec<_>>(),
+        m.body.as_object().unwrap().keys().collect::<Vec<_>>()
+    );
     // A's List is untouched and B's listing does not show it.
     let after = a.get(&format!("/api/lists/{list}")).await;
     assert_eq!(after.body, before.body);
@@ -274,7 +296,8 @@ async fn another_workspaces_leads_are_leads_not_found() {
     let a_lead = a.people("isoX", 1).await.remove(0);
     let b_leads = b.people("isoY", 2).await;
     let b_list = b.list(&b_leads).await;
-    let r = b.post(&format!("/api/lists/{b_list}/leads"), json!({"leadIds": [b_leads[0].clone(), a_lead.clone()]})).await;
+    let r =
+        b.post(&format!("/api/lists/{b_list}/leads"), json!({"leadIds": [b_leads[0].clone(), a_lead.clone()]})).await;
     assert_error(&r, 400, "LEADS_NOT_FOUND");
     assert_eq!(r.body["details"]["leadIds"], json!([a_lead]));
     let r = b.post("/api/lists", json!({"name": "x", "leadIds": [a_lead]})).await;
@@ -444,13 +467,23 @@ async fn company_domain_url_and_bare_domain_are_the_same_lead() {
     assert_eq!(r1.status, 201, "{r1:?}");
     assert_eq!(r1.body["lead"]["company"]["domain"], format!("acme-{u}.com"));
     let id = r1.body["lead"]["id"].clone();
-    let r2 = ctx.post("/api/leads", json!({"type": "company", "company": {"name": "Acme Inc", "domain": format!("acme-{u}.com")}})).await;
+    let r2 = ctx
+        .post(
+            "/api/leads",
+            json!({"type": "company", "company": {"name": "Acme Inc", "domain": format!("acme-{u}.com")}}),
+        )
+        .await;
     assert_eq!(r2.status, 200, "{r2:?}");
     assert_eq!(r2.body["created"], false);
     assert_eq!(r2.body["lead"]["id"], id);
     assert_eq!(r2.body["lead"]["company"]["name"], "Acme Inc");
     // A website contact names the same company.
-    let r3 = ctx.post("/api/leads", json!({"type": "company", "contacts": [{"type": "website", "value": format!("http://ACME-{u}.com:443/")}]})).await;
+    let r3 = ctx
+        .post(
+            "/api/leads",
+            json!({"type": "company", "contacts": [{"type": "website", "value": format!("http://ACME-{u}.com:443/")}]}),
+        )
+        .await;
     assert_eq!(r3.body["created"], false, "{r3:?}");
     assert_eq!(r3.body["lead"]["id"], id);
     assert_eq!(all_lead_ids(&ctx, "").await, vec![id.as_str().unwrap().to_string()]);
@@ -459,7 +492,8 @@ async fn company_domain_url_and_bare_domain_are_the_same_lead() {
 #[tokio::test]
 async fn reimport_of_a_batch_creates_no_duplicates() {
     let ctx = Ctx::new(0).await;
-    let batch: Vec<Value> = (0..6).map(|i| if i % 3 == 2 { company(&format!("re{i}")) } else { person(&format!("re{i}")) }).collect();
+    let batch: Vec<Value> =
+        (0..6).map(|i| if i % 3 == 2 { company(&format!("re{i}")) } else { person(&format!("re{i}")) }).collect();
     let r1 = ctx.post("/api/leads", json!({"leads": batch})).await;
     assert_eq!(r1.status, 200, "{r1:?}");
     assert_eq!((r1.body["created"].as_u64(), r1.body["updated"].as_u64()), (Some(6), Some(0)));
@@ -531,7 +565,8 @@ async fn concurrent_upserts_of_the_same_email_make_one_lead() {
         })
         .collect();
     let results: Vec<Resp> = futures::future::join_all(tasks).await.into_iter().map(|r| r.unwrap()).collect();
-    let ids: HashSet<String> = results.iter().map(|r| r.body["lead"]["id"].as_str().unwrap_or_default().to_string()).collect();
+    let ids: HashSet<String> =
+        results.iter().map(|r| r.body["lead"]["id"].as_str().unwrap_or_default().to_string()).collect();
     assert_eq!(ids.len(), 1, "one email, one Lead: {results:?}");
     assert_eq!(results.iter().filter(|r| r.status == 201).count(), 1, "{results:?}");
     assert_eq!(all_lead_ids(&ctx, "").await.len(), 1);
@@ -590,7 +625,10 @@ async fn get_lead_by_id_returns_it_with_attributes() {
     let r2 = ctx.post("/api/leads", p2).await;
     assert_eq!(r2.status, 200, "{r2:?}");
     let g2 = ctx.get(&format!("/api/leads?id={id}")).await;
-    assert_eq!(g2.body["lead"]["attributes"], json!({"score": 42, "tier": "gold", "nested": {"a": [1, 2]}, "extra": true}));
+    assert_eq!(
+        g2.body["lead"]["attributes"],
+        json!({"score": 42, "tier": "gold", "nested": {"a": [1, 2]}, "extra": true})
+    );
 }
 
 #[tokio::test]
@@ -678,7 +716,10 @@ async fn create_list_is_201_with_counts() {
     assert_eq!(l["name"], "Prospects");
     assert_eq!(l["description"], "Q3");
     assert_eq!(l["leadType"], "mixed");
-    assert_eq!((l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()), (Some(3), Some(2), Some(1)));
+    assert_eq!(
+        (l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()),
+        (Some(3), Some(2), Some(1))
+    );
     assert!(is_rfc3339_utc(l["createdAt"].as_str().unwrap()));
     assert!(is_rfc3339_utc(l["updatedAt"].as_str().unwrap()));
     let g = ctx.get(&format!("/api/lists/{}", l["id"].as_str().unwrap())).await;
@@ -732,7 +773,11 @@ async fn lists_are_paged_each_once() {
     let mut want = created.clone();
     want.sort();
     assert_eq!(seen, want);
-    assert!(pages.iter().all(|p| p["lists"].as_array().unwrap().iter().all(|l| l["name"].as_str().unwrap().starts_with('L'))));
+    assert!(pages.iter().all(|p| p["lists"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .all(|l| l["name"].as_str().unwrap().starts_with('L'))));
     let all = ctx.get("/api/lists").await;
     assert_eq!(ids_of(&all.body, "lists").len(), 5);
     assert_eq!(all.body["nextCursor"], Value::Null);
@@ -752,11 +797,17 @@ async fn add_leads_returns_the_list_with_counts() {
     assert_eq!(r.body.as_object().unwrap().len(), 1, "only `list`: {r:?}");
     let l = &r.body["list"];
     assert_eq!(l["id"], list.as_str());
-    assert_eq!((l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()), (Some(3), Some(2), Some(1)));
+    assert_eq!(
+        (l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()),
+        (Some(3), Some(2), Some(1))
+    );
     let r = ctx.post(&format!("/api/lists/{list}/leads"), json!({"leadIds": [p[1], p[2], c[1]]})).await;
     assert_eq!(r.status, 200, "{r:?}");
     let l = &r.body["list"];
-    assert_eq!((l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()), (Some(5), Some(3), Some(2)));
+    assert_eq!(
+        (l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()),
+        (Some(5), Some(3), Some(2))
+    );
     assert_eq!(ctx.get(&format!("/api/lists/{list}")).await.body, r.body);
     // Leads are referenced, not copied: a later upsert shows through the List.
     let email = ctx.get(&format!("/api/leads?id={}", p[0])).await.body["lead"]["contacts"].clone();
@@ -797,19 +848,33 @@ async fn adds_larger_than_one_transaction_count_every_lead_once() {
     let r = ctx.post(&format!("/api/lists/{list}/leads"), json!({"leadIds": first})).await;
     assert_eq!(r.status, 200, "{r:?}");
     let l = &r.body["list"];
-    assert_eq!((l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()), (Some(250), Some(150), Some(100)));
+    assert_eq!(
+        (l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()),
+        (Some(250), Some(150), Some(100))
+    );
     let second: Vec<String> = leads[..200].to_vec();
     let r = ctx.post(&format!("/api/lists/{list}/leads"), json!({"leadIds": second})).await;
     assert_eq!(r.status, 200, "{r:?}");
     let l = &r.body["list"];
-    assert_eq!((l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()), (Some(300), Some(200), Some(100)));
-    let seen: Vec<String> = pages(&ctx, &format!("/api/lists/{list}/leads?limit=128"), "nextCursor").await.iter().flat_map(|p| ids_of(p, "leads")).collect();
+    assert_eq!(
+        (l["leadCount"].as_u64(), l["personCount"].as_u64(), l["companyCount"].as_u64()),
+        (Some(300), Some(200), Some(100))
+    );
+    let seen: Vec<String> = pages(&ctx, &format!("/api/lists/{list}/leads?limit=128"), "nextCursor")
+        .await
+        .iter()
+        .flat_map(|p| ids_of(p, "leads"))
+        .collect();
     let mut want = leads.clone();
     want.sort();
     assert_eq!(seen, want);
     // More than 1000 ids in one request is refused whole.
     let too_many: Vec<String> = (0..1001).map(|i| leads[i % leads.len()].clone()).collect();
-    assert_error(&ctx.post(&format!("/api/lists/{list}/leads"), json!({"leadIds": too_many})).await, 400, "INVALID_REQUEST");
+    assert_error(
+        &ctx.post(&format!("/api/lists/{list}/leads"), json!({"leadIds": too_many})).await,
+        400,
+        "INVALID_REQUEST",
+    );
     assert_eq!(ctx.get(&format!("/api/lists/{list}")).await.body["list"]["leadCount"], 300);
 }
 
@@ -833,7 +898,12 @@ async fn unknown_lead_ids_are_400_leads_not_found_with_the_ids() {
     let missing = format!("lead_{}", unique());
     let r = ctx.post(&format!("/api/lists/{list}/leads"), json!({"leadIds": [p[1], missing, "garbage"]})).await;
     assert_error(&r, 400, "LEADS_NOT_FOUND");
-    let mut reported: Vec<String> = r.body["details"]["leadIds"].as_array().expect("details.leadIds").iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let mut reported: Vec<String> = r.body["details"]["leadIds"]
+        .as_array()
+        .expect("details.leadIds")
+        .iter()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
     reported.sort();
     let mut want = vec![missing.clone(), "garbage".to_string()];
     want.sort();
@@ -895,7 +965,9 @@ async fn list_leads_paging_over_10_with_limit_4_sees_each_once() {
 async fn parallel_overlapping_adds_keep_counts_exact() {
     let ctx = Ctx::new(0).await;
     let mut leads: Vec<(String, &str)> = ctx.people("par", 20).await.into_iter().map(|i| (i, "person")).collect();
-    leads.extend(ctx.leads((0..10).map(|i| company(&format!("parc{i}"))).collect()).await.into_iter().map(|i| (i, "company")));
+    leads.extend(
+        ctx.leads((0..10).map(|i| company(&format!("parc{i}"))).collect()).await.into_iter().map(|i| (i, "company")),
+    );
     // Two Leads are in the List before the storm.
     let list = ctx.list(&[leads[0].0.clone(), leads[25].0.clone()]).await;
     let seed = 0x5EED_0003u64;
@@ -918,7 +990,11 @@ async fn parallel_overlapping_adds_keep_counts_exact() {
         let r = r.unwrap();
         assert_eq!(r.status, 200, "request {i} (seed {seed:#x}): {r:?}");
         let l = &r.body["list"];
-        assert_eq!(l["personCount"].as_u64().unwrap() + l["companyCount"].as_u64().unwrap(), l["leadCount"].as_u64().unwrap(), "{r:?}");
+        assert_eq!(
+            l["personCount"].as_u64().unwrap() + l["companyCount"].as_u64().unwrap(),
+            l["leadCount"].as_u64().unwrap(),
+            "{r:?}"
+        );
     }
     let persons = distinct.iter().filter(|i| leads[**i].1 == "person").count() as u64;
     let companies = distinct.len() as u64 - persons;
@@ -974,14 +1050,14 @@ fn tampered(c: &str) -> Vec<String> {
         mid += 1;
     }
     vec![
-        flip(mid),                 // the middle
-        flip(dot / 2),             // inside the payload
+        flip(mid),                               // the middle
+        flip(dot / 2),                           // inside the payload
         flip(dot + 1 + (c.len() - dot - 1) / 2), // inside the tag
-        format!("{c}xyz"),         // junk appended
-        format!("{c}!!"),          // junk outside the alphabet
-        format!("{c}.{c}"),        // a second dot
-        c.replace('.', ""),        // no separator
-        c[..c.len() - 4].to_string(), // truncated
+        format!("{c}xyz"),                       // junk appended
+        format!("{c}!!"),                        // junk outside the alphabet
+        format!("{c}.{c}"),                      // a second dot
+        c.replace('.', ""),                      // no separator
+        c[..c.len() - 4].to_string(),            // truncated
         "not-a-cursor".to_string(),
         String::new(),
     ]
@@ -1007,7 +1083,11 @@ async fn tampered_lead_cursor_is_400_invalid_request() {
     // A cursor of the person listing used on the company listing.
     let r = ctx.get("/api/leads?limit=1&type=person").await;
     let pc = r.body["nextCursor"].as_str().unwrap().to_string();
-    assert_error(&ctx.get(&format!("/api/leads?limit=1&type=company&cursor={}", enc(&pc))).await, 400, "INVALID_REQUEST");
+    assert_error(
+        &ctx.get(&format!("/api/leads?limit=1&type=company&cursor={}", enc(&pc))).await,
+        400,
+        "INVALID_REQUEST",
+    );
     assert_error(&ctx.get(&format!("/api/leads?limit=1&cursor={}", enc(&pc))).await, 400, "INVALID_REQUEST");
 }
 
@@ -1019,14 +1099,19 @@ async fn tampered_list_cursors_are_400_invalid_request() {
     let list_b = ctx.list(&leads).await;
     ctx.list(&[]).await;
     let lists_cursor = ctx.get("/api/lists?limit=1").await.body["nextCursor"].as_str().unwrap().to_string();
-    let members_cursor = ctx.get(&format!("/api/lists/{list_a}/leads?limit=2")).await.body["nextCursor"].as_str().unwrap().to_string();
+    let members_cursor =
+        ctx.get(&format!("/api/lists/{list_a}/leads?limit=2")).await.body["nextCursor"].as_str().unwrap().to_string();
     let leads_cursor = ctx.get("/api/leads?limit=2").await.body["nextCursor"].as_str().unwrap().to_string();
 
     for t in tampered(&lists_cursor) {
         assert_error(&ctx.get(&format!("/api/lists?limit=1&cursor={}", enc(&t))).await, 400, "INVALID_REQUEST");
     }
     for t in tampered(&members_cursor) {
-        assert_error(&ctx.get(&format!("/api/lists/{list_a}/leads?limit=2&cursor={}", enc(&t))).await, 400, "INVALID_REQUEST");
+        assert_error(
+            &ctx.get(&format!("/api/lists/{list_a}/leads?limit=2&cursor={}", enc(&t))).await,
+            400,
+            "INVALID_REQUEST",
+        );
     }
     // A cursor from another listing.
     let cross = [
@@ -1044,7 +1129,10 @@ async fn tampered_list_cursors_are_400_invalid_request() {
         assert_error(&r, 400, "INVALID_REQUEST");
     }
     // The genuine ones still work.
-    assert_eq!(ctx.get(&format!("/api/lists/{list_a}/leads?limit=2&cursor={}", enc(&members_cursor))).await.status, 200);
+    assert_eq!(
+        ctx.get(&format!("/api/lists/{list_a}/leads?limit=2&cursor={}", enc(&members_cursor))).await.status,
+        200
+    );
     assert_eq!(ctx.get(&format!("/api/lists?limit=1&cursor={}", enc(&lists_cursor))).await.status, 200);
 }
 

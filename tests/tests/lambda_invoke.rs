@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::process::Command;
 
-use serde_json::{json, Value};
 use puffle_tests::{person, Ctx};
+use serde_json::{json, Value};
 
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
@@ -33,11 +33,21 @@ fn http_body(resp: &Value) -> Value {
 async fn every_function_binary_answers_its_sample_event() {
     let ctx = Ctx::new(100).await;
     let lead = ctx.leads(vec![person("invoke")]).await.remove(0);
-    let run = ctx.post("/api/enrichment", json!({"enrichmentId":"job_seniority","scope":{"type":"explicit_leads","leadIds":[lead]},"input":{}})).await;
+    let run = ctx
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId":"job_seniority","scope":{"type":"explicit_leads","leadIds":[lead]},"input":{}}),
+        )
+        .await;
     assert_eq!(run.status, 202, "{run:?}");
     let run_id = run.body["runId"].as_str().unwrap().to_string();
     ctx.wait_terminal(&run_id).await;
-    let env = [("PUFFLE_TOKEN", ctx.token.as_str()), ("LEAD_ID", lead.as_str()), ("RUN_ID", run_id.as_str()), ("WORKSPACE_ID", ctx.workspace_id.as_str())];
+    let env = [
+        ("PUFFLE_TOKEN", ctx.token.as_str()),
+        ("LEAD_ID", lead.as_str()),
+        ("RUN_ID", run_id.as_str()),
+        ("WORKSPACE_ID", ctx.workspace_id.as_str()),
+    ];
 
     let expect = [
         ("health", 200),

@@ -69,12 +69,18 @@ async fn start(ctx: &Ctx, body: Value) -> String {
 
 fn counts(run: &Value) -> [u64; 5] {
     let c = &run["scope"]["counts"];
-    ["pending", "running", "completed", "skipped", "failed"].map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k} missing: {run}")))
+    ["pending", "running", "completed", "skipped", "failed"]
+        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k} missing: {run}")))
 }
 
 fn assert_counts_add_up(run: &Value) {
     let c = counts(run);
-    assert_eq!(c.iter().sum::<u64>(), run["scope"]["resolvedCount"].as_u64().unwrap(), "counts do not add up: {}", run["scope"]);
+    assert_eq!(
+        c.iter().sum::<u64>(),
+        run["scope"]["resolvedCount"].as_u64().unwrap(),
+        "counts do not add up: {}",
+        run["scope"]
+    );
 }
 
 async fn status(ctx: &Ctx, run_id: &str) -> Value {
@@ -131,7 +137,12 @@ async fn run_count(ctx: &Ctx) -> usize {
 }
 
 /// Runs `slug` over explicit Leads made from `leads`; returns (ids, run, items by lead).
-async fn builtin(ctx: &Ctx, slug: &str, leads: Vec<Value>, input: Value) -> (Vec<String>, Value, HashMap<String, Value>) {
+async fn builtin(
+    ctx: &Ctx,
+    slug: &str,
+    leads: Vec<Value>,
+    input: Value,
+) -> (Vec<String>, Value, HashMap<String, Value>) {
     let ids = ctx.leads(leads).await;
     let (run_id, run) = run_to_end(ctx, json!({"enrichmentId": slug, "scope": explicit(&ids), "input": input})).await;
     assert_eq!(run["status"], "completed", "{run}");
@@ -186,8 +197,14 @@ async fn create_shape_errors_are_400_invalid_request_and_charge_nothing() {
     let mut b = good.clone();
     b["enrichmentId"] = json!("   ");
     cases.push(("blank enrichmentId", b));
-    cases.push(("scope with subject", req("email_domain", json!({"type": "list", "listId": list, "subject": "person"}))));
-    cases.push(("explicit scope with subject", req("email_domain", json!({"type": "explicit_leads", "leadIds": ids, "subject": "person"}))));
+    cases.push((
+        "scope with subject",
+        req("email_domain", json!({"type": "list", "listId": list, "subject": "person"})),
+    ));
+    cases.push((
+        "explicit scope with subject",
+        req("email_domain", json!({"type": "explicit_leads", "leadIds": ids, "subject": "person"})),
+    ));
     let mut b = good.clone();
     b["mode"] = json!("dry_run");
     cases.push(("bad mode", b));
@@ -198,10 +215,22 @@ async fn create_shape_errors_are_400_invalid_request_and_charge_nothing() {
     cases.push(("1001 leadIds", req("email_domain", explicit(&many))));
     cases.push(("filter missing", req("email_domain", json!({"type": "filtered_list", "listId": list}))));
     cases.push(("filter empty", req("email_domain", filtered(&list, json!({"all": []})))));
-    cases.push(("filter unknown field", req("email_domain", filtered(&list, json!({"all": [{"field": "salary", "op": "eq", "value": 1}]})))));
-    cases.push(("filter unknown op", req("email_domain", filtered(&list, json!({"all": [{"field": "title", "op": "like", "value": "x"}]})))));
-    cases.push(("filter eq without value", req("email_domain", filtered(&list, json!({"all": [{"field": "title", "op": "eq"}]})))));
-    cases.push(("filter any", req("email_domain", filtered(&list, json!({"any": [{"field": "title", "op": "exists"}]})))));
+    cases.push((
+        "filter unknown field",
+        req("email_domain", filtered(&list, json!({"all": [{"field": "salary", "op": "eq", "value": 1}]}))),
+    ));
+    cases.push((
+        "filter unknown op",
+        req("email_domain", filtered(&list, json!({"all": [{"field": "title", "op": "like", "value": "x"}]}))),
+    ));
+    cases.push((
+        "filter eq without value",
+        req("email_domain", filtered(&list, json!({"all": [{"field": "title", "op": "eq"}]}))),
+    ));
+    cases.push((
+        "filter any",
+        req("email_domain", filtered(&list, json!({"any": [{"field": "title", "op": "exists"}]}))),
+    ));
     cases.push(("scope type unknown", req("email_domain", json!({"type": "everything"}))));
     cases.push(("scope missing listId", req("email_domain", json!({"type": "list"}))));
     cases.push(("leadIds not an array", req("email_domain", json!({"type": "explicit_leads", "leadIds": ids[0]}))));
@@ -224,7 +253,10 @@ async fn create_shape_errors_are_400_invalid_request_and_charge_nothing() {
     b["output"] = json!({"attributeKey": "a b"});
     cases.push(("bad attributeKey", b));
     // Shape errors come before the enrichment lookup (rule 1 before rule 2).
-    cases.push(("unknown enrichment and bad scope", req("nope_nope", json!({"type": "list", "listId": list, "subject": "x"}))));
+    cases.push((
+        "unknown enrichment and bad scope",
+        req("nope_nope", json!({"type": "list", "listId": list, "subject": "x"})),
+    ));
 
     for (name, body) in cases {
         let r = create(&ctx, body).await;
@@ -236,7 +268,11 @@ async fn create_shape_errors_are_400_invalid_request_and_charge_nothing() {
     let r = create(&ctx, req("email_domain", explicit(&many))).await;
     assert_eq!(r.body["details"]["field"], "scope.leadIds", "{r:?}");
     assert_eq!(r.body["details"]["max"], 1000, "{r:?}");
-    let r = create(&ctx, req("email_domain", filtered(&list, json!({"all": [{"field": "salary", "op": "eq", "value": 1}]})))).await;
+    let r = create(
+        &ctx,
+        req("email_domain", filtered(&list, json!({"all": [{"field": "salary", "op": "eq", "value": 1}]}))),
+    )
+    .await;
     assert_eq!(r.body["details"]["field"], "scope.filter.all[0]", "{r:?}");
 
     // Exactly 1000 ids is not a shape error (they just do not exist).
@@ -266,7 +302,9 @@ async fn create_with_non_json_or_non_object_body_is_invalid_request() {
     assert_eq!(r.status().as_u16(), 400);
     let b: Value = r.json().await.unwrap();
     assert_eq!(b["code"], "INVALID_REQUEST");
-    let r = ctx.send("POST", "/api/enrichment", Some(req("email_domain", json!({"type": "list", "listId": "list_x"}))), None).await;
+    let r = ctx
+        .send("POST", "/api/enrichment", Some(req("email_domain", json!({"type": "list", "listId": "list_x"}))), None)
+        .await;
     assert_error(&r, 401, "UNAUTHENTICATED");
 }
 
@@ -284,7 +322,11 @@ async fn create_unknown_enrichment_is_404_before_input_and_planner_checks() {
     let r = create(&ctx, json!({"enrichmentId": "nope", "scope": explicit(&[]), "input": {"x": 1}})).await;
     assert_error(&r, 404, "ENRICHMENT_NOT_FOUND");
     // By id works as well as by slug.
-    let r = create(&ctx, json!({"enrichmentId": "enr_email_domain", "scope": explicit(&ids), "input": {}, "mode": "preview"})).await;
+    let r = create(
+        &ctx,
+        json!({"enrichmentId": "enr_email_domain", "scope": explicit(&ids), "input": {}, "mode": "preview"}),
+    )
+    .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(ctx.balance().await, 10);
 }
@@ -293,13 +335,22 @@ async fn create_unknown_enrichment_is_404_before_input_and_planner_checks() {
 async fn create_input_failing_the_schema_is_400_invalid_input() {
     let ctx = Ctx::new(10).await;
     let ids = ctx.people("inp", 1).await;
-    for input in [json!({"defaultCountry": "usa"}), json!({"x": 1}), json!({"defaultCountry": 5}), json!({"defaultCountry": "ZZ"})] {
+    for input in [
+        json!({"defaultCountry": "usa"}),
+        json!({"x": 1}),
+        json!({"defaultCountry": 5}),
+        json!({"defaultCountry": "ZZ"}),
+    ] {
         let r = create(&ctx, json!({"enrichmentId": "phone_normalize", "scope": explicit(&ids), "input": input})).await;
         assert_error(&r, 400, "INVALID_INPUT");
         let errors = r.body["details"]["errors"].as_array().unwrap_or_else(|| panic!("details.errors: {r:?}"));
         assert!(!errors.is_empty(), "{r:?}");
     }
-    let r = create(&ctx, json!({"enrichmentId": "phone_normalize", "scope": explicit(&ids), "input": {"defaultCountry": "usa"}})).await;
+    let r = create(
+        &ctx,
+        json!({"enrichmentId": "phone_normalize", "scope": explicit(&ids), "input": {"defaultCountry": "usa"}}),
+    )
+    .await;
     assert!(r.body["details"]["errors"][0].as_str().unwrap().starts_with("/defaultCountry"), "{r:?}");
     // Input errors come before planner errors (rule 2 before rule 3).
     let r = create(&ctx, json!({"enrichmentId": "phone_normalize", "scope": explicit(&[]), "input": {"x": 1}})).await;
@@ -326,13 +377,22 @@ async fn create_empty_scopes_are_empty_lead_scope() {
     let r = create(&ctx, req("email_domain", list_scope(&empty_list))).await;
     assert_error(&r, 400, "EMPTY_LEAD_SCOPE");
     let list = ctx.list(&ids).await;
-    let r = create(&ctx, req("email_domain", filtered(&list, json!({"all": [{"field": "title", "op": "contains", "value": "zzz-nothing"}]})))).await;
+    let r = create(
+        &ctx,
+        req(
+            "email_domain",
+            filtered(&list, json!({"all": [{"field": "title", "op": "contains", "value": "zzz-nothing"}]})),
+        ),
+    )
+    .await;
     assert_error(&r, 400, "EMPTY_LEAD_SCOPE");
     // A filter on type alone that nothing matches (answered from counters).
     let r = create(&ctx, req("email_domain", filtered(&list, json!({"all": [{"field": "type", "op": "eq", "value": "person"}, {"field": "type", "op": "eq", "value": "company"}]})))).await;
     assert_error(&r, 400, "EMPTY_LEAD_SCOPE");
     // Preview of an empty scope is rejected the same way.
-    let r = create(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&[]), "input": {}, "mode": "preview"})).await;
+    let r =
+        create(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&[]), "input": {}, "mode": "preview"}))
+            .await;
     assert_error(&r, 400, "EMPTY_LEAD_SCOPE");
     assert_eq!(ctx.balance().await, 10);
     assert_eq!(run_count(&ctx).await, 0);
@@ -360,7 +420,11 @@ async fn create_lead_of_the_wrong_type_is_subject_mismatch() {
     let r = create(&ctx, req("email_domain", list_scope(&list))).await;
     assert_error(&r, 400, "SUBJECT_MISMATCH");
     // A filter that still matches the company.
-    let r = create(&ctx, req("email_domain", filtered(&list, json!({"all": [{"field": "company.name", "op": "neq", "value": "zzz"}]})))).await;
+    let r = create(
+        &ctx,
+        req("email_domain", filtered(&list, json!({"all": [{"field": "company.name", "op": "neq", "value": "zzz"}]}))),
+    )
+    .await;
     assert_error(&r, 400, "SUBJECT_MISMATCH");
     assert_eq!(ctx.balance().await, 10);
     assert_eq!(run_count(&ctx).await, 0);
@@ -411,10 +475,12 @@ async fn create_unknown_lead_ids_are_leads_not_found_with_the_ids() {
     let ids = ctx.people("lnf", 2).await;
     let foreign = other.people("lnf-f", 1).await;
     let unknown = format!("lead_{}", unique());
-    let scope: Vec<String> = vec![ids[0].clone(), unknown.clone(), foreign[0].clone(), "garbage#id".into(), ids[1].clone()];
+    let scope: Vec<String> =
+        vec![ids[0].clone(), unknown.clone(), foreign[0].clone(), "garbage#id".into(), ids[1].clone()];
     let r = create(&ctx, req("email_domain", explicit(&scope))).await;
     assert_error(&r, 400, "LEADS_NOT_FOUND");
-    let mut reported: Vec<String> = r.body["details"]["leadIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
+    let mut reported: Vec<String> =
+        r.body["details"]["leadIds"].as_array().unwrap().iter().map(|v| v.as_str().unwrap().to_string()).collect();
     reported.sort();
     let mut expected = vec![unknown, foreign[0].clone(), "garbage#id".to_string()];
     expected.sort();
@@ -457,7 +523,9 @@ async fn create_without_enough_credits_is_402_and_creates_nothing() {
     let r = create(&ctx, req("email_domain", explicit(&[format!("lead_{}", unique())]))).await;
     assert_error(&r, 400, "LEADS_NOT_FOUND");
     // A preview is not refused for lack of credits (rule 4 before rule 5).
-    let r = create(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "mode": "preview"})).await;
+    let r =
+        create(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "mode": "preview"}))
+            .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["preview"], json!({"creditsRequired": 3, "balance": 0, "affordable": false}));
     assert_eq!(run_count(&ctx).await, 1);
@@ -525,7 +593,11 @@ async fn idempotency_key_reuse_returns_the_run_and_a_different_body_is_422() {
     // Keys are per workspace.
     let other = Ctx::new(5).await;
     let other_ids = other.people("idem-o", 1).await;
-    let r = create(&other, json!({"enrichmentId": "email_domain", "scope": explicit(&other_ids), "input": {}, "idempotencyKey": key})).await;
+    let r = create(
+        &other,
+        json!({"enrichmentId": "email_domain", "scope": explicit(&other_ids), "input": {}, "idempotencyKey": key}),
+    )
+    .await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_ne!(r.body["runId"], run_id.as_str());
 
@@ -633,7 +705,9 @@ async fn preview_plans_only_and_writes_nothing() {
     // A preview the workspace cannot afford is still a 200 that says so.
     let more = ctx.people("prev-more", 4).await;
     let all: Vec<String> = ids.iter().chain(more.iter()).cloned().collect();
-    let r = create(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&all), "input": {}, "mode": "preview"})).await;
+    let r =
+        create(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&all), "input": {}, "mode": "preview"}))
+            .await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["preview"], json!({"creditsRequired": 7, "balance": 5, "affordable": false}));
 
@@ -647,7 +721,11 @@ async fn preview_plans_only_and_writes_nothing() {
     let key = format!("pk-{}", unique());
     let r = create(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "mode": "preview", "idempotencyKey": key})).await;
     assert_eq!(r.status, 200, "{r:?}");
-    let r = create(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "idempotencyKey": key})).await;
+    let r = create(
+        &ctx,
+        json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "idempotencyKey": key}),
+    )
+    .await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(ctx.balance().await, 2);
 }
@@ -664,7 +742,10 @@ async fn email_domain_writes_domain_and_free_mail_flag() {
         vec![
             person_with("ed", json!({"contacts": [{"type": "email", "value": format!("ada-{u}@Acme-{u}.com")}]})),
             person_with("ed", json!({"contacts": [{"type": "email", "value": format!("bob-{u}@gmail.com")}]})),
-            person_with("ed", json!({"contacts": [], "socials": [{"url": format!("https://www.linkedin.com/in/nomail-{u}")}]})),
+            person_with(
+                "ed",
+                json!({"contacts": [], "socials": [{"url": format!("https://www.linkedin.com/in/nomail-{u}")}]}),
+            ),
         ],
         json!({}),
     )
@@ -746,7 +827,13 @@ async fn phone_normalize_writes_e164_and_fails_unparseable_numbers() {
     assert!(lead(&ctx, &ids[3]).await["attributes"].get("phone_normalize").is_none());
 
     // defaultCountry reads national numbers in that country.
-    let (ids, _, items) = builtin(&ctx, "phone_normalize", vec![person_contacts("ph-gb", &[("phone", "020 7946 0958")])], json!({"defaultCountry": "GB"})).await;
+    let (ids, _, items) = builtin(
+        &ctx,
+        "phone_normalize",
+        vec![person_contacts("ph-gb", &[("phone", "020 7946 0958")])],
+        json!({"defaultCountry": "GB"}),
+    )
+    .await;
     assert_eq!(completed_result(&items[&ids[0]]), &json!({"e164": "+442079460958"}));
     assert_eq!(items[&ids[0]]["metadata"]["inputSnapshot"], json!({"defaultCountry": "GB"}));
 }
@@ -754,7 +841,12 @@ async fn phone_normalize_writes_e164_and_fails_unparseable_numbers() {
 #[tokio::test(flavor = "multi_thread")]
 async fn job_seniority_classifies_titles() {
     let ctx = Ctx::new(10).await;
-    let titles = [("CEO", "c_level"), ("VP of Engineering", "vp"), ("Director of Sales", "director"), ("Engineering Manager", "manager")];
+    let titles = [
+        ("CEO", "c_level"),
+        ("VP of Engineering", "vp"),
+        ("Director of Sales", "director"),
+        ("Engineering Manager", "manager"),
+    ];
     let mut leads: Vec<Value> = titles.iter().map(|(t, _)| person_with("js", json!({"title": t}))).collect();
     leads.push(person_with("js", json!({"title": null})));
     let (ids, run, items) = builtin(&ctx, "job_seniority", leads, json!({})).await;
@@ -791,7 +883,10 @@ async fn output_attribute_key_override_writes_that_key_only() {
     let ctx = Ctx::new(10).await;
     let ids = ctx.people("key", 1).await;
     let (_, run) = run_to_end(&ctx, json!({"enrichmentId": "job_seniority", "scope": explicit(&ids), "input": {}, "output": {"attributeKey": "my_level"}, "displayRequest": {"fieldId": "col-7"}})).await;
-    assert_eq!(run["output"], json!({"target": "lead", "attributeKey": "my_level", "writePolicy": "overwrite", "persistResults": true}));
+    assert_eq!(
+        run["output"],
+        json!({"target": "lead", "attributeKey": "my_level", "writePolicy": "overwrite", "persistResults": true})
+    );
     assert_eq!(run["trigger"]["dispatchMetadata"]["displayRequest"], json!({"fieldId": "col-7"}));
     let l = lead(&ctx, &ids[0]).await;
     assert_eq!(l["attributes"]["my_level"], json!({"seniority": "manager"}));
@@ -864,7 +959,8 @@ async fn run_moves_pending_running_completed() {
     assert!(run["trigger"]["correlationId"].is_string());
     assert!(run["error"].is_null());
     let t = &run["timing"];
-    let (created, started, completed) = (t["createdAt"].as_str().unwrap(), t["startedAt"].as_str().unwrap(), t["completedAt"].as_str().unwrap());
+    let (created, started, completed) =
+        (t["createdAt"].as_str().unwrap(), t["startedAt"].as_str().unwrap(), t["completedAt"].as_str().unwrap());
     assert!(created <= started && started <= completed, "{t}");
     assert!(t["cancelledAt"].is_null());
     let items = items_by_lead(&ctx, &run_id).await;
@@ -908,7 +1004,11 @@ async fn filtered_list_scope_plans_only_matching_leads() {
     ];
     let ids = ctx.leads(leads).await;
     let list = ctx.list(&ids).await;
-    let r = create(&ctx, req("job_seniority", filtered(&list, json!({"all": [{"field": "title", "op": "contains", "value": "vp"}]})))).await;
+    let r = create(
+        &ctx,
+        req("job_seniority", filtered(&list, json!({"all": [{"field": "title", "op": "contains", "value": "vp"}]}))),
+    )
+    .await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["leadCount"], 2);
     let run_id = r.body["runId"].as_str().unwrap();
@@ -928,7 +1028,11 @@ async fn filtered_list_scope_plans_only_matching_leads() {
     // attributes.<key> exists after an earlier run wrote it to two Leads.
     let (_, first) = run_to_end(&ctx, req("email_domain", explicit(&[ids[1].clone(), ids[3].clone()]))).await;
     assert_eq!(first["status"], "completed");
-    let r = create(&ctx, req("name_parse", filtered(&list, json!({"all": [{"field": "attributes.email_domain", "op": "exists"}]})))).await;
+    let r = create(
+        &ctx,
+        req("name_parse", filtered(&list, json!({"all": [{"field": "attributes.email_domain", "op": "exists"}]}))),
+    )
+    .await;
     assert_eq!(r.status, 202, "{r:?}");
     assert_eq!(r.body["leadCount"], 2);
     let run_id = r.body["runId"].as_str().unwrap();
@@ -949,11 +1053,22 @@ async fn filtered_list_on_type_narrows_a_mixed_list() {
     let co = ctx.leads(vec![company("mix")]).await;
     let all: Vec<String> = people.iter().chain(co.iter()).cloned().collect();
     let list = ctx.list(&all).await;
-    let (p_run, run) = run_to_end(&ctx, req("email_domain", filtered(&list, json!({"all": [{"field": "type", "op": "eq", "value": "person"}]})))).await;
+    let (p_run, run) = run_to_end(
+        &ctx,
+        req("email_domain", filtered(&list, json!({"all": [{"field": "type", "op": "eq", "value": "person"}]}))),
+    )
+    .await;
     assert_eq!(run["scope"]["resolvedCount"], 2);
     assert_eq!(counts(&run), [0, 0, 2, 0, 0]);
-    assert_eq!(items_by_lead(&ctx, &p_run).await.keys().cloned().collect::<HashSet<_>>(), people.iter().cloned().collect::<HashSet<_>>());
-    let (c_run, run) = run_to_end(&ctx, req("company_domain", filtered(&list, json!({"all": [{"field": "type", "op": "eq", "value": "company"}]})))).await;
+    assert_eq!(
+        items_by_lead(&ctx, &p_run).await.keys().cloned().collect::<HashSet<_>>(),
+        people.iter().cloned().collect::<HashSet<_>>()
+    );
+    let (c_run, run) = run_to_end(
+        &ctx,
+        req("company_domain", filtered(&list, json!({"all": [{"field": "type", "op": "eq", "value": "company"}]}))),
+    )
+    .await;
     assert_eq!(run["scope"]["resolvedCount"], 1);
     assert_eq!(counts(&run), [0, 0, 1, 0, 0]);
     assert!(items_by_lead(&ctx, &c_run).await.contains_key(&co[0]));
@@ -1017,7 +1132,11 @@ async fn skip_existing_skips_leads_that_already_have_the_attribute() {
     let ids = ctx.people("skip", 4).await;
     let (_, first) = run_to_end(&ctx, req("email_domain", explicit(&ids[..2]))).await;
     assert_eq!(counts(&first), [0, 0, 2, 0, 0]);
-    let (run_id, run) = run_to_end(&ctx, json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "writePolicy": "skip_existing"})).await;
+    let (run_id, run) = run_to_end(
+        &ctx,
+        json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "writePolicy": "skip_existing"}),
+    )
+    .await;
     assert_eq!(run["status"], "completed");
     assert_eq!(run["output"]["writePolicy"], "skip_existing");
     assert_eq!(counts(&run), [0, 0, 2, 2, 0]);
@@ -1030,8 +1149,14 @@ async fn skip_existing_skips_leads_that_already_have_the_attribute() {
         assert!(lead(&ctx, id).await["attributes"]["email_domain"]["domain"].is_string());
     }
     // An attribute set at import counts as existing too.
-    let pre = ctx.leads(vec![person_with("skip-imp", json!({"attributes": {"job_seniority": {"seniority": "custom"}}}))]).await;
-    let (run_id, run) = run_to_end(&ctx, json!({"enrichmentId": "job_seniority", "scope": explicit(&pre), "input": {}, "writePolicy": "skip_existing"})).await;
+    let pre = ctx
+        .leads(vec![person_with("skip-imp", json!({"attributes": {"job_seniority": {"seniority": "custom"}}}))])
+        .await;
+    let (run_id, run) = run_to_end(
+        &ctx,
+        json!({"enrichmentId": "job_seniority", "scope": explicit(&pre), "input": {}, "writePolicy": "skip_existing"}),
+    )
+    .await;
     assert_eq!(counts(&run), [0, 0, 0, 1, 0]);
     assert_skipped(&items_by_lead(&ctx, &run_id).await[&pre[0]], "attribute_exists");
     assert_eq!(lead(&ctx, &pre[0]).await["attributes"]["job_seniority"], json!({"seniority": "custom"}));
@@ -1055,8 +1180,11 @@ async fn items_page_in_id_order_and_filter_by_status_and_lead() {
         })
         .collect();
     let ids = ctx.leads(leads).await;
-    let by_kind = |k: usize| -> HashSet<String> { ids.iter().enumerate().filter(|(i, _)| i % 3 == k).map(|(_, id)| id.clone()).collect() };
-    let (run_id, run) = run_to_end(&ctx, json!({"enrichmentId": "phone_normalize", "scope": explicit(&ids), "input": {}})).await;
+    let by_kind = |k: usize| -> HashSet<String> {
+        ids.iter().enumerate().filter(|(i, _)| i % 3 == k).map(|(_, id)| id.clone()).collect()
+    };
+    let (run_id, run) =
+        run_to_end(&ctx, json!({"enrichmentId": "phone_normalize", "scope": explicit(&ids), "input": {}})).await;
     assert_eq!(counts(&run), [0, 0, 10, 10, 10]);
 
     // Pages of 7.
@@ -1162,7 +1290,11 @@ async fn unknown_and_foreign_runs_are_404_run_not_found() {
         assert_error(&ctx.post(&format!("/api/enrichment/{id}/cancel"), json!({})).await, 404, "RUN_NOT_FOUND");
     }
     // Without a token: 401 whatever the run.
-    for (m, path) in [("GET", format!("/api/enrichment/{foreign}")), ("GET", format!("/api/enrichment/{foreign}/items")), ("POST", format!("/api/enrichment/{foreign}/cancel"))] {
+    for (m, path) in [
+        ("GET", format!("/api/enrichment/{foreign}")),
+        ("GET", format!("/api/enrichment/{foreign}/items")),
+        ("POST", format!("/api/enrichment/{foreign}/cancel")),
+    ] {
         let r = ctx.send(m, &path, None, None).await;
         assert_error(&r, 401, "UNAUTHENTICATED");
         let r = ctx.send(m, &path, None, Some("pfl_not_a_token")).await;
@@ -1203,7 +1335,8 @@ async fn cancel_of_a_large_run_skips_pending_items_and_keeps_the_charge() {
     assert_eq!(items.len(), 2000);
     let leads: HashSet<&str> = items.iter().map(|i| i["leadId"].as_str().unwrap()).collect();
     assert_eq!(leads.len(), 2000);
-    let cancelled = items.iter().filter(|i| i["status"] == "skipped" && i["skippedReason"] == "run_cancelled").count() as u64;
+    let cancelled =
+        items.iter().filter(|i| i["status"] == "skipped" && i["skippedReason"] == "run_cancelled").count() as u64;
     assert!(cancelled > 0);
     assert_eq!(cancelled, c[3], "every skipped item of this run was skipped by the cancel");
     let completed = items.iter().filter(|i| i["status"] == "completed").count() as u64;
@@ -1262,7 +1395,10 @@ async fn cancel_racing_completion_leaves_a_consistent_run() {
             }
             409 => {
                 assert_eq!(r.body["code"], "RUN_NOT_CANCELLABLE");
-                assert!(matches!(r.body["reason"].as_str(), Some("run_not_cancellable" | "run_status_changed")), "{r:?}");
+                assert!(
+                    matches!(r.body["reason"].as_str(), Some("run_not_cancellable" | "run_status_changed")),
+                    "{r:?}"
+                );
                 assert_eq!(run["status"], "completed", "{run}");
                 assert!(run["timing"]["cancelledAt"].is_null(), "{run}");
                 assert_eq!(c, [0, 0, 3, 0, 0]);

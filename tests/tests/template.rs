@@ -53,7 +53,8 @@ fn functions(doc: &Value) -> BTreeMap<String, (String, BTreeMap<String, Value>)>
         .into_iter()
         .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|(id, r)| {
-            let binary = r["Metadata"]["Binary"].as_str().unwrap_or_else(|| panic!("{id} has no Metadata.Binary")).to_string();
+            let binary =
+                r["Metadata"]["Binary"].as_str().unwrap_or_else(|| panic!("{id} has no Metadata.Binary")).to_string();
             let events = r["Properties"]["Events"]
                 .as_mapping()
                 .map(|m| m.iter().map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone())).collect())
@@ -96,7 +97,10 @@ fn template_routes_and_the_route_table_name_the_same_functions() {
     assert!(!from_template.is_empty());
     let only_template: Vec<_> = from_template.difference(&from_table).collect();
     let only_table: Vec<_> = from_table.difference(&from_template).collect();
-    assert!(only_template.is_empty() && only_table.is_empty(), "only in template.yaml: {only_template:?}\nonly in ROUTES: {only_table:?}");
+    assert!(
+        only_template.is_empty() && only_table.is_empty(),
+        "only in template.yaml: {only_template:?}\nonly in ROUTES: {only_table:?}"
+    );
     // Every HTTP function serves at least one route, and path parameters are
     // all `{id}` (the name the handlers read).
     for f in Function::ALL {
@@ -121,7 +125,10 @@ fn every_binary_is_a_template_function_and_every_template_function_has_a_binary(
     }
     let files = bin_files();
     for b in &binaries {
-        assert!(root().join(format!("functions/src/bin/{b}.rs")).is_file(), "template binary {b} has no functions/src/bin/{b}.rs");
+        assert!(
+            root().join(format!("functions/src/bin/{b}.rs")).is_file(),
+            "template binary {b} has no functions/src/bin/{b}.rs"
+        );
     }
     assert_eq!(files, binaries, "functions/src/bin/*.rs vs the template's Metadata.Binary");
     for f in Function::ALL {
@@ -144,7 +151,8 @@ fn worker_and_dlq_consume_their_queues_with_partial_batch_failures() {
         assert_eq!(events.len(), 1, "{binary} has no other events");
         let p = &sqs[0]["Properties"];
         assert_eq!(tagged(&p["Queue"]), ("GetAtt".into(), format!("{queue}.Arn")), "{binary} consumes {queue}");
-        let types: Vec<String> = p["FunctionResponseTypes"].as_sequence().expect("FunctionResponseTypes").iter().map(scalar).collect();
+        let types: Vec<String> =
+            p["FunctionResponseTypes"].as_sequence().expect("FunctionResponseTypes").iter().map(scalar).collect();
         assert_eq!(types, vec!["ReportBatchItemFailures".to_string()], "{binary}");
         assert!(p["BatchSize"] != Value::Null, "{binary} sets a BatchSize");
     }
@@ -161,7 +169,8 @@ fn definitions_read_the_template_faithfully() {
     let doc = template();
     let res = resources(&doc);
     let d = definitions();
-    let tables: Vec<(&String, &Value)> = res.iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::DynamoDB::Table")).collect();
+    let tables: Vec<(&String, &Value)> =
+        res.iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::DynamoDB::Table")).collect();
     assert_eq!(d.tables.len(), tables.len());
     let pairs = |v: &Value, a: &str, b: &str| -> Vec<(String, String)> {
         v.as_sequence().unwrap().iter().map(|e| (scalar(&e[a]), scalar(&e[b]))).collect()
@@ -173,14 +182,25 @@ fn definitions_read_the_template_faithfully() {
         assert_eq!(def.attributes, pairs(&p["AttributeDefinitions"], "AttributeName", "AttributeType"), "{id}");
         let gsis: Vec<(String, Vec<(String, String)>, String)> = p["GlobalSecondaryIndexes"]
             .as_sequence()
-            .map(|s| s.iter().map(|g| (scalar(&g["IndexName"]), pairs(&g["KeySchema"], "AttributeName", "KeyType"), scalar(&g["Projection"]["ProjectionType"]))).collect())
+            .map(|s| {
+                s.iter()
+                    .map(|g| {
+                        (
+                            scalar(&g["IndexName"]),
+                            pairs(&g["KeySchema"], "AttributeName", "KeyType"),
+                            scalar(&g["Projection"]["ProjectionType"]),
+                        )
+                    })
+                    .collect()
+            })
             .unwrap_or_default();
         let defined: Vec<(String, Vec<(String, String)>, String)> =
             def.gsis.iter().map(|g| (g.name.clone(), g.key_schema.clone(), g.projection.clone())).collect();
         assert_eq!(defined, gsis, "{id}");
         assert_eq!(def.ttl_attribute.as_deref(), p["TimeToLiveSpecification"]["AttributeName"].as_str(), "{id}");
     }
-    let queues: Vec<(&String, &Value)> = res.iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::SQS::Queue")).collect();
+    let queues: Vec<(&String, &Value)> =
+        res.iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::SQS::Queue")).collect();
     assert_eq!(d.queues.len(), queues.len());
     for (id, q) in queues {
         let def = d.queues.iter().find(|x| &x.logical_id == id).unwrap_or_else(|| panic!("no definition for {id}"));
@@ -198,7 +218,10 @@ fn definitions_read_the_template_faithfully() {
             }
         }
     }
-    assert!(d.queues.iter().any(|q| q.logical_id == "WorkQueue" && q.redrive.as_ref().is_some_and(|r| r.0 == "WorkDeadLetterQueue")));
+    assert!(d
+        .queues
+        .iter()
+        .any(|q| q.logical_id == "WorkQueue" && q.redrive.as_ref().is_some_and(|r| r.0 == "WorkDeadLetterQueue")));
 }
 
 #[tokio::test]
@@ -213,11 +236,17 @@ async fn local_table_matches_the_template() {
     // (The SDK types are not named: this crate does not depend on the SDK.)
     macro_rules! keys {
         ($ks:expr) => {
-            $ks.iter().map(|k| (k.attribute_name().to_string(), k.key_type().as_str().to_string())).collect::<Vec<(String, String)>>()
+            $ks.iter()
+                .map(|k| (k.attribute_name().to_string(), k.key_type().as_str().to_string()))
+                .collect::<Vec<(String, String)>>()
         };
     }
     assert_eq!(keys!(t.key_schema()), def.key_schema, "key schema of {name}");
-    let mut attrs: Vec<(String, String)> = t.attribute_definitions().iter().map(|a| (a.attribute_name().to_string(), a.attribute_type().as_str().to_string())).collect();
+    let mut attrs: Vec<(String, String)> = t
+        .attribute_definitions()
+        .iter()
+        .map(|a| (a.attribute_name().to_string(), a.attribute_type().as_str().to_string()))
+        .collect();
     let mut want_attrs = def.attributes.clone();
     attrs.sort();
     want_attrs.sort();
@@ -258,8 +287,17 @@ async fn queue_attributes(app: &puffle_app::App, logical_id: &str) -> (String, B
         .queue_url()
         .expect("queue url")
         .to_string();
-    let out = sqs.get_queue_attributes().queue_url(&url).attribute_names("All".into()).send().await.expect("GetQueueAttributes");
-    let attrs = out.attributes().map(|m| m.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect()).unwrap_or_default();
+    let out = sqs
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names("All".into())
+        .send()
+        .await
+        .expect("GetQueueAttributes");
+    let attrs = out
+        .attributes()
+        .map(|m| m.iter().map(|(k, v)| (k.as_str().to_string(), v.clone())).collect())
+        .unwrap_or_default();
     (url, attrs)
 }
 
@@ -273,7 +311,9 @@ async fn local_work_queue_redrives_to_the_dlq() {
     let (_, dlq_attrs) = queue_attributes(&app, &dlq_id).await;
     let dlq_arn = dlq_attrs.get("QueueArn").expect("DLQ QueueArn");
     assert!(!dlq_arn.is_empty());
-    let policy: serde_json::Value = serde_json::from_str(work_attrs.get("RedrivePolicy").expect("work queue RedrivePolicy")).expect("RedrivePolicy is JSON");
+    let policy: serde_json::Value =
+        serde_json::from_str(work_attrs.get("RedrivePolicy").expect("work queue RedrivePolicy"))
+            .expect("RedrivePolicy is JSON");
     assert_eq!(policy["deadLetterTargetArn"].as_str(), Some(dlq_arn.as_str()), "{policy}");
     let got: u32 = match &policy["maxReceiveCount"] {
         serde_json::Value::String(s) => s.parse().unwrap(),

@@ -31,11 +31,17 @@ async fn start(ctx: &Ctx, body: Value) -> String {
 
 fn counts(run: &Value) -> [u64; 5] {
     let c = &run["scope"]["counts"];
-    ["pending", "running", "completed", "skipped", "failed"].map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k}: {run}")))
+    ["pending", "running", "completed", "skipped", "failed"]
+        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k}: {run}")))
 }
 
 fn assert_counts_add_up(run: &Value) {
-    assert_eq!(counts(run).iter().sum::<u64>(), run["scope"]["resolvedCount"].as_u64().unwrap(), "counts do not add up: {}", run["scope"]);
+    assert_eq!(
+        counts(run).iter().sum::<u64>(),
+        run["scope"]["resolvedCount"].as_u64().unwrap(),
+        "counts do not add up: {}",
+        run["scope"]
+    );
 }
 
 async fn status(ctx: &Ctx, run_id: &str) -> Value {
@@ -118,10 +124,15 @@ async fn duplicate_chunk_delivery_changes_nothing() {
     assert_eq!(attrs_before.len(), 100);
 
     // Re-delivery through the queue (the worker consumes it) ...
-    let msg = WorkMessage::Chunk { workspace_id: ws.clone(), run_id: run_id.clone(), chunk: 0, lead_ids: chunk0.clone() };
+    let msg =
+        WorkMessage::Chunk { workspace_id: ws.clone(), run_id: run_id.clone(), chunk: 0, lead_ids: chunk0.clone() };
     app.aws.queue.send(&msg).await.unwrap();
     // ... and a replayed plan step 0 ...
-    app.aws.queue.send(&WorkMessage::Plan { workspace_id: ws.clone(), run_id: run_id.clone(), step: 0, cursor: None }).await.unwrap();
+    app.aws
+        .queue
+        .send(&WorkMessage::Plan { workspace_id: ws.clone(), run_id: run_id.clone(), step: 0, cursor: None })
+        .await
+        .unwrap();
     // ... and the handler called directly, twice.
     app.process_chunk(&ws, &run_id, 0, &chunk0, 2).await.unwrap();
     app.process_chunk(&ws, &run_id, 0, &chunk0, 3).await.unwrap();
@@ -296,7 +307,8 @@ async fn dispatch_rejected_by_the_queue_is_502_and_refunded() {
     assert_eq!(run["error"]["details"]["code"], "DISPATCH_FAILED");
     assert_eq!(ctx.balance().await, 10);
     let entries = app.ledger(&ctx.workspace_id).await.unwrap();
-    let kinds: Vec<(LedgerKind, u64)> = entries.iter().filter(|e| e.kind != LedgerKind::Grant).map(|e| (e.kind, e.amount)).collect();
+    let kinds: Vec<(LedgerKind, u64)> =
+        entries.iter().filter(|e| e.kind != LedgerKind::Grant).map(|e| (e.kind, e.amount)).collect();
     assert_eq!(kinds.len(), 2, "{entries:?}");
     assert!(kinds.contains(&(LedgerKind::Charge, 3)) && kinds.contains(&(LedgerKind::Refund, 3)), "{entries:?}");
     // A failed run cannot be cancelled.
@@ -344,7 +356,8 @@ async fn scope_shrinking_before_planning_is_refunded_and_growth_is_not_planned()
     let items = items_by_lead(&ctx, &run_id).await;
     assert_eq!(items.keys().cloned().collect::<Vec<_>>(), vec![ids[0].clone()]);
     assert_eq!(ctx.balance().await, 9);
-    let refunds: Vec<_> = app.ledger(&ctx.workspace_id).await.unwrap().into_iter().filter(|e| e.kind == LedgerKind::Refund).collect();
+    let refunds: Vec<_> =
+        app.ledger(&ctx.workspace_id).await.unwrap().into_iter().filter(|e| e.kind == LedgerKind::Refund).collect();
     assert_eq!(refunds.len(), 1);
     assert_eq!(refunds[0].amount, 1);
     assert_eq!(refunds[0].run_id.as_deref(), Some(run_id.as_str()));

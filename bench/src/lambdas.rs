@@ -1,0 +1,265 @@
+//! Lambda binaries: the zipped size of each `make build` artefact
+//! (target/lambda/<fn>/bootstrap.zip, arm64), and a local cold start and
+//! peak RSS of the same function built for the host with the same release
+//! profile, under cargo-lambda's Lambda runtime API emulator.
+//!
+//! Cold start = from spawning the function's process to the full answer of
+//! its first invocation (posted to the emulator right after the spawn; the
+//! emulator holds it until the process asks for work), so it covers exec +
+//! init + the first handler run, including its DynamoDB/SQS requests against
+//! the private stack. A second invocation doing the same work is timed as
+//! "warm"; peak RSS is the process's VmHWM after it. Each sample starts a
+//! fresh emulator and a fresh process, and gets fresh pending runs, so
+//! create/worker/dlq/cancel do the same work in every sample.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context};
+use serde::Serialize;
+use serde_json::{json, Value};
+
+use crate::api::{run_body, truncate};
+use crate::procs::Guard;
+use crate::stats::{median, round2};
+use crate::suite::Ctx;
+
+pub const FUNCTIONS: &[&str] =
+    &["health", "catalog", "credits", "leads", "lists", "create", "status", "items", "cancel", "worker", "dlq"];
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct LambdaRow {
+    pub function: String,
+    /// target/lambda/<fn>/bootstrap.zip (arm64, `make build`), if present.
+    pub zip_bytes: Option<u64>,
+    /// The host (x86_64) release binary that was measured.
+    pub host_binary_bytes: Option<u64>,
+    pub cold_start_ms: Option<ColdStart>,
+    /// Median of the second invocation (same work, warm process): cold − warm
+    /// is roughly what starting the process and initialising costs.
+    pub warm_invoke_ms: Option<f64>,
+    /// Highest VmHWM over the samples, read after the second invocation.
+    pub peak_rss_kib: Option<u64>,
+    /// What the first invocation answered (statusCode, or the SQS batch response).
+    pub response: Option<String>,
+    pub note: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ColdStart {
+    pub samples: usize,
+    pub median: f64,
+    pub min: f64,
+    pub max: f64,
+}
+
+pub struct LambdaOpts {
+    pub zip_dir: PathBuf,
+    pub bin_dir: PathBuf,
+    pub cargo_lambda: PathBuf,
+    pub root: PathBuf,
+    pub sink_queue: String,
+    pub samples: usize,
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    Ok(std::net::TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+async fn wait_port(port: u16, limit: Duration) -> bool {
+    let t = Instant::now();
+    while t.elapsed() < limit {
+        if tokio::net::TcpStream::connect(("127.0.0.1", port)).await.is_ok() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    false
+}
+
+fn vm_hwm_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// `${NAME}` → value, as scripts/invoke.sh does.
+fn substitute(text: &str, vars: &[(&str, &str)]) -> String {
+    let mut out = text.to_string();
+    for (k, v) in vars {
+        out = out.replace(&format!("${{{k}}}"), v);
+    }
+    out
+}
+
+struct Sample {
+    cold_ms: f64,
+    warm_ms: f64,
+    rss_kib: Option<u64>,
+    response: String,
+}
+
+/// One invocation through the emulator: elapsed time to the full answer.
+async fn invoke(http: &reqwest::Client, url: &str, body: String) -> anyhow::Result<(f64, String)> {
+    let t = Instant::now();
+    let resp = http.post(url).header("content-type", "application/json").body(body).send().await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    let ms = t.elapsed().as_secs_f64() * 1000.0;
+    if !status.is_success() {
+        bail!("emulator answered {status}: {}", truncate(&text, 300));
+    }
+    Ok((ms, text))
+}
+
+/// A pending run nobody plans (created through the sink server).
+async fn pending_run(ctx: &Ctx) -> anyhow::Result<String> {
+    ctx.sink
+        .create_run(&run_body("email_domain", json!({"type": "explicit_leads", "leadIds": [ctx.lead_id]}), json!({})))
+        .await
+}
+
+async fn one_sample(
+    ctx: &Ctx,
+    opts: &LambdaOpts,
+    function: &str,
+    binary: &Path,
+    event: &str,
+    log_dir: &Path,
+) -> anyhow::Result<Sample> {
+    // Two fresh runs: the cold and the warm invocation do the same work.
+    let mut bodies = vec![];
+    for _ in 0..2 {
+        let run_id = pending_run(ctx).await?;
+        bodies.push(substitute(
+            event,
+            &[("PUFFLE_TOKEN", &ctx.token), ("WORKSPACE_ID", &ctx.ws), ("LEAD_ID", &ctx.lead_id), ("RUN_ID", &run_id)],
+        ));
+    }
+
+    let port = free_port()?;
+    let watch_log = std::fs::File::create(log_dir.join(format!("{function}-watch.log")))?;
+    let mut watch = Command::new(&opts.cargo_lambda);
+    watch
+        .args(["lambda", "watch", "--only-lambda-apis", "-A", "127.0.0.1", "-P", &port.to_string()])
+        .current_dir(&opts.root)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(watch_log.try_clone()?))
+        .stderr(Stdio::from(watch_log));
+    let mut watch = Guard::spawn(watch).context("start cargo lambda watch")?;
+    if !wait_port(port, Duration::from_secs(30)).await {
+        bail!("cargo lambda watch did not open port {port} (log in {})", log_dir.display());
+    }
+
+    let fn_log = std::fs::File::create(log_dir.join(format!("{function}.log")))?;
+    let mut cmd = Command::new(binary);
+    cmd.env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
+        .env("AWS_LAMBDA_FUNCTION_NAME", "_")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "256")
+        .env("PUFFLE_QUEUE_NAME", &opts.sink_queue)
+        .stdin(Stdio::null())
+        .stdout(Stdio::from(fn_log.try_clone()?))
+        .stderr(Stdio::from(fn_log));
+    let http = reqwest::Client::builder().timeout(Duration::from_secs(60)).build()?;
+    let url = format!("http://127.0.0.1:{port}/2015-03-31/functions/_/invocations");
+
+    // The invocation waits in the emulator until the new process asks for it.
+    let t = Instant::now();
+    let mut f = Guard::spawn(cmd).with_context(|| format!("start {}", binary.display()))?;
+    let first = invoke(&http, &url, bodies.remove(0)).await;
+    let cold_ms = t.elapsed().as_secs_f64() * 1000.0;
+    let second = match first {
+        Ok(_) => Some(invoke(&http, &url, bodies.remove(0)).await),
+        Err(_) => None,
+    };
+    let rss_kib = vm_hwm_kib(f.pid());
+    let alive = f.alive();
+    f.stop();
+    watch.stop();
+
+    let (_, text) = first.with_context(|| format!("first invocation of {function}"))?;
+    let (warm_ms, _) =
+        second.expect("second invocation ran").with_context(|| format!("second invocation of {function}"))?;
+    if !alive {
+        bail!("{function} exited during the sample (log in {})", log_dir.display());
+    }
+    let v: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+    let response = match v.get("statusCode") {
+        Some(c) => format!("HTTP {c}"),
+        None => truncate(&text, 80),
+    };
+    Ok(Sample { cold_ms, warm_ms, rss_kib, response })
+}
+
+pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>> {
+    let log_dir = std::env::temp_dir().join(format!("puffle-bench-lambda-{}", crate::api::tag()));
+    std::fs::create_dir_all(&log_dir)?;
+    let can_run = opts.cargo_lambda.is_file();
+    let mut rows = vec![];
+    for &function in FUNCTIONS {
+        let zip = opts.zip_dir.join(function).join("bootstrap.zip");
+        let binary = opts.bin_dir.join(function);
+        let mut row = LambdaRow {
+            function: function.to_string(),
+            zip_bytes: std::fs::metadata(&zip).ok().map(|m| m.len()),
+            host_binary_bytes: std::fs::metadata(&binary).ok().map(|m| m.len()),
+            cold_start_ms: None,
+            warm_invoke_ms: None,
+            peak_rss_kib: None,
+            response: None,
+            note: None,
+        };
+        let mut notes = vec![];
+        if row.zip_bytes.is_none() {
+            notes.push(format!("no {} (make build)", zip.display()));
+        }
+        let event = std::fs::read_to_string(opts.root.join("events").join(format!("{function}.json")));
+        match (&event, row.host_binary_bytes.is_some(), can_run) {
+            (Err(_), _, _) => notes.push(format!("no events/{function}.json")),
+            (_, false, _) => notes.push(format!("no host release binary {}", binary.display())),
+            (_, _, false) => notes.push(format!("no {} (make venv)", opts.cargo_lambda.display())),
+            (Ok(event), true, true) => {
+                eprintln!("bench: lambda {function} — {} cold start(s)", opts.samples);
+                let mut ms = vec![];
+                let mut warm = vec![];
+                let mut rss = vec![];
+                for _ in 0..opts.samples.max(1) {
+                    match one_sample(ctx, opts, function, &binary, event, &log_dir).await {
+                        Ok(s) => {
+                            ms.push(s.cold_ms);
+                            warm.push(s.warm_ms);
+                            rss.extend(s.rss_kib);
+                            row.response.get_or_insert(s.response);
+                        }
+                        Err(e) => {
+                            notes.push(format!("sample failed: {e:#}"));
+                            break;
+                        }
+                    }
+                }
+                if !ms.is_empty() {
+                    row.cold_start_ms = Some(ColdStart {
+                        samples: ms.len(),
+                        median: round2(median(ms.clone())),
+                        min: round2(ms.iter().copied().fold(f64::INFINITY, f64::min)),
+                        max: round2(ms.iter().copied().fold(0.0, f64::max)),
+                    });
+                    row.warm_invoke_ms = Some(round2(median(warm)));
+                    row.peak_rss_kib = rss.into_iter().max();
+                }
+            }
+        }
+        if !notes.is_empty() {
+            row.note = Some(notes.join("; "));
+        }
+        rows.push(row);
+    }
+    if rows.iter().all(|r| r.note.is_none()) {
+        let _ = std::fs::remove_dir_all(&log_dir);
+    } else {
+        eprintln!("bench: lambda logs kept in {}", log_dir.display());
+    }
+    Ok(rows)
+}
