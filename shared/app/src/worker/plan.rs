@@ -127,16 +127,14 @@ impl App {
             // Everything may already be counted (tiny runs, cancelled runs).
             self.store().complete_if_done(ws, run_id, &time::now()).await?;
         } else {
-            self.aws
-                .queue
-                .send(&WorkMessage::Plan {
-                    workspace_id: ws.into(),
-                    run_id: run_id.into(),
-                    step: step + 1,
-                    cursor: page.cursor,
-                })
-                .await?;
+            self.send_step(ws, run_id, step + 1, page.cursor).await?;
         }
+        Ok(())
+    }
+
+    async fn send_step(&self, ws: &str, run_id: &str, step: u32, cursor: Option<String>) -> Result<(), AppError> {
+        let msg = WorkMessage::Plan { workspace_id: ws.into(), run_id: run_id.into(), step, cursor };
+        self.aws.queue.send(&msg).await?;
         Ok(())
     }
 
@@ -150,16 +148,7 @@ impl App {
     ) -> Result<(), AppError> {
         // The cursor of the next step is derived from this step's page again.
         let page = self.read_page(ws, rec, step, cursor.as_deref()).await?;
-        self.aws
-            .queue
-            .send(&WorkMessage::Plan {
-                workspace_id: ws.into(),
-                run_id: run_id.into(),
-                step: step + 1,
-                cursor: page.cursor,
-            })
-            .await?;
-        Ok(())
+        self.send_step(ws, run_id, step + 1, page.cursor).await
     }
 
     /// One page of the run's scope. Memberships added after the run was

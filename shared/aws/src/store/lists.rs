@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use aws_sdk_dynamodb::types::{Put, TransactWriteItem, Update};
+use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use puffle_domain::lead::LeadType;
 use puffle_domain::list::{List, Membership};
 use serde_json::Value;
@@ -118,18 +118,7 @@ impl Store {
                     };
                     let mut item = row(&m, keys::member(ws, list_id, lead), &[])?;
                     item.remove("attributes");
-                    actions.push(
-                        TransactWriteItem::builder()
-                            .put(
-                                Put::builder()
-                                    .table_name(self.table())
-                                    .set_item(Some(item))
-                                    .condition_expression("attribute_not_exists(pk)")
-                                    .build()
-                                    .expect("put"),
-                            )
-                            .build(),
-                    );
+                    actions.push(self.put_new(item));
                 }
                 match self.transact(actions).await {
                     Ok(()) => {

@@ -184,6 +184,17 @@ impl Store {
         Ok(())
     }
 
+    /// A transaction action that puts a new item (the key must not exist).
+    pub(crate) fn put_new(&self, item: Row) -> TransactWriteItem {
+        let put = aws_sdk_dynamodb::types::Put::builder()
+            .table_name(self.table())
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .build()
+            .expect("table, item and condition are set");
+        TransactWriteItem::builder().put(put).build()
+    }
+
     /// TransactWriteItems; a cancellation comes back with its reason codes.
     /// Conflicts with other transactions are retried here.
     pub async fn transact(&self, actions: Vec<TransactWriteItem>) -> Result<(), StoreError> {

@@ -144,19 +144,7 @@ impl Store {
     ) -> Result<(), StoreError> {
         let run_row =
             row(run, keys::run(ws, &run.id), &[("workspaceId", s(ws)), ("planStep", n(0)), ("plannedCount", n(0))])?;
-        let mut actions = vec![
-            self.balance_update(ws, -(cost as i64), true),
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(self.table())
-                        .set_item(Some(run_row))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .expect("put"),
-                )
-                .build(),
-        ];
+        let mut actions = vec![self.balance_update(ws, -(cost as i64), true), self.put_new(run_row)];
         if let Some(rec) = idem {
             let item = row(rec, keys::idempotency(ws, &rec.key), &[])?;
             actions.push(

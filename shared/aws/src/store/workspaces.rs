@@ -56,19 +56,7 @@ impl Store {
             ("createdAt".to_string(), s(&grant.created_at)),
         ]
         .into();
-        let mut actions = vec![
-            TransactWriteItem::builder()
-                .put(
-                    Put::builder()
-                        .table_name(self.table())
-                        .set_item(Some(ws_row))
-                        .condition_expression("attribute_not_exists(pk)")
-                        .build()
-                        .expect("put"),
-                )
-                .build(),
-            self.token_put(ws, token_hash, &grant.created_at),
-        ];
+        let mut actions = vec![self.put_new(ws_row), self.token_put(ws, token_hash, &grant.created_at)];
         if grant.amount > 0 {
             actions.push(self.ledger_put(ws, grant)?);
         }
@@ -84,16 +72,7 @@ impl Store {
             ("createdAt".to_string(), s(now)),
         ]
         .into();
-        TransactWriteItem::builder()
-            .put(
-                Put::builder()
-                    .table_name(self.table())
-                    .set_item(Some(item))
-                    .condition_expression("attribute_not_exists(pk)")
-                    .build()
-                    .expect("put"),
-            )
-            .build()
+        self.put_new(item)
     }
 
     /// Adds a token to an existing workspace (fails if it does not exist).
