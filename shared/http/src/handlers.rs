@@ -191,6 +191,13 @@ async fn dispatch(
         Function::Credits => ok(200, json!({"balance": app.balance(&ws).await?})),
         Function::Catalog => {
             let q = request::query(&req, "q");
+            if q.as_deref() == Some("") {
+                return Err(DomainError::invalid_with(
+                    "q must not be empty (omit it to list all)",
+                    json!({"field": "q"}),
+                )
+                .into());
+            }
             match request::query(&req, "id") {
                 Some(id) => {
                     let e = catalog::find(&id)
@@ -229,7 +236,14 @@ async fn dispatch(
             };
             let q = ItemsQuery {
                 status,
-                lead_id: request::query(&req, "leadId"),
+                lead_id: match request::query(&req, "leadId") {
+                    Some(l) if l.is_empty() => {
+                        return Err(
+                            DomainError::invalid_with("leadId must not be empty", json!({"field": "leadId"})).into()
+                        )
+                    }
+                    other => other,
+                },
                 cursor: request::query(&req, "cursor"),
                 limit: request::limit(&req, DEFAULT_ITEMS_LIMIT, MAX_ITEMS_LIMIT)?,
             };
