@@ -32,6 +32,17 @@ pub struct Resp {
     pub headers: reqwest::header::HeaderMap,
 }
 
+impl Resp {
+    /// Status, headers, and the body as JSON (or as a string when it is not JSON).
+    pub async fn read(r: reqwest::Response) -> Resp {
+        let status = r.status().as_u16();
+        let headers = r.headers().clone();
+        let text = r.text().await.unwrap_or_default();
+        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+        Resp { status, body, headers }
+    }
+}
+
 impl std::fmt::Debug for Resp {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(f, "{} {}", self.status, self.body)
@@ -64,12 +75,7 @@ impl Ctx {
         if let Some(b) = body {
             req = req.json(&b);
         }
-        let r = req.send().await.expect("request");
-        let status = r.status().as_u16();
-        let headers = r.headers().clone();
-        let text = r.text().await.unwrap_or_default();
-        let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-        Resp { status, body, headers }
+        Resp::read(req.send().await.expect("request")).await
     }
 
     pub async fn get(&self, path: &str) -> Resp {
@@ -163,4 +169,44 @@ pub fn company(tag: &str) -> Value {
 /// A process-unique suffix, so tests never collide on identifiers.
 pub fn unique() -> String {
     puffle_domain::ids::new_id("u")[2..].to_string()
+}
+
+/// A run's counts: [pending, running, completed, skipped, failed].
+pub fn counts(run: &Value) -> [u64; 5] {
+    let c = &run["scope"]["counts"];
+    ["pending", "running", "completed", "skipped", "failed"]
+        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k} missing: {run}")))
+}
+
+#[track_caller]
+pub fn assert_counts_add_up(run: &Value) {
+    assert_eq!(
+        counts(run).iter().sum::<u64>(),
+        run["scope"]["resolvedCount"].as_u64().unwrap(),
+        "counts do not add up: {}",
+        run["scope"]
+    );
+}
+
+/// `GET /api/enrichment/{id}` → the run (asserting 200).
+pub async fn status(ctx: &Ctx, run_id: &str) -> Value {
+    let r = ctx.get(&format!("/api/enrichment/{run_id}")).await;
+    assert_eq!(r.status, 200, "{r:?}");
+    r.body["run"].clone()
+}
+
+/// Waits until the run is terminal and nothing is pending or running (a
+/// cancelled run is terminal before its last chunks are met); checks that
+/// the counts add up. The loop is a hang guard, not a speed check.
+pub async fn settle(ctx: &Ctx, run_id: &str) -> Value {
+    for _ in 0..1200 {
+        let run = status(ctx, run_id).await;
+        let c = counts(&run);
+        if matches!(run["status"].as_str(), Some("completed" | "failed" | "cancelled")) && c[0] == 0 && c[1] == 0 {
+            assert_counts_add_up(&run);
+            return run;
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+    panic!("run {run_id} did not settle within 5 minutes");
 }

@@ -28,11 +28,7 @@ async fn send_bytes(ctx: &Ctx, method: &str, path: &str, body: Vec<u8>) -> Resp 
         .send()
         .await
         .expect("request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Resp { status, body, headers }
+    Resp::read(r).await
 }
 
 /// A client error with the given status and code: JSON, `code` and a message.

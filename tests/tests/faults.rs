@@ -14,16 +14,10 @@ use std::time::{Duration, Instant};
 
 use puffle_domain::credits::LedgerKind;
 use puffle_tests::isolated::Isolated;
-use puffle_tests::{person, Ctx, Resp};
+use puffle_tests::{counts, person, Ctx, Resp};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
-
-fn counts(run: &Value) -> [u64; 5] {
-    let c = &run["scope"]["counts"];
-    ["pending", "running", "completed", "skipped", "failed"]
-        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k}: {run}")))
-}
 
 /// `503 SERVICE_UNAVAILABLE` with a JSON body and a positive `Retry-After`.
 #[track_caller]

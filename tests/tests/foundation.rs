@@ -22,12 +22,7 @@ async fn raw(ctx: &Ctx, method: &str, path: &str, authorization: Option<&str>, b
     if let Some(b) = body {
         req = req.json(&b);
     }
-    let r = req.send().await.expect("request");
-    let status = r.status().as_u16();
-    let headers = r.headers().clone();
-    let text = r.text().await.unwrap_or_default();
-    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
-    Resp { status, body, headers }
+    Resp::read(req.send().await.expect("request")).await
 }
 
 /// An error answer: status, code, and a non-empty message.

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use puffle_domain::credits::LedgerKind;
-use puffle_tests::{company, person, unique, Ctx, Resp};
+use puffle_tests::{assert_counts_add_up, company, counts, person, settle, status, unique, Ctx, Resp};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -65,45 +65,6 @@ async fn start(ctx: &Ctx, body: Value) -> String {
     let id = r.body["runId"].as_str().expect("runId").to_string();
     assert_eq!(r.body["enrichmentRunId"], r.body["runId"], "{r:?}");
     id
-}
-
-fn counts(run: &Value) -> [u64; 5] {
-    let c = &run["scope"]["counts"];
-    ["pending", "running", "completed", "skipped", "failed"]
-        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k} missing: {run}")))
-}
-
-fn assert_counts_add_up(run: &Value) {
-    let c = counts(run);
-    assert_eq!(
-        c.iter().sum::<u64>(),
-        run["scope"]["resolvedCount"].as_u64().unwrap(),
-        "counts do not add up: {}",
-        run["scope"]
-    );
-}
-
-async fn status(ctx: &Ctx, run_id: &str) -> Value {
-    let r = ctx.get(&format!("/api/enrichment/{run_id}")).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r.body["run"].clone()
-}
-
-/// Waits until the run is terminal and nothing is pending or running (a
-/// cancelled run is terminal before its last chunks are met); checks that
-/// the counts add up.
-async fn settle(ctx: &Ctx, run_id: &str) -> Value {
-    for _ in 0..1200 {
-        let run = status(ctx, run_id).await;
-        let st = run["status"].as_str().unwrap();
-        let c = counts(&run);
-        if matches!(st, "completed" | "failed" | "cancelled") && c[0] == 0 && c[1] == 0 {
-            assert_counts_add_up(&run);
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("run {run_id} did not settle within 5 minutes");
 }
 
 async fn run_to_end(ctx: &Ctx, body: Value) -> (String, Value) {

@@ -10,6 +10,9 @@ use puffle_http::handlers::Function;
 use puffle_http::routes::ROUTES;
 use serde_yaml::Value;
 
+/// A GSI as (name, key schema, projection), comparable across sources.
+type Gsi = (String, Vec<(String, String)>, String);
+
 fn root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("..")
 }
@@ -180,7 +183,7 @@ fn definitions_read_the_template_faithfully() {
         let p = &t["Properties"];
         assert_eq!(def.key_schema, pairs(&p["KeySchema"], "AttributeName", "KeyType"), "{id}");
         assert_eq!(def.attributes, pairs(&p["AttributeDefinitions"], "AttributeName", "AttributeType"), "{id}");
-        let gsis: Vec<(String, Vec<(String, String)>, String)> = p["GlobalSecondaryIndexes"]
+        let gsis: Vec<Gsi> = p["GlobalSecondaryIndexes"]
             .as_sequence()
             .map(|s| {
                 s.iter()
@@ -194,7 +197,7 @@ fn definitions_read_the_template_faithfully() {
                     .collect()
             })
             .unwrap_or_default();
-        let defined: Vec<(String, Vec<(String, String)>, String)> =
+        let defined: Vec<Gsi> =
             def.gsis.iter().map(|g| (g.name.clone(), g.key_schema.clone(), g.projection.clone())).collect();
         assert_eq!(defined, gsis, "{id}");
         assert_eq!(def.ttl_attribute.as_deref(), p["TimeToLiveSpecification"]["AttributeName"].as_str(), "{id}");
@@ -251,7 +254,7 @@ async fn local_table_matches_the_template() {
     attrs.sort();
     want_attrs.sort();
     assert_eq!(attrs, want_attrs, "attribute definitions of {name}");
-    let mut gsis: Vec<(String, Vec<(String, String)>, String)> = t
+    let mut gsis: Vec<Gsi> = t
         .global_secondary_indexes()
         .iter()
         .map(|g| {
@@ -262,7 +265,7 @@ async fn local_table_matches_the_template() {
             )
         })
         .collect();
-    let mut want: Vec<(String, Vec<(String, String)>, String)> =
+    let mut want: Vec<Gsi> =
         def.gsis.iter().map(|g| (g.name.clone(), g.key_schema.clone(), g.projection.clone())).collect();
     gsis.sort();
     want.sort();

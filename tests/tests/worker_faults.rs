@@ -10,7 +10,7 @@ use puffle_domain::credits::LedgerKind;
 use puffle_domain::item::Item;
 use puffle_domain::plan::WorkMessage;
 use puffle_tests::isolated::Isolated;
-use puffle_tests::{person, Ctx};
+use puffle_tests::{assert_counts_add_up, counts, person, settle, status, Ctx};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -27,41 +27,6 @@ async fn start(ctx: &Ctx, body: Value) -> String {
     let r = ctx.post("/api/enrichment", body).await;
     assert_eq!(r.status, 202, "{r:?}");
     r.body["runId"].as_str().unwrap().to_string()
-}
-
-fn counts(run: &Value) -> [u64; 5] {
-    let c = &run["scope"]["counts"];
-    ["pending", "running", "completed", "skipped", "failed"]
-        .map(|k| c[k].as_u64().unwrap_or_else(|| panic!("counts.{k}: {run}")))
-}
-
-fn assert_counts_add_up(run: &Value) {
-    assert_eq!(
-        counts(run).iter().sum::<u64>(),
-        run["scope"]["resolvedCount"].as_u64().unwrap(),
-        "counts do not add up: {}",
-        run["scope"]
-    );
-}
-
-async fn status(ctx: &Ctx, run_id: &str) -> Value {
-    let r = ctx.get(&format!("/api/enrichment/{run_id}")).await;
-    assert_eq!(r.status, 200, "{r:?}");
-    r.body["run"].clone()
-}
-
-/// Terminal with nothing pending or running (hang guard only).
-async fn settle(ctx: &Ctx, run_id: &str) -> Value {
-    for _ in 0..1200 {
-        let run = status(ctx, run_id).await;
-        let c = counts(&run);
-        if matches!(run["status"].as_str(), Some("completed" | "failed" | "cancelled")) && c[0] == 0 && c[1] == 0 {
-            assert_counts_add_up(&run);
-            return run;
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
-    panic!("run {run_id} did not settle within 5 minutes");
 }
 
 async fn items_by_lead(ctx: &Ctx, run_id: &str) -> HashMap<String, Value> {
