@@ -113,14 +113,7 @@ impl Isolated {
                 self.wait_port(self.sqs_port, name).await;
             }
             "api" => {
-                let status = Command::new(&local)
-                    .arg("--provision-only")
-                    .envs(self.env())
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null())
-                    .status()
-                    .unwrap();
-                assert!(status.success(), "provisioning the isolated stack failed");
+                self.provision();
                 let mut c = Command::new(&local);
                 c.args(["--no-worker", "--listen", &format!("127.0.0.1:{}", self.api_port)]);
                 self.spawn(name, c);
@@ -143,16 +136,19 @@ impl Isolated {
         }
     }
 
-    /// Re-creates the table and queues (after DynamoDB Local restarted empty).
+    /// Creates the table and queues (again, after DynamoDB Local restarted
+    /// empty). Injected faults are for the serving processes: setup runs
+    /// without them, or a throttle test could fail before it starts.
     pub fn provision(&self) {
+        let env = self.env().into_iter().filter(|(k, _)| !k.starts_with("PUFFLE_FAULT_"));
         let status = Command::new(target_dir().join("debug/puffle-local"))
             .arg("--provision-only")
-            .envs(self.env())
+            .envs(env)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .status()
             .unwrap();
-        assert!(status.success());
+        assert!(status.success(), "provisioning the isolated stack failed");
     }
 
     /// The app (store and queue) of this stack, for setup and checks.
