@@ -53,7 +53,7 @@ invoke: venv build-debug ## run one function binary under the Lambda runtime emu
 	scripts/invoke.sh "$(FN)" "$(or $(EVENT),events/$(FN).json)"
 
 smoke: build-debug ## short end-to-end check (create, poll, items, cancel): make smoke [URL=https://… TOKEN=…]
-	scripts/smoke.sh "$(or $(URL),http://127.0.0.1:3000)" "$(TOKEN)"
+	$(ENV) scripts/smoke.sh "$(or $(URL),$$PUFFLE_API_URL)" "$(TOKEN)"
 
 deploy: venv ## deploy to AWS with SAM (first time: guided; then samconfig.toml)
 	scripts/deploy.sh
@@ -62,7 +62,7 @@ destroy: venv ## delete the deployed stack (the table survives if DeletionProtec
 	source scripts/env.sh && .venv/bin/sam delete --no-prompts $(if $(STACK),--stack-name $(STACK),)
 
 demo: deps build-debug ## the whole product in one command on the local stack (imports samples/leads.csv, runs every built-in)
-	@curl -fsS -o /dev/null http://127.0.0.1:3000/api/health 2>/dev/null || scripts/stack.sh up
+	@$(ENV) curl -fsS -o /dev/null $$PUFFLE_API_URL/api/health 2>/dev/null || scripts/stack.sh up
 	scripts/demo.sh
 
 unit: ## unit tests only (no stack)

@@ -3,8 +3,15 @@
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 export PUFFLE_ROOT="$ROOT"
 export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/puffle-target}"
-export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:8000}"
-export AWS_ENDPOINT_URL_SQS="${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:9324}"
+# Ports of the local stack (a second checkout can run its own stack beside
+# this one by setting other ports).
+export PUFFLE_DDB_PORT="${PUFFLE_DDB_PORT:-8000}"
+export PUFFLE_SQS_PORT="${PUFFLE_SQS_PORT:-9324}"
+export PUFFLE_EVENTS_PORT="${PUFFLE_EVENTS_PORT:-9325}"
+export PUFFLE_API_PORT="${PUFFLE_API_PORT:-3000}"
+export AWS_ENDPOINT_URL_DYNAMODB="${AWS_ENDPOINT_URL_DYNAMODB:-http://127.0.0.1:$PUFFLE_DDB_PORT}"
+export AWS_ENDPOINT_URL_SQS="${AWS_ENDPOINT_URL_SQS:-http://127.0.0.1:$PUFFLE_SQS_PORT}"
+export AWS_ENDPOINT_URL_EVENTBRIDGE="${AWS_ENDPOINT_URL_EVENTBRIDGE:-http://127.0.0.1:$PUFFLE_EVENTS_PORT}"
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
@@ -13,7 +20,7 @@ export AWS_EC2_METADATA_DISABLED=true
 # a killed worker's chunk comes back quickly; redrive after 3 receives.
 export PUFFLE_LOCAL_VISIBILITY_TIMEOUT="${PUFFLE_LOCAL_VISIBILITY_TIMEOUT:-10}"
 export PUFFLE_LOCAL_MAX_RECEIVE_COUNT="${PUFFLE_LOCAL_MAX_RECEIVE_COUNT:-3}"
-export PUFFLE_API_URL="${PUFFLE_API_URL:-http://127.0.0.1:3000}"
+export PUFFLE_API_URL="${PUFFLE_API_URL:-http://127.0.0.1:$PUFFLE_API_PORT}"
 # fauxqs (default, fast) or moto (correct but slow on deep queues).
 export SQS_EMULATOR="${SQS_EMULATOR:-fauxqs}"
 export RUN_DIR="${RUN_DIR:-$ROOT/.run}"

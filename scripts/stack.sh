@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The local stack: DynamoDB Local (:8000), an SQS emulator (:9324) and the
-# local API server + worker (:3000).
+# local API server + worker (:3000); ports from env.sh (PUFFLE_*_PORT).
 #   stack.sh up      start in the background, wait until healthy (idempotent)
 #   stack.sh down    stop exactly what `up` started (by PID)
 #   stack.sh run     start in the foreground; Ctrl-C stops everything
@@ -36,28 +36,28 @@ start() { # name, command...
 
 start_dynamodb() {
   [[ -n "$DDB_DIR" ]] || { echo "stack: DynamoDB Local missing; run make deps" >&2; exit 1; }
-  if ! alive dynamodb && port_open 8000; then echo "stack: port 8000 is taken by another process" >&2; exit 1; fi
-  start dynamodb java -Xmx512m -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -port 8000
-  wait_for dynamodb "port_open 8000" 60
+  if ! alive dynamodb && port_open $PUFFLE_DDB_PORT; then echo "stack: port $PUFFLE_DDB_PORT is taken by another process" >&2; exit 1; fi
+  start dynamodb java -Xmx512m -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -port "$PUFFLE_DDB_PORT"
+  wait_for dynamodb "port_open $PUFFLE_DDB_PORT" 60
 }
 
 start_sqs() {
-  if ! alive sqs && port_open 9324; then echo "stack: port 9324 is taken by another process" >&2; exit 1; fi
+  if ! alive sqs && port_open $PUFFLE_SQS_PORT; then echo "stack: port $PUFFLE_SQS_PORT is taken by another process" >&2; exit 1; fi
   case "$SQS_EMULATOR" in
-    fauxqs) FAUXQS_PORT=9324 FAUXQS_DEFAULT_REGION="$AWS_REGION" start sqs "$NODE22" "$ROOT/devstack/fauxqs-loopback.mjs" ;;
-    moto) start sqs "$VENV/bin/moto_server" -H 127.0.0.1 -p 9324 ;;
+    fauxqs) FAUXQS_PORT=$PUFFLE_SQS_PORT FAUXQS_DEFAULT_REGION="$AWS_REGION" start sqs "$NODE22" "$ROOT/devstack/fauxqs-loopback.mjs" ;;
+    moto) start sqs "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PUFFLE_SQS_PORT" ;;
     *) echo "stack: SQS_EMULATOR must be fauxqs or moto" >&2; exit 1 ;;
   esac
-  wait_for sqs "port_open 9324" 60
+  wait_for sqs "port_open $PUFFLE_SQS_PORT" 60
 }
 
 start_api() {
-  if ! alive api && port_open 3000; then echo "stack: port 3000 is taken by another process" >&2; exit 1; fi
+  if ! alive api && port_open $PUFFLE_API_PORT; then echo "stack: port $PUFFLE_API_PORT is taken by another process" >&2; exit 1; fi
   # The API and the worker are separate processes, as on AWS: killing the
   # worker (a fault test) never takes the API down.
   "$CARGO_TARGET_DIR/debug/puffle-local" --provision-only >"$RUN_DIR/provision.log" 2>&1 \
     || { echo "stack: provisioning failed" >&2; cat "$RUN_DIR/provision.log" >&2; exit 1; }
-  start api "$CARGO_TARGET_DIR/debug/puffle-local" --listen 127.0.0.1:3000 --no-worker
+  start api "$CARGO_TARGET_DIR/debug/puffle-local" --listen "127.0.0.1:$PUFFLE_API_PORT" --no-worker
   wait_for api "curl -fsS -o /dev/null $PUFFLE_API_URL/api/health 2>/dev/null" 60
 }
 
