@@ -5,9 +5,11 @@
 //! - create flow: [`runs::create`]; status/items/cancel: [`runs`]
 //! - worker flow: [`worker::plan`] (scope → items + chunk messages),
 //!   [`worker::chunk`] (enrich, write, count), [`worker::dead_letter`]
+//! - running an enrichment on Leads (the provider seam): [`enrich`]
 //! - Leads and Lists: [`leads`], [`lists`]; tokens and credits: [`accounts`]
 
 pub mod accounts;
+pub mod enrich;
 pub mod error;
 pub mod leads;
 pub mod lists;

@@ -3,7 +3,7 @@
 //! → 4 preview → 5 charge + run + key in one transaction → 6 dispatch.
 
 use puffle_aws::StoreError;
-use puffle_domain::catalog::{self, Enrichment};
+use puffle_domain::catalog::Enrichment;
 use puffle_domain::create::{CreateRequest, Mode, OutputTarget};
 use puffle_domain::credits::{self, LedgerEntry, LedgerKind};
 use puffle_domain::filter::LeadFilter;
@@ -44,9 +44,10 @@ impl App {
         // Rule 1: shape.
         let req = CreateRequest::parse(body, idempotency_header)?;
         // Rule 2: the enrichment and its input.
-        let enrichment = catalog::find(&req.enrichment_id).ok_or_else(|| {
+        let enrichment = self.find_enrichment(ws, &req.enrichment_id).await?.ok_or_else(|| {
             AppError::not_found("ENRICHMENT_NOT_FOUND", format!("no enrichment `{}`", req.enrichment_id))
         })?;
+        let enrichment: &Enrichment = &enrichment;
         enrichment.validate_input(&req.input).map_err(|errors| {
             // Enum mismatches quote the whole enum; keep messages readable.
             let errors: Vec<String> = errors

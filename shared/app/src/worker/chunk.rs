@@ -8,15 +8,15 @@
 use std::collections::HashMap;
 
 use puffle_aws::store::{get_s, AttrWrite, ChunkDelta, Row};
-use puffle_domain::catalog;
 use puffle_domain::create::{OutputTarget, WritePolicy};
 use puffle_domain::item::{Item, ItemStatus};
-use puffle_domain::providers::{self, Outcome};
+use puffle_domain::providers::Outcome;
 use puffle_domain::run::RunStatus;
 use puffle_domain::time;
 use serde_json::Value;
 
 use super::plan::item_list_id;
+use crate::enrich::Enriched;
 use crate::{App, AppError};
 
 impl App {
@@ -68,7 +68,21 @@ impl App {
                 }
                 (WritePolicy::SkipExisting, OutputTarget::Membership, None) => HashMap::new(),
             };
-            let known = catalog::find(slug).is_some();
+            let enrichment = self.find_enrichment(ws, slug).await?;
+            // Leads that need the enrichment run, in one call: providers batch,
+            // rate-limit and run concurrently behind `enrich_leads`.
+            let to_enrich: Vec<&puffle_domain::lead::Lead> = lead_ids
+                .iter()
+                .filter_map(|id| leads.get(id))
+                .filter(|l| !existing.get(&l.id).is_some_and(|r| get_s(r, "runId").as_deref() != Some(run_id)))
+                .collect();
+            let mut results: HashMap<String, Enriched> = match &enrichment {
+                Some(e) => {
+                    let out = self.enrich_leads(ws, e, &run.input, &to_enrich).await;
+                    to_enrich.iter().map(|l| l.id.clone()).zip(out).collect()
+                }
+                None => HashMap::new(),
+            };
             for lead_id in lead_ids {
                 let item = base(lead_id);
                 let (item, value) = match leads.get(lead_id) {
@@ -78,19 +92,16 @@ impl App {
                         (item.skipped("attribute_exists", &now), None)
                     }
                     Some(lead) => {
-                        let outcome = if known {
-                            providers::run(slug, lead, &run.input)
-                        } else {
-                            Outcome::Failed {
-                                message: format!("enrichment {slug} is no longer available"),
-                                code: "UNKNOWN_PROVIDER".into(),
-                            }
-                        };
+                        let enriched = results.remove(lead_id).unwrap_or_else(|| {
+                            let message = format!("enrichment {slug} is no longer available");
+                            Enriched::builtin(slug, Outcome::Failed { message, code: "UNKNOWN_PROVIDER".into() })
+                        });
                         let mut item = item;
                         item.metadata.input_snapshot = run.input.clone();
                         item.metadata.lead_snapshot = serde_json::to_value(lead).unwrap_or(Value::Null);
-                        item.metadata.provider = Some(format!("builtin:{slug}"));
-                        item.finish(outcome, &now)
+                        item.metadata.provider = Some(enriched.provider);
+                        item.metadata.provider_submission_id = enriched.provider_submission_id;
+                        item.finish(enriched.outcome, &now)
                     }
                 };
                 match item.status {
