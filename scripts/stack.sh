@@ -51,6 +51,13 @@ start_sqs() {
   wait_for sqs "port_open $PUFFLE_SQS_PORT" 60
 }
 
+start_events() {
+  # moto's EventBridge: the local bus lifecycle events are published to.
+  if ! alive events && port_open $PUFFLE_EVENTS_PORT; then echo "stack: port $PUFFLE_EVENTS_PORT is taken by another process" >&2; exit 1; fi
+  start events "$VENV/bin/moto_server" -H 127.0.0.1 -p "$PUFFLE_EVENTS_PORT"
+  wait_for events "port_open $PUFFLE_EVENTS_PORT" 60
+}
+
 start_api() {
   if ! alive api && port_open $PUFFLE_API_PORT; then echo "stack: port $PUFFLE_API_PORT is taken by another process" >&2; exit 1; fi
   # The API and the worker are separate processes, as on AWS: killing the
@@ -84,12 +91,13 @@ case "${1:-}" in
     shift
     start_dynamodb
     start_sqs
+    start_events
     start_api
     start_worker "$@"
     echo "stack: ready — API on $PUFFLE_API_URL"
     ;;
   down)
-    stop worker; stop api; stop sqs; stop dynamodb
+    stop worker; stop api; stop events; stop sqs; stop dynamodb
     ;;
   restart)
     shift
@@ -99,7 +107,7 @@ case "${1:-}" in
     stop "$2"
     ;;
   start)
-    case "$2" in dynamodb) start_dynamodb ;; sqs) start_sqs ;; api) start_api ;; worker) shift 2; start_worker "$@" ;; esac
+    case "$2" in dynamodb) start_dynamodb ;; sqs) start_sqs ;; events) start_events ;; api) start_api ;; worker) shift 2; start_worker "$@" ;; esac
     ;;
   run)
     shift
@@ -110,7 +118,7 @@ case "${1:-}" in
     wait
     ;;
   status)
-    for n in dynamodb sqs api worker; do
+    for n in dynamodb sqs events api worker; do
       if alive "$n"; then echo "$n: running (pid $(cat "$RUN_DIR/$n.pid"))"; else echo "$n: stopped"; fi
     done
     ;;

@@ -73,6 +73,11 @@ impl Client {
         self.send(Method::POST, url, Some(body), retry).await
     }
 
+    pub async fn delete(&self, segments: &[&str]) -> Result<Answer> {
+        let url = self.url(segments, &[]);
+        self.send(Method::DELETE, url, None, Retry::Safe).await
+    }
+
     async fn send(&self, method: Method, url: Url, body: Option<&Value>, retry: Retry) -> Result<Answer> {
         let token = self.token.as_deref().ok_or(CliError::NoToken)?;
         let shown = url.to_string();

@@ -59,7 +59,7 @@ fn show(r: &RunRecord) -> String {
         r.run.id,
         r.run.status.as_str(),
         r.run.enrichment.slug,
-        r.run.scope.kind,
+        r.run.scope.requested.kind(),
         r.run.scope.resolved_count,
         c.pending,
         c.running,

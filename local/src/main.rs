@@ -5,6 +5,7 @@
 
 mod http_bridge;
 mod poller;
+mod stream;
 
 use std::net::SocketAddr;
 
@@ -36,6 +37,13 @@ struct Args {
     /// visibility timeout; locally a short delay keeps retries quick.
     #[arg(long, default_value_t = 1)]
     retry_delay: i32,
+    /// How long the stream poller waits to fill a batch (the template's
+    /// MaximumBatchingWindowInSeconds).
+    #[arg(long, default_value_t = 1000)]
+    stream_window_ms: u64,
+    /// Seconds between reaper passes (AWS: the template's ReaperSchedule).
+    #[arg(long, env = "PUFFLE_REAPER_INTERVAL_SECONDS", default_value_t = 5)]
+    reaper_interval: u64,
 }
 
 #[tokio::main]
@@ -50,6 +58,7 @@ async fn main() -> anyhow::Result<()> {
     )
     .await
     .map_err(|e| anyhow::anyhow!("could not create the local table and queues: {e}"))?;
+    app.aws.bus.provision().await.map_err(|e| anyhow::anyhow!("could not create the local event bus: {e}"))?;
     if args.provision_only {
         tracing::info!("provisioned");
         return Ok(());
@@ -77,6 +86,12 @@ async fn main() -> anyhow::Result<()> {
             args.retry_delay,
             shutdown.clone(),
         )));
+        tasks.push(tokio::spawn(stream::run(
+            app.clone(),
+            std::time::Duration::from_millis(args.stream_window_ms),
+            shutdown.clone(),
+        )));
+        tasks.push(tokio::spawn(reaper(app.clone(), args.reaper_interval, shutdown.clone())));
     }
     if !args.worker_only {
         let listener = tokio::net::TcpListener::bind(args.listen).await?;
@@ -96,6 +111,20 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The reaper on a timer, as the template's schedule runs it in AWS.
+async fn reaper(app: puffle_app::App, every_seconds: u64, mut stop: tokio::sync::watch::Receiver<bool>) {
+    let settings = puffle_app::reaper::ReaperSettings::from_env();
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(every_seconds.max(1))) => {}
+            _ = stop.changed() => return,
+        }
+        if let Err(e) = app.reap(settings).await {
+            tracing::warn!(error = %e, "reaper pass failed");
+        }
+    }
 }
 
 /// A watch channel that flips to true on Ctrl-C or SIGTERM.

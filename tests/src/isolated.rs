@@ -24,6 +24,8 @@ fn free_port() -> u16 {
 pub struct Isolated {
     pub ddb_port: u16,
     pub sqs_port: u16,
+    /// moto's EventBridge (the bus lifecycle events go to).
+    pub events_port: u16,
     pub api_port: u16,
     children: HashMap<&'static str, Child>,
     extra_env: Vec<(String, String)>,
@@ -39,6 +41,7 @@ impl Isolated {
         let mut s = Isolated {
             ddb_port: free_port(),
             sqs_port: free_port(),
+            events_port: free_port(),
             api_port: free_port(),
             children: HashMap::new(),
             extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
@@ -46,6 +49,7 @@ impl Isolated {
         };
         s.start_component("dynamodb").await;
         s.start_component("sqs").await;
+        s.start_component("events").await;
         s.start_component("api").await;
         s.start_component("worker").await;
         s
@@ -59,6 +63,10 @@ impl Isolated {
         let mut env = vec![
             ("AWS_ENDPOINT_URL_DYNAMODB".into(), format!("http://127.0.0.1:{}", self.ddb_port)),
             ("AWS_ENDPOINT_URL_SQS".into(), format!("http://127.0.0.1:{}", self.sqs_port)),
+            ("AWS_ENDPOINT_URL_DYNAMODB_STREAMS".into(), format!("http://127.0.0.1:{}", self.ddb_port)),
+            ("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), format!("http://127.0.0.1:{}", self.events_port)),
+            ("PUFFLE_REAPER_INTERVAL_SECONDS".into(), "1".into()),
+            ("PUFFLE_REAPER_STALE_SECONDS".into(), "5".into()),
             ("AWS_REGION".into(), "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID".into(), "local".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),
@@ -111,6 +119,12 @@ impl Isolated {
                 c.arg(root().join("devstack/fauxqs-loopback.mjs")).env("FAUXQS_PORT", self.sqs_port.to_string());
                 self.spawn(name, c);
                 self.wait_port(self.sqs_port, name).await;
+            }
+            "events" => {
+                let mut c = Command::new(root().join(".venv/bin/moto_server"));
+                c.args(["-H", "127.0.0.1", "-p", &self.events_port.to_string()]);
+                self.spawn(name, c);
+                self.wait_port(self.events_port, name).await;
             }
             "api" => {
                 self.provision();

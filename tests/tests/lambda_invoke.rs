@@ -82,6 +82,12 @@ async fn every_function_binary_answers_its_sample_event() {
         let resp = invoke(function, &env);
         assert_eq!(resp["batchItemFailures"], json!([]), "{function}: {resp}");
     }
+    // The stream consumer: a membership insert of a List without rules.
+    let resp = invoke("events", &env);
+    assert_eq!(resp["batchItemFailures"], json!([]), "events: {resp}");
+    // The reaper: one pass over the live runs.
+    let resp = invoke("reaper", &env);
+    assert!(resp["live"].as_u64().is_some(), "reaper: {resp}");
     let after = ctx.get(&format!("/api/enrichment/{run_id}")).await;
     assert_eq!(after.body["run"]["scope"]["counts"]["completed"], 1, "{after:?}");
     assert_eq!(after.body["run"]["scope"]["counts"]["failed"], 0, "{after:?}");

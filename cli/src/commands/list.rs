@@ -38,6 +38,59 @@ pub enum ListCommand {
     Create(CreateArgs),
     /// The Leads of a List (GET /api/lists/{id}/leads); `add` adds some
     Lead(ListLeadArgs),
+    /// Auto-enrich rules of a List (GET /api/lists/{id}/rules); `create` and `delete` manage them
+    Rule(RuleArgs),
+}
+
+#[derive(Args, Debug)]
+#[command(
+    args_conflicts_with_subcommands = true,
+    subcommand_negates_reqs = true,
+    after_help = "Examples:\n  puffle list rule --id list_01h...\n  puffle list rule create --id list_01h... --enrichment-id email_domain\n  puffle list rule delete --id list_01h... --rule-id rule_01h..."
+)]
+pub struct RuleArgs {
+    #[command(subcommand)]
+    pub command: Option<RuleCommand>,
+    /// List id
+    #[arg(long, required = true)]
+    pub id: Option<String>,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum RuleCommand {
+    /// Enrich Leads as they join the List (POST /api/lists/{id}/rules)
+    Create(RuleCreateArgs),
+    /// Remove a rule (DELETE /api/lists/{id}/rules/{ruleId})
+    Delete(RuleDeleteArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct RuleCreateArgs {
+    /// List id
+    #[arg(long)]
+    pub id: String,
+    /// Enrichment slug or id (see `puffle enrichment`)
+    #[arg(long)]
+    pub enrichment_id: String,
+    /// The enrichment's input: JSON or @file.json [default: {}]
+    #[arg(long)]
+    pub input: Option<String>,
+    /// Output: JSON or @file.json, e.g. {"attributeKey":"domain"} [default: the enrichment's]
+    #[arg(long)]
+    pub output: Option<String>,
+    /// overwrite (default) or skip_existing
+    #[arg(long, value_name = "POLICY")]
+    pub write_policy: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct RuleDeleteArgs {
+    /// List id
+    #[arg(long)]
+    pub id: String,
+    /// Rule id
+    #[arg(long)]
+    pub rule_id: String,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -113,8 +166,41 @@ pub async fn run(ctx: &Ctx, args: ListArgs) -> Result<()> {
             Some(ListLeadCommand::Add(add_args)) => add(ctx, add_args).await,
             None => members(ctx, a).await,
         },
+        Some(ListCommand::Rule(a)) => match a.command {
+            Some(RuleCommand::Create(c)) => rule_create(ctx, c).await,
+            Some(RuleCommand::Delete(d)) => {
+                ctx.client.delete(&["api", "lists", &d.id, "rules", &d.rule_id]).await?;
+                print_object(ctx.format, &json!({"deleted": true, "ruleId": d.rule_id}));
+                Ok(())
+            }
+            None => {
+                let id = a.id.ok_or_else(|| CliError::usage("list rule needs --id <listId>"))?;
+                print_object(ctx.format, &ctx.client.get(&["api", "lists", &id, "rules"], &[]).await?);
+                Ok(())
+            }
+        },
         None => show(ctx, args).await,
     }
+}
+
+async fn rule_create(ctx: &Ctx, a: RuleCreateArgs) -> Result<()> {
+    require_single_object_format(ctx.format, "list rule create")?;
+    let mut b = Map::new();
+    b.insert("enrichmentId".into(), json!(a.enrichment_id));
+    let input = match &a.input {
+        Some(i) => crate::scope::json_object_arg("--input", i)?,
+        None => json!({}),
+    };
+    b.insert("input".into(), input);
+    if let Some(o) = &a.output {
+        b.insert("output".into(), crate::scope::json_object_arg("--output", o)?);
+    }
+    if let Some(p) = &a.write_policy {
+        b.insert("writePolicy".into(), json!(p));
+    }
+    let answer = ctx.client.post(&["api", "lists", &a.id, "rules"], &Value::Object(b), Retry::Never).await?;
+    print_object(ctx.format, &answer.body);
+    Ok(())
 }
 
 async fn show(ctx: &Ctx, a: ListArgs) -> Result<()> {

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use puffle_domain::credits::{LedgerEntry, LedgerKind};
+use puffle_domain::credits::LedgerEntry;
 use puffle_domain::{ids, time};
 
 use crate::{App, AppError};
@@ -52,14 +52,7 @@ impl App {
     pub async fn create_workspace(&self, name: &str, credits: u64) -> Result<NewWorkspace, AppError> {
         let ws = ids::workspace_id();
         let token = ids::api_token();
-        let grant = LedgerEntry {
-            id: ids::new_id("led"),
-            kind: LedgerKind::Grant,
-            amount: credits,
-            reason: "initial grant".into(),
-            run_id: None,
-            created_at: time::now(),
-        };
+        let grant = LedgerEntry::grant(credits, "initial grant", &time::now());
         self.store().create_workspace(&ws, name, &ids::token_hash(&token), &grant).await?;
         Ok(NewWorkspace { workspace_id: ws, token })
     }
@@ -76,14 +69,7 @@ impl App {
     }
 
     pub async fn grant_credits(&self, ws: &str, credits: u64, reason: &str) -> Result<u64, AppError> {
-        let entry = LedgerEntry {
-            id: ids::new_id("led"),
-            kind: LedgerKind::Grant,
-            amount: credits,
-            reason: reason.into(),
-            run_id: None,
-            created_at: time::now(),
-        };
+        let entry = LedgerEntry::grant(credits, reason, &time::now());
         match self.store().grant(ws, &entry).await {
             Ok(()) => self.balance(ws).await,
             Err(puffle_aws::StoreError::TransactionCanceled(_)) => {

@@ -10,9 +10,12 @@
 
 pub mod accounts;
 pub mod enrich;
+pub mod events;
 pub mod error;
 pub mod leads;
 pub mod lists;
+pub mod reaper;
+pub mod rules;
 pub mod runs;
 pub mod worker;
 

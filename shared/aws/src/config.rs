@@ -5,6 +5,7 @@
 //! `AWS_REGION`, ...), so the local stack needs no code path of its own.
 
 use crate::metrics;
+use crate::bus::EventBus;
 use crate::queue::Queue;
 use crate::store::Store;
 
@@ -16,6 +17,8 @@ pub struct Settings {
     /// Queue name to look up when no URL is given (local stack).
     pub queue_name: String,
     pub dlq_name: String,
+    /// The EventBridge bus lifecycle events go to.
+    pub event_bus_name: String,
 }
 
 impl Settings {
@@ -26,6 +29,7 @@ impl Settings {
             queue_url: std::env::var("PUFFLE_QUEUE_URL").ok().filter(|v| !v.is_empty()),
             queue_name: var("PUFFLE_QUEUE_NAME", crate::definitions::local_name("WorkQueue").as_str()),
             dlq_name: var("PUFFLE_DLQ_NAME", crate::definitions::local_name("WorkDeadLetterQueue").as_str()),
+            event_bus_name: var("PUFFLE_EVENT_BUS_NAME", "puffle"),
         }
     }
 }
@@ -37,6 +41,7 @@ pub struct AwsContext {
     pub sdk: aws_config::SdkConfig,
     pub store: Store,
     pub queue: Queue,
+    pub bus: EventBus,
     pub settings: Settings,
 }
 
@@ -69,11 +74,13 @@ impl AwsContext {
             sqs_conf = sqs_conf.endpoint_url(u);
         }
         let (dynamo_conf, sqs_conf) = (dynamo_conf.build(), sqs_conf.build());
+        let bus_conf = aws_sdk_eventbridge::config::Builder::from(&sdk).interceptor(metrics::CountRequests).build();
         let db = aws_sdk_dynamodb::Client::from_conf(dynamo_conf);
         let sqs = aws_sdk_sqs::Client::from_conf(sqs_conf);
         AwsContext {
             store: Store::new(db, settings.table_name.clone()),
             queue: Queue::new(sqs, settings.queue_url.clone(), settings.queue_name.clone()),
+            bus: EventBus::new(aws_sdk_eventbridge::Client::from_conf(bus_conf), settings.event_bus_name.clone()),
             sdk,
             settings,
         }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use aws_sdk_dynamodb::types::{
     AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
-    ScalarAttributeType, TimeToLiveSpecification,
+    ScalarAttributeType, StreamSpecification, StreamViewType, TimeToLiveSpecification,
 };
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml::Value;
@@ -26,6 +26,8 @@ pub struct TableDef {
     pub key_schema: Vec<(String, String)>,
     pub gsis: Vec<GsiDef>,
     pub ttl_attribute: Option<String>,
+    /// `StreamSpecification.StreamViewType`, when the table has a stream.
+    pub stream_view_type: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -102,6 +104,7 @@ pub fn parse(template: &str) -> Result<Definitions, String> {
                     })
                     .unwrap_or_default(),
                 ttl_attribute: props["TimeToLiveSpecification"]["AttributeName"].as_str().map(str::to_string),
+                stream_view_type: props["StreamSpecification"]["StreamViewType"].as_str().map(str::to_string),
             }),
             Some("AWS::SQS::Queue") => {
                 let redrive = &props["RedrivePolicy"];
@@ -188,6 +191,15 @@ pub async fn provision(
                     .expect("gsi"),
             );
         }
+        if let Some(view) = &t.stream_view_type {
+            req = req.stream_specification(
+                StreamSpecification::builder()
+                    .stream_enabled(true)
+                    .stream_view_type(StreamViewType::from(view.as_str()))
+                    .build()
+                    .expect("stream specification"),
+            );
+        }
         match req.send().await {
             Ok(_) => {}
             Err(e) => {
@@ -262,6 +274,8 @@ mod tests {
         let t = &d.tables[0];
         assert_eq!(t.key_schema, vec![("pk".into(), "HASH".into()), ("sk".into(), "RANGE".into())]);
         assert_eq!(t.gsis[0].name, "gsi1");
+        assert_eq!(t.gsis[1].name, "gsi2");
+        assert_eq!(t.stream_view_type.as_deref(), Some("NEW_AND_OLD_IMAGES"));
         assert_eq!(t.ttl_attribute.as_deref(), Some("ttl"));
         let work = d.queues.iter().find(|q| q.logical_id == "WorkQueue").unwrap();
         assert_eq!(work.redrive.as_ref().unwrap().0, "WorkDeadLetterQueue");

@@ -30,6 +30,8 @@ const TRANSIENT: &[&str] = &[
     "InternalServerError",
     "ServiceUnavailable",
     "TransactionInProgressException",
+    // An UpdateItem that met an item inside another transaction: retry it.
+    "TransactionConflictException",
 ];
 
 /// Classifies any SDK error once, so every adapter method maps errors alike.

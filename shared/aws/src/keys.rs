@@ -15,8 +15,13 @@
 //! | run item          | `ITEMS#{runId}`         | `{leadId}`              |
 //! | idempotency key   | `IDEM#{ws}#{key}`       | `IDEM`                  |
 //! | cursor HMAC key   | `CONFIG`                | `CURSOR_KEY`            |
+//! | stream checkpoint | `CONFIG`                | `STREAM#{shardId}`      |
+//! | list rule         | `RULES#{ws}#{listId}`   | `{ruleId}`              |
+//! | rule claim        | `RULECLAIM#{ruleId}`    | `{leadId}`              |
+//! | rule's run        | `RULERUNS#{ruleId}`     | `{runId}`               |
 //!
 //! GSI `gsi1`: run items by status: `ITEMS#{runId}#{status}` / `{leadId}`.
+//! GSI `gsi2` (sparse, keys only): live runs: `ACTIVE#{0..7}` / `{runId}`.
 
 pub type Key = (String, String);
 
@@ -84,4 +89,22 @@ pub fn idempotency(ws: &str, key: &str) -> Key {
 }
 pub fn cursor_key() -> Key {
     ("CONFIG".into(), "CURSOR_KEY".into())
+}
+pub fn stream_checkpoint(shard_id: &str) -> Key {
+    ("CONFIG".into(), format!("STREAM#{shard_id}"))
+}
+pub fn rules_pk(ws: &str, list: &str) -> String {
+    format!("RULES#{ws}#{list}")
+}
+pub fn rule(ws: &str, list: &str, rule: &str) -> Key {
+    (rules_pk(ws, list), rule.into())
+}
+pub fn rule_claim(rule: &str, lead: &str) -> Key {
+    (format!("RULECLAIM#{rule}"), lead.into())
+}
+pub fn rule_runs_pk(rule: &str) -> String {
+    format!("RULERUNS#{rule}")
+}
+pub fn rule_run(rule: &str, run: &str) -> Key {
+    (rule_runs_pk(rule), run.into())
 }

@@ -2,14 +2,18 @@
 //! the standard SDK environment (`AWS_ENDPOINT_URL_DYNAMODB`, ...), so the
 //! local stack and AWS run the same code.
 
+pub mod bus;
 pub mod config;
+pub mod faults;
 pub mod definitions;
 pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod queue;
 pub mod store;
+pub mod stream;
 
+pub use bus::EventBus;
 pub use config::{AwsContext, Settings};
 pub use error::StoreError;
 pub use queue::Queue;

@@ -25,6 +25,32 @@ pub struct LedgerEntry {
 }
 
 impl LedgerEntry {
+    fn new(kind: LedgerKind, amount: u64, reason: impl Into<String>, run_id: Option<&str>, now: &str) -> LedgerEntry {
+        LedgerEntry {
+            id: crate::ids::new_id("led"),
+            kind,
+            amount,
+            reason: reason.into(),
+            run_id: run_id.map(str::to_string),
+            created_at: now.to_string(),
+        }
+    }
+
+    /// Credits taken from the balance for a run.
+    pub fn charge(amount: u64, reason: impl Into<String>, run_id: &str, now: &str) -> LedgerEntry {
+        Self::new(LedgerKind::Charge, amount, reason, Some(run_id), now)
+    }
+
+    /// Credits a run gives back (dispatch failed, scope shrank, work not done).
+    pub fn refund(amount: u64, reason: impl Into<String>, run_id: &str, now: &str) -> LedgerEntry {
+        Self::new(LedgerKind::Refund, amount, reason, Some(run_id), now)
+    }
+
+    /// Credits added to a workspace.
+    pub fn grant(amount: u64, reason: impl Into<String>, now: &str) -> LedgerEntry {
+        Self::new(LedgerKind::Grant, amount, reason, None, now)
+    }
+
     pub fn signed(&self) -> i128 {
         match self.kind {
             LedgerKind::Grant | LedgerKind::Refund => self.amount as i128,

@@ -18,6 +18,16 @@ pub fn run_id() -> String {
     new_id("run")
 }
 
+/// An id that is the same every time it is derived from the same `seed`,
+/// stamped with `at_ms` so it still sorts by time (a rule run's id comes from
+/// the stream records that started it: a redelivery derives the same run).
+pub fn derived_id(prefix: &str, at_ms: u64, seed: &str) -> String {
+    use sha2::Digest;
+    let digest = sha2::Sha256::digest(seed.as_bytes());
+    let random = u128::from_be_bytes(digest[..16].try_into().expect("16 bytes"));
+    format!("{prefix}_{}", ulid::Ulid::from_parts(at_ms, random).to_string().to_lowercase())
+}
+
 /// A random API token. Only its hash is stored (see `credits`/auth).
 pub fn api_token() -> String {
     use rand::RngCore;
@@ -55,6 +65,14 @@ mod tests {
         assert!(is_valid_id(&a, "run"));
         assert!(!is_valid_id("run_a#b", "run"));
         assert!(!is_valid_id(&a, "lead"));
+    }
+    #[test]
+    fn derived_ids_are_stable_valid_and_distinct() {
+        let a = derived_id("run", 1_700_000_000_000, "rule_1/evt_1");
+        assert_eq!(a, derived_id("run", 1_700_000_000_000, "rule_1/evt_1"));
+        assert_ne!(a, derived_id("run", 1_700_000_000_000, "rule_1/evt_2"));
+        assert!(is_valid_id(&a, "run"));
+        assert!(derived_id("run", 1, "x") < derived_id("run", 2, "x"));
     }
     #[test]
     fn token_hash_is_stable_and_not_the_token() {

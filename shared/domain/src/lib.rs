@@ -9,10 +9,12 @@
 //! - the catalog and the enrichment providers: [`catalog`], [`providers`].
 
 pub mod catalog;
+pub mod chunk;
 pub mod create;
 pub mod credits;
 pub mod cursor;
 pub mod error;
+pub mod events;
 pub mod filter;
 pub mod idempotency;
 pub mod ids;
@@ -21,6 +23,7 @@ pub mod lead;
 pub mod list;
 pub mod plan;
 pub mod providers;
+pub mod rule;
 pub mod run;
 pub mod scope;
 pub mod time;

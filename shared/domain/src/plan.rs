@@ -28,6 +28,9 @@ pub enum WorkMessage {
         /// Where the previous step stopped (opaque to everyone but the planner).
         #[serde(default)]
         cursor: Option<String>,
+        /// The request (or stream event) the run came from; follows it into logs.
+        #[serde(rename = "correlationId", default, skip_serializing_if = "Option::is_none")]
+        correlation_id: Option<String>,
     },
     Chunk {
         #[serde(rename = "workspaceId")]
@@ -37,6 +40,8 @@ pub enum WorkMessage {
         chunk: u32,
         #[serde(rename = "leadIds")]
         lead_ids: Vec<String>,
+        #[serde(rename = "correlationId", default, skip_serializing_if = "Option::is_none")]
+        correlation_id: Option<String>,
     },
 }
 
@@ -44,6 +49,19 @@ impl WorkMessage {
     pub fn run_id(&self) -> &str {
         match self {
             WorkMessage::Plan { run_id, .. } | WorkMessage::Chunk { run_id, .. } => run_id,
+        }
+    }
+    pub fn correlation_id(&self) -> Option<&str> {
+        match self {
+            WorkMessage::Plan { correlation_id, .. } | WorkMessage::Chunk { correlation_id, .. } => {
+                correlation_id.as_deref()
+            }
+        }
+    }
+    pub fn kind(&self) -> &'static str {
+        match self {
+            WorkMessage::Plan { .. } => "plan",
+            WorkMessage::Chunk { .. } => "chunk",
         }
     }
     pub fn workspace_id(&self) -> &str {
@@ -89,7 +107,13 @@ mod tests {
     #[test]
     fn messages_round_trip() {
         let m =
-            WorkMessage::Chunk { workspace_id: "ws".into(), run_id: "r".into(), chunk: 3, lead_ids: vec!["a".into()] };
+            WorkMessage::Chunk {
+                workspace_id: "ws".into(),
+                run_id: "r".into(),
+                chunk: 3,
+                lead_ids: vec!["a".into()],
+                correlation_id: Some("req-1".into()),
+            };
         let s = serde_json::to_string(&m).unwrap();
         assert!(s.contains("\"type\":\"chunk\""));
         assert_eq!(serde_json::from_str::<WorkMessage>(&s).unwrap(), m);

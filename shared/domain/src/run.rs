@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use crate::create::{Mode, OutputTarget, WritePolicy};
+use crate::scope::Scope;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -43,11 +44,52 @@ impl RunStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Counts {
+    #[serde(deserialize_with = "lenient_count")]
     pub pending: u64,
+    #[serde(deserialize_with = "lenient_count")]
     pub running: u64,
+    #[serde(deserialize_with = "lenient_count")]
     pub completed: u64,
+    #[serde(deserialize_with = "lenient_count")]
     pub skipped: u64,
+    #[serde(deserialize_with = "lenient_count")]
     pub failed: u64,
+}
+
+/// Stored counters are read leniently: a value a bug or a hand edit made
+/// negative or fractional reads as the nearest count instead of making the
+/// run unreadable (which would turn its status into a permanent 500).
+fn lenient_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    fn from_f64(v: f64) -> u64 {
+        if v.is_finite() && v > 0.0 {
+            v.round() as u64
+        } else {
+            0
+        }
+    }
+    struct V;
+    impl serde::de::Visitor<'_> for V {
+        type Value = u64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a count")
+        }
+        fn visit_u64<E>(self, v: u64) -> Result<u64, E> {
+            Ok(v)
+        }
+        fn visit_i64<E>(self, v: i64) -> Result<u64, E> {
+            Ok(v.max(0) as u64)
+        }
+        fn visit_f64<E>(self, v: f64) -> Result<u64, E> {
+            Ok(from_f64(v))
+        }
+        fn visit_str<E>(self, v: &str) -> Result<u64, E> {
+            Ok(v.trim().parse::<f64>().map(from_f64).unwrap_or(0))
+        }
+        fn visit_unit<E>(self) -> Result<u64, E> {
+            Ok(0)
+        }
+    }
+    d.deserialize_any(V)
 }
 
 impl Counts {
@@ -64,16 +106,52 @@ pub struct EnrichmentRef {
     pub version: u32,
 }
 
+/// A run's scope: what was requested (typed; explicit lead ids
+/// deduplicated), what it resolved to, and how far its items got. Serialised
+/// as the contract's `{type, listId, requested, resolvedCount, counts}`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(from = "RunScopeShape", into = "RunScopeShape")]
 pub struct RunScope {
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub list_id: Option<String>,
-    /// The scope as requested (explicit lead ids included, deduplicated).
-    pub requested: Value,
+    pub requested: Scope,
     pub resolved_count: u64,
     pub counts: Counts,
+}
+
+impl RunScope {
+    pub fn list_id(&self) -> Option<&str> {
+        self.requested.list_id()
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RunScopeShape {
+    #[serde(rename = "type", default)]
+    kind: String,
+    #[serde(default)]
+    list_id: Option<String>,
+    requested: Scope,
+    #[serde(deserialize_with = "lenient_count")]
+    resolved_count: u64,
+    counts: Counts,
+}
+
+impl From<RunScopeShape> for RunScope {
+    fn from(s: RunScopeShape) -> Self {
+        RunScope { requested: s.requested, resolved_count: s.resolved_count, counts: s.counts }
+    }
+}
+
+impl From<RunScope> for RunScopeShape {
+    fn from(s: RunScope) -> Self {
+        RunScopeShape {
+            kind: s.requested.kind().to_string(),
+            list_id: s.requested.list_id().map(str::to_string),
+            requested: s.requested,
+            resolved_count: s.resolved_count,
+            counts: s.counts,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -94,9 +172,22 @@ pub struct RunCost {
     pub actual: u64,
 }
 
+/// What started a run: an API call, or a List's auto-enrich rule.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "snake_case")]
+pub enum TriggerSource {
+    #[default]
+    Api,
+    Rule,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunTrigger {
+    #[serde(default)]
+    pub source: TriggerSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule_id: Option<String>,
     pub correlation_id: String,
     pub trigger_run_id: Option<String>,
     pub dispatch_metadata: Value,
@@ -185,6 +276,47 @@ impl CreateResponse {
     }
 }
 
+/// A run in `status`, for unit tests of what reads runs.
+#[cfg(test)]
+pub(crate) fn test_run(status: RunStatus) -> Run {
+    Run {
+        id: "run_1".into(),
+        status,
+        mode: Mode::Persisted,
+        enrichment: EnrichmentRef { id: "enr_email_domain".into(), slug: "email_domain".into(), version: 1 },
+        scope: RunScope {
+            requested: Scope::List { list_id: "list_1".into() },
+            resolved_count: 2,
+            counts: Counts { pending: 2, ..Default::default() },
+        },
+        output: RunOutput {
+            target: OutputTarget::Lead,
+            attribute_key: "email_domain".into(),
+            write_policy: WritePolicy::Overwrite,
+            persist_results: true,
+        },
+        cost: RunCost { preview: 2, actual: 2 },
+        trigger: RunTrigger {
+            source: TriggerSource::Api,
+            rule_id: None,
+            correlation_id: "req_1".into(),
+            trigger_run_id: None,
+            dispatch_metadata: Value::Null,
+        },
+        error: None,
+        timing: RunTiming {
+            created_at: "2026-12-01T00:00:00.000Z".into(),
+            updated_at: "2026-12-01T00:00:01.000Z".into(),
+            started_at: matches!(status, RunStatus::Running | RunStatus::Completed)
+                .then(|| "2026-12-01T00:00:00.500Z".into()),
+            completed_at: matches!(status, RunStatus::Completed | RunStatus::Failed)
+                .then(|| "2026-12-01T00:00:01.000Z".into()),
+            cancelled_at: (status == RunStatus::Cancelled).then(|| "2026-12-01T00:00:00.700Z".into()),
+        },
+        input: Value::Null,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -197,6 +329,28 @@ mod tests {
             assert!(!s.can_cancel());
             assert!(s.is_terminal());
         }
+    }
+
+    #[test]
+    fn bad_stored_counts_read_as_counts() {
+        let c: Counts =
+            serde_json::from_value(serde_json::json!({"pending":-3,"running":1.6,"completed":"7","skipped":null,"failed":2}))
+                .unwrap();
+        assert_eq!(c, Counts { pending: 0, running: 2, completed: 7, skipped: 0, failed: 2 });
+    }
+
+    #[test]
+    fn scope_keeps_the_contract_shape() {
+        let s = RunScope {
+            requested: Scope::List { list_id: "list_1".into() },
+            resolved_count: 3,
+            counts: Counts { pending: 3, ..Default::default() },
+        };
+        let v = serde_json::to_value(&s).unwrap();
+        assert_eq!(v["type"], "list");
+        assert_eq!(v["listId"], "list_1");
+        assert_eq!(v["requested"], serde_json::json!({"type":"list","listId":"list_1"}));
+        assert_eq!(serde_json::from_value::<RunScope>(v).unwrap(), s);
     }
 
     #[test]

@@ -16,6 +16,11 @@ pub fn json_response(status: u16, body: &Value) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
+/// A response without a body (`204 No Content`).
+pub fn empty_response(status: u16) -> Response<Body> {
+    Response::builder().status(status).body(Body::Empty).expect("static response parts are valid")
+}
+
 fn body(code: &str, message: impl std::fmt::Display) -> Value {
     json!({"code": code, "message": message.to_string()})
 }

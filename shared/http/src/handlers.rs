@@ -135,8 +135,8 @@ async fn dispatch(
     let method = req.method().as_str().to_string();
     // Functions that serve several routes check the route themselves: the
     // same binary behind a misconfigured route must not guess.
-    match routes::resolve(&method, &path) {
-        Resolved::Found(r, _) if r.function == function => {}
+    let (route, params) = match routes::resolve(&method, &path) {
+        Resolved::Found(r, p) if r.function == function => (r, p),
         Resolved::MethodNotAllowed(allowed) => {
             let mut resp = client_error(
                 405,
@@ -152,7 +152,7 @@ async fn dispatch(
                 run_id: None,
             })
         }
-    }
+    };
     if function == Function::Health {
         return match app.health().await {
             Ok(()) => ok(200, json!({"status": "ok"})),
@@ -299,6 +299,21 @@ async fn dispatch(
                     .list_leads(&ws, lead_type_param(&req)?, limit, request::query(&req, "cursor").as_deref())
                     .await?;
                 ok(200, to_json(&page))
+            }
+        }
+        Function::Lists if route.path.starts_with("/api/lists/{id}/rules") => {
+            let param = |name: &str| params.iter().find(|(k, _)| k == name).map(|(_, v)| v.clone()).unwrap_or_default();
+            let (list_id, rule_id) = (param("id"), param("ruleId"));
+            match (method.as_str(), route.path) {
+                ("POST", "/api/lists/{id}/rules") => {
+                    ok(201, json!({"rule": app.create_rule(&ws, &list_id, body!()).await?}))
+                }
+                ("GET", "/api/lists/{id}/rules") => ok(200, json!({"rules": app.list_rules(&ws, &list_id).await?})),
+                ("DELETE", _) => {
+                    app.delete_rule(&ws, &list_id, &rule_id).await?;
+                    Ok(Outcome { response: crate::errors::empty_response(204), run_id: None })
+                }
+                _ => ok(200, json!({"runs": app.rule_runs(&ws, &list_id, &rule_id).await?})),
             }
         }
         Function::Lists => {

@@ -25,6 +25,10 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/api/lists/{id}", function: Function::Lists },
     Route { method: "POST", path: "/api/lists/{id}/leads", function: Function::Lists },
     Route { method: "GET", path: "/api/lists/{id}/leads", function: Function::Lists },
+    Route { method: "POST", path: "/api/lists/{id}/rules", function: Function::Lists },
+    Route { method: "GET", path: "/api/lists/{id}/rules", function: Function::Lists },
+    Route { method: "DELETE", path: "/api/lists/{id}/rules/{ruleId}", function: Function::Lists },
+    Route { method: "GET", path: "/api/lists/{id}/rules/{ruleId}/runs", function: Function::Lists },
 ];
 
 /// Matches a concrete path against a route pattern; returns path parameters.

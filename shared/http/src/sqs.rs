@@ -2,6 +2,7 @@
 //! batch failures: only the messages that failed go back to the queue.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures::FutureExt;
 use puffle_app::App;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -33,8 +34,10 @@ pub fn messages(event: SqsEvent) -> Vec<Message> {
 pub async fn handle_batch(app: &App, consumer: Consumer, batch: Vec<Message>) -> Vec<String> {
     let futures = batch.into_iter().map(|m| async move {
         let result = match consumer {
-            Consumer::Worker => app.handle_work(&m.body, m.receive_count).await,
-            Consumer::DeadLetters => app.handle_dead_letter(&m.body).await,
+            // Boxed: the flows nest deep enough to overflow rustc's layout
+            // query depth in the binaries otherwise.
+            Consumer::Worker => app.handle_work(&m.body, m.receive_count).boxed().await,
+            Consumer::DeadLetters => app.handle_dead_letter(&m.body).boxed().await,
         };
         match result {
             Ok(()) => None,
@@ -47,8 +50,30 @@ pub async fn handle_batch(app: &App, consumer: Consumer, batch: Vec<Message>) ->
     futures::future::join_all(futures).await.into_iter().flatten().collect()
 }
 
+/// Seconds a failed work message stays invisible before its next attempt:
+/// short and growing, rather than the queue's whole visibility timeout.
+pub fn retry_backoff_seconds(receive_count: u32) -> i32 {
+    (1i32 << receive_count.min(5)).min(30)
+}
+
 pub async fn handle_event(app: &App, consumer: Consumer, event: SqsEvent) -> SqsBatchResponse {
+    let receipts: Vec<(String, String, u32)> = event
+        .records
+        .iter()
+        .map(|r| {
+            let count = r.attributes.get("ApproximateReceiveCount").and_then(|v| v.parse().ok()).unwrap_or(1);
+            (r.message_id.clone().unwrap_or_default(), r.receipt_handle.clone().unwrap_or_default(), count)
+        })
+        .collect();
     let failed = handle_batch(app, consumer, messages(event)).await;
+    if consumer == Consumer::Worker {
+        for (id, receipt, count) in receipts.iter().filter(|(id, _, _)| failed.contains(id)) {
+            if let Err(e) = app.aws.queue.change_visibility(receipt, retry_backoff_seconds(*count)).await {
+                // The message still comes back, after the full visibility timeout.
+                tracing::warn!(message_id = %id, error = %e, "could not shorten the retry delay");
+            }
+        }
+    }
     let mut resp = SqsBatchResponse::default();
     resp.batch_item_failures = failed
         .into_iter()

@@ -2,17 +2,18 @@
 //! 1 shape → 2 enrichment and input → (existing idempotency key) → 3 planner
 //! → 4 preview → 5 charge + run + key in one transaction → 6 dispatch.
 
-use puffle_aws::StoreError;
+use puffle_aws::faults::{self, Boundary};
+use puffle_aws::store::CreateOutcome;
 use puffle_domain::catalog::Enrichment;
 use puffle_domain::create::{CreateRequest, Mode, OutputTarget};
-use puffle_domain::credits::{self, LedgerEntry, LedgerKind};
+use puffle_domain::credits::{self, LedgerEntry};
 use puffle_domain::filter::LeadFilter;
 use puffle_domain::idempotency::{request_hash, KEY_TTL_SECONDS};
 use puffle_domain::lead::LeadType;
 use puffle_domain::plan::WorkMessage;
 use puffle_domain::run::{
     Counts, CreateResponse, EnrichmentRef, Preview, Run, RunCost, RunError, RunOutput, RunScope, RunStatus, RunTiming,
-    RunTrigger,
+    RunTrigger, TriggerSource,
 };
 use puffle_domain::scope::{check_subject_counts, partition_lead_ids, Scope};
 use puffle_domain::{ids, time, DomainError};
@@ -24,13 +25,27 @@ use puffle_aws::store::IdempotencyRecord;
 /// What the planner resolved (rule 3).
 struct Planned {
     lead_count: u64,
-    requested: Value,
+    requested: Scope,
 }
 
 pub struct Created {
     pub response: CreateResponse,
     /// true → 202 (a new run), false → 200 (reused or preview).
     pub new_run: bool,
+}
+
+/// How a run came to be started: by an API request, or by a List's rule.
+#[derive(Debug, Clone, Default)]
+pub struct Start {
+    pub correlation_id: String,
+    /// Set for rule runs: the rule, and the run id its stream batch fixed.
+    pub rule: Option<RuleStart>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RuleStart {
+    pub rule_id: String,
+    pub run_id: String,
 }
 
 impl App {
@@ -43,30 +58,19 @@ impl App {
     ) -> Result<Created, AppError> {
         // Rule 1: shape.
         let req = CreateRequest::parse(body, idempotency_header)?;
+        self.start_run(ws, &req, Start { correlation_id: correlation_id.to_string(), rule: None }).await
+    }
+
+    /// Rules 2–7 for a parsed request, whoever made it.
+    pub async fn start_run(&self, ws: &str, req: &CreateRequest, start: Start) -> Result<Created, AppError> {
         // Rule 2: the enrichment and its input.
         let enrichment = self.find_enrichment(ws, &req.enrichment_id).await?.ok_or_else(|| {
             AppError::not_found("ENRICHMENT_NOT_FOUND", format!("no enrichment `{}`", req.enrichment_id))
         })?;
         let enrichment: &Enrichment = &enrichment;
-        enrichment.validate_input(&req.input).map_err(|errors| {
-            // Enum mismatches quote the whole enum; keep messages readable.
-            let errors: Vec<String> = errors
-                .into_iter()
-                .map(|e| {
-                    if e.chars().count() > 160 {
-                        format!("{}…", e.chars().take(160).collect::<String>())
-                    } else {
-                        e
-                    }
-                })
-                .collect();
-            DomainError::InvalidInput {
-                message: format!("input does not match {}'s inputSchema: {}", enrichment.slug, errors.join("; ")),
-                details: json!({"errors": errors}),
-            }
-        })?;
+        check_input(enrichment, &req.input)?;
 
-        let hash = request_hash(&req);
+        let hash = request_hash(req);
         // A repeat of a request we already accepted answers with its run,
         // even if the List or balance changed since (rule 7).
         if req.mode == Mode::Persisted {
@@ -78,7 +82,7 @@ impl App {
         }
 
         // Rule 3: the planner.
-        let planned = self.plan_scope(ws, &req, enrichment).await?;
+        let planned = self.plan_scope(ws, req, enrichment).await?;
         let cost = credits::cost(planned.lead_count, enrichment.cost_model.credits_per_lead)
             .ok_or_else(|| DomainError::invalid("the run's cost overflows"))?;
 
@@ -101,7 +105,7 @@ impl App {
 
         // Rule 5: charge, run and key, atomically.
         let now = time::now();
-        let run = new_run(&req, enrichment, planned, cost, correlation_id, &now);
+        let run = new_run(req, enrichment, planned, cost, &start, &now);
         let idem = req.idempotency_key.as_ref().map(|key| IdempotencyRecord {
             key: key.clone(),
             request_hash: hash.clone(),
@@ -109,43 +113,41 @@ impl App {
             created_at: now.clone(),
             ttl: time::epoch_seconds() + KEY_TTL_SECONDS,
         });
-        let charge = LedgerEntry {
-            id: ids::new_id("led"),
-            kind: LedgerKind::Charge,
-            amount: cost,
-            reason: format!("enrichment {} over {} lead(s)", enrichment.slug, run.scope.resolved_count),
-            run_id: Some(run.id.clone()),
-            created_at: now.clone(),
+        let charge = LedgerEntry::charge(
+            cost,
+            format!("enrichment {} over {} lead(s)", enrichment.slug, run.scope.resolved_count),
+            &run.id,
+            &now,
+        );
+        let extra = match &start.rule {
+            Some(r) => vec![self.store().rule_run_entry(&r.rule_id, &run.id, &now)?],
+            None => vec![],
         };
-        match self.store().create_run(ws, &run, cost, idem.as_ref(), &charge).await {
-            Ok(()) => {}
-            Err(StoreError::TransactionCanceled(codes)) => {
-                let failed = |i: usize| codes.get(i).is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed"));
+        match self.store().create_run(ws, &run, cost, idem.as_ref(), &charge, extra).await? {
+            CreateOutcome::Created => {}
+            CreateOutcome::KeyTaken | CreateOutcome::RunExists => {
+                // A concurrent request with this key (or a replayed rule batch) won: answer with its run.
                 if let Some(key) = &req.idempotency_key {
-                    // A concurrent request with this key won: answer with its run.
-                    if failed(2) || failed(0) {
-                        if let Some(found) = self.reuse(ws, key, &hash).await? {
-                            return Ok(found);
-                        }
+                    if let Some(found) = self.reuse(ws, key, &hash).await? {
+                        return Ok(found);
                     }
                 }
-                if failed(0) {
-                    let balance = self.balance(ws).await?;
-                    return Err(AppError::InsufficientCredits { required: cost, balance });
-                }
-                return Err(AppError::Unavailable(format!("create transaction cancelled: {codes:?}")));
+                return Err(AppError::Unavailable("a concurrent request is creating this run; retry".into()));
             }
-            Err(e) => return Err(e.into()),
-        }
-
-        // Rule 6: dispatch.
-        let msg = WorkMessage::Plan { workspace_id: ws.to_string(), run_id: run.id.clone(), step: 0, cursor: None };
-        match self.aws.queue.send(&msg).await {
-            Ok(trigger_run_id) => {
-                if let Err(e) = self.store().set_trigger(ws, &run.id, &trigger_run_id, &time::now()).await {
-                    // The run is dispatched; only the bookkeeping lagged.
-                    tracing::warn!(run_id = %run.id, error = %e, "could not record triggerRunId");
+            CreateOutcome::InsufficientCredits => {
+                let balance = self.balance(ws).await?;
+                if let Some(rule) = &start.rule {
+                    self.record_unaffordable(ws, &run, rule, cost, balance).await?;
                 }
+                return Err(AppError::InsufficientCredits { required: cost, balance });
+            }
+        }
+        faults::at(Boundary::AfterCreateCommit)?;
+
+        // Rule 6: dispatch. The stream dispatches too if this request dies
+        // here; plan step 0 is idempotent, so both sending is harmless.
+        match self.dispatch(ws, &run.id, Some(&start.correlation_id)).await {
+            Ok(trigger_run_id) => {
                 let mut response = CreateResponse::for_run(&run, false);
                 response.trigger_run_id = Some(trigger_run_id);
                 Ok(Created { response, new_run: true })
@@ -156,18 +158,63 @@ impl App {
                     message: "the work queue rejected the dispatch".into(),
                     details: json!({"code": "DISPATCH_FAILED", "cause": e.to_string()}),
                 };
-                let refund = LedgerEntry {
-                    id: ids::new_id("led"),
-                    kind: LedgerKind::Refund,
-                    amount: cost,
-                    reason: "dispatch failed".into(),
-                    run_id: Some(run.id.clone()),
-                    created_at: time::now(),
-                };
-                self.store().fail_dispatch(ws, &run, &error, &refund, &time::now()).await?;
-                Err(AppError::DispatchFailed { run_id: run.id, trigger_run_id: None })
+                let refund = LedgerEntry::refund(cost, "dispatch failed", &run.id, &time::now());
+                if self.store().fail_dispatch(ws, &run, &error, &refund, &time::now()).await? {
+                    Err(AppError::DispatchFailed { run_id: run.id, trigger_run_id: None })
+                } else {
+                    // The stream dispatched it meanwhile: the run is under way.
+                    let current = self.load_run(ws, &run.id).await?;
+                    Ok(Created { response: CreateResponse::for_run(&current.run, false), new_run: true })
+                }
             }
         }
+    }
+
+    /// Sends plan step 0 and notes the message id on the run.
+    pub(crate) async fn dispatch(
+        &self,
+        ws: &str,
+        run_id: &str,
+        correlation_id: Option<&str>,
+    ) -> Result<String, puffle_aws::StoreError> {
+        let msg = WorkMessage::Plan {
+            workspace_id: ws.to_string(),
+            run_id: run_id.to_string(),
+            step: 0,
+            cursor: None,
+            correlation_id: correlation_id.map(str::to_string),
+        };
+        let trigger_run_id = self.aws.queue.send(&msg).await?;
+        if let Err(e) = self.store().set_trigger(ws, run_id, &trigger_run_id, &time::now()).await {
+            // The run is dispatched; only the bookkeeping lagged.
+            tracing::warn!(run_id = %run_id, error = %e, "could not record triggerRunId");
+        }
+        Ok(trigger_run_id)
+    }
+
+    /// A rule run the workspace cannot afford is kept as a failed run under
+    /// the rule, never silently dropped.
+    async fn record_unaffordable(
+        &self,
+        ws: &str,
+        run: &Run,
+        rule: &RuleStart,
+        cost: u64,
+        balance: u64,
+    ) -> Result<(), AppError> {
+        let now = time::now();
+        let mut failed = run.clone();
+        failed.status = RunStatus::Failed;
+        failed.cost = RunCost { preview: cost, actual: 0 };
+        failed.scope.counts = Counts { failed: run.scope.resolved_count, ..Default::default() };
+        failed.error = Some(RunError {
+            message: format!("the workspace has {balance} credits; this run needs {cost}"),
+            details: json!({"code": "INSUFFICIENT_CREDITS", "required": cost, "balance": balance}),
+        });
+        failed.timing.completed_at = Some(now.clone());
+        let entry = self.store().rule_run_entry(&rule.rule_id, &run.id, &now)?;
+        self.store().put_unfunded_run(ws, &failed, vec![entry]).await?;
+        Ok(())
     }
 
     /// The run an idempotency key already stands for, or a 422 when the body differs.
@@ -253,7 +300,7 @@ impl App {
                 }
                 Ok(Planned {
                     lead_count: unique.len() as u64,
-                    requested: json!({"type": "explicit_leads", "leadIds": unique, "listId": list_id}),
+                    requested: Scope::ExplicitLeads { lead_ids: unique, list_id: list_id.clone() },
                 })
             }
             Scope::List { list_id } => {
@@ -267,7 +314,7 @@ impl App {
                     .into());
                 }
                 check_subject_counts(e.subject, list.person_count, list.company_count)?;
-                Ok(Planned { lead_count: list.lead_count, requested: json!({"type": "list", "listId": list_id}) })
+                Ok(Planned { lead_count: list.lead_count, requested: req.scope.clone() })
             }
             Scope::FilteredList { list_id, filter } => {
                 let list = list.expect("filtered scopes have a list");
@@ -299,10 +346,7 @@ impl App {
                     )
                     .into());
                 }
-                Ok(Planned {
-                    lead_count: matching,
-                    requested: json!({"type": "filtered_list", "listId": list_id, "filter": filter}),
-                })
+                Ok(Planned { lead_count: matching, requested: req.scope.clone() })
             }
         }
     }
@@ -338,15 +382,29 @@ impl App {
     }
 }
 
-fn new_run(req: &CreateRequest, e: &Enrichment, planned: Planned, cost: u64, correlation_id: &str, now: &str) -> Run {
+/// Rule 2's input check, with messages kept readable (enum mismatches
+/// quote the whole enum).
+pub(crate) fn check_input(enrichment: &Enrichment, input: &Value) -> Result<(), AppError> {
+    enrichment.validate_input(input).map_err(|errors| {
+        let errors: Vec<String> = errors
+            .into_iter()
+            .map(|e| if e.chars().count() > 160 { format!("{}…", e.chars().take(160).collect::<String>()) } else { e })
+            .collect();
+        DomainError::InvalidInput {
+            message: format!("input does not match {}'s inputSchema: {}", enrichment.slug, errors.join("; ")),
+            details: json!({"errors": errors}),
+        }
+        .into()
+    })
+}
+
+fn new_run(req: &CreateRequest, e: &Enrichment, planned: Planned, cost: u64, start: &Start, now: &str) -> Run {
     Run {
-        id: ids::run_id(),
+        id: start.rule.as_ref().map(|r| r.run_id.clone()).unwrap_or_else(ids::run_id),
         status: RunStatus::Pending,
         mode: Mode::Persisted,
         enrichment: EnrichmentRef { id: e.id.clone(), slug: e.slug.clone(), version: e.version },
         scope: RunScope {
-            kind: req.scope.kind().to_string(),
-            list_id: req.scope.list_id().map(str::to_string),
             requested: planned.requested,
             resolved_count: planned.lead_count,
             counts: Counts { pending: planned.lead_count, ..Default::default() },
@@ -359,7 +417,9 @@ fn new_run(req: &CreateRequest, e: &Enrichment, planned: Planned, cost: u64, cor
         },
         cost: RunCost { preview: cost, actual: cost },
         trigger: RunTrigger {
-            correlation_id: correlation_id.to_string(),
+            source: if start.rule.is_some() { TriggerSource::Rule } else { TriggerSource::Api },
+            rule_id: start.rule.as_ref().map(|r| r.rule_id.clone()),
+            correlation_id: start.correlation_id.clone(),
             trigger_run_id: None,
             dispatch_metadata: json!({"displayRequest": req.display_request, "queue": "work"}),
         },

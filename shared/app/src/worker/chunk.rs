@@ -1,21 +1,23 @@
-//! Chunk processing: enrich up to 100 Leads, write items and attribute values
-//! with BatchWriteItem, then count the chunk exactly once.
+//! Chunk processing: enrich up to 100 Leads, move their items from pending
+//! to terminal (each with its attribute value, all or nothing per item), then
+//! count the chunk exactly once from the items as they actually ended up.
 //!
 //! Requests per chunk of 100: 1 GetItem (run), 1 BatchGetItem (Leads),
-//! +1 BatchGetItem for `skip_existing`, 8 BatchWriteItem (100 items + 100
-//! attribute values), 1 UpdateItem (counts) — about 0.11 per Lead.
+//! +1 BatchGetItem for `skip_existing`, 2 TransactWriteItems (50 items + 50
+//! values each), 1 BatchGetItem (the items read back), 1 UpdateItem (counts)
+//! — about 0.06 per Lead.
 
 use std::collections::HashMap;
 
-use puffle_aws::store::{get_s, AttrWrite, ChunkDelta, Row};
+use puffle_aws::faults::{self, Boundary};
+use puffle_aws::store::{get_s, AttrWrite, Row};
+use puffle_domain::chunk::{delta_of, finish_item, LeadState};
 use puffle_domain::create::{OutputTarget, WritePolicy};
-use puffle_domain::item::{Item, ItemStatus};
+use puffle_domain::item::Item;
 use puffle_domain::providers::Outcome;
 use puffle_domain::run::RunStatus;
 use puffle_domain::time;
-use serde_json::Value;
 
-use super::plan::item_list_id;
 use crate::enrich::Enriched;
 use crate::{App, AppError};
 
@@ -33,12 +35,16 @@ impl App {
             return Ok(());
         };
         if rec.done_chunks.contains(&chunk) {
-            tracing::info!(chunk, "chunk already counted; duplicate delivery ignored");
+            tracing::info!(chunk, "chunk already counted; duplicate delivery");
+            // Counted, but the completion may not have happened: drive it.
+            if rec.run.scope.counts.pending == 0 {
+                self.store().complete_if_done(ws, run_id, &time::now()).await?;
+            }
             return Ok(());
         }
         let run = &rec.run;
         let now = time::now();
-        let list_id = item_list_id(&rec);
+        let list_id = run.scope.list_id().map(str::to_string);
         let base = |lead: &str| {
             let mut i = Item::pending(run_id, lead, list_id.as_deref(), &now);
             i.attempts = receive_count;
@@ -46,14 +52,10 @@ impl App {
             i
         };
 
-        let mut rows: Vec<Row> = Vec::with_capacity(lead_ids.len() * 2);
-        let mut delta = ChunkDelta { size: lead_ids.len() as u64, ..Default::default() };
+        let mut writes: Vec<(Item, Option<Row>)> = Vec::with_capacity(lead_ids.len());
         if matches!(run.status, RunStatus::Cancelled | RunStatus::Failed) {
             // Pending items of a cancelled run end skipped; nothing is enriched.
-            for l in lead_ids {
-                rows.push(self.store().item_row(&base(l).skipped("run_cancelled", &now))?);
-            }
-            delta.skipped = lead_ids.len() as u64;
+            writes.extend(lead_ids.iter().map(|l| (base(l).skipped("run_cancelled", &now), None)));
         } else {
             let slug = run.enrichment.slug.as_str();
             let key = run.output.attribute_key.as_str();
@@ -68,61 +70,76 @@ impl App {
                 }
                 (WritePolicy::SkipExisting, OutputTarget::Membership, None) => HashMap::new(),
             };
-            let enrichment = self.find_enrichment(ws, slug).await?;
-            // Leads that need the enrichment run, in one call: providers batch,
-            // rate-limit and run concurrently behind `enrich_leads`.
-            let to_enrich: Vec<&puffle_domain::lead::Lead> = lead_ids
-                .iter()
-                .filter_map(|id| leads.get(id))
-                .filter(|l| !existing.get(&l.id).is_some_and(|r| get_s(r, "runId").as_deref() != Some(run_id)))
-                .collect();
-            let mut results: HashMap<String, Enriched> = match &enrichment {
+            // A value this very run wrote (an earlier delivery) is ours, not "existing".
+            let has_other = |id: &str| existing.get(id).is_some_and(|r| get_s(r, "runId").as_deref() != Some(run_id));
+            let to_enrich: Vec<&puffle_domain::lead::Lead> =
+                lead_ids.iter().filter(|id| !has_other(id)).filter_map(|id| leads.get(id)).collect();
+            // One call for the chunk: providers batch, rate-limit and run
+            // concurrently behind `enrich_leads`.
+            let mut results: HashMap<String, Enriched> = match self.find_enrichment(ws, slug).await? {
                 Some(e) => {
-                    let out = self.enrich_leads(ws, e, &run.input, &to_enrich).await;
+                    let out = self.enrich_leads(ws, &e, &run.input, &to_enrich).await;
                     to_enrich.iter().map(|l| l.id.clone()).zip(out).collect()
                 }
                 None => HashMap::new(),
             };
             for lead_id in lead_ids {
-                let item = base(lead_id);
-                let (item, value) = match leads.get(lead_id) {
-                    None => (item.failed("the lead no longer exists", "LEAD_NOT_FOUND", &now), None),
-                    // A value this very run wrote (an earlier delivery) is ours, not "existing".
-                    Some(_) if existing.get(lead_id).is_some_and(|r| get_s(r, "runId").as_deref() != Some(run_id)) => {
-                        (item.skipped("attribute_exists", &now), None)
-                    }
+                let state = match leads.get(lead_id) {
+                    None => LeadState::Gone,
+                    Some(_) if has_other(lead_id) => LeadState::HasAttribute,
                     Some(lead) => {
-                        let enriched = results.remove(lead_id).unwrap_or_else(|| {
+                        let e = results.remove(lead_id).unwrap_or_else(|| {
                             let message = format!("enrichment {slug} is no longer available");
                             Enriched::builtin(slug, Outcome::Failed { message, code: "UNKNOWN_PROVIDER".into() })
                         });
-                        let mut item = item;
-                        item.metadata.input_snapshot = run.input.clone();
-                        item.metadata.lead_snapshot = serde_json::to_value(lead).unwrap_or(Value::Null);
-                        item.metadata.provider = Some(enriched.provider);
-                        item.metadata.provider_submission_id = enriched.provider_submission_id;
-                        item.finish(enriched.outcome, &now)
+                        LeadState::Enriched {
+                            lead,
+                            outcome: e.outcome,
+                            provider: e.provider,
+                            provider_submission_id: e.provider_submission_id,
+                        }
                     }
                 };
-                match item.status {
-                    ItemStatus::Completed => delta.completed += 1,
-                    ItemStatus::Skipped => delta.skipped += 1,
-                    _ => delta.failed += 1,
-                }
-                if let Some(v) = value {
-                    let t = leads.get(lead_id).map(|l| l.lead_type).unwrap_or_default();
-                    let a = AttrWrite { lead_id, key, value: &v, run_id: Some(run_id), now: &now };
-                    rows.push(match (run.output.target, &list_id) {
-                        (OutputTarget::Membership, Some(list)) => self.store().member_attr_row(ws, list, &a)?,
-                        _ => self.store().lead_attr_row(ws, t, &a)?,
-                    });
-                }
-                rows.push(self.store().item_row(&item)?);
+                let (item, value) = finish_item(base(lead_id), state, &run.input, &now);
+                let attr = match value {
+                    Some(v) => {
+                        let t = leads.get(lead_id).map(|l| l.lead_type).unwrap_or_default();
+                        let a = AttrWrite { lead_id, key, value: &v, run_id: Some(run_id), now: &now };
+                        Some(match (run.output.target, &list_id) {
+                            (OutputTarget::Membership, Some(list)) => self.store().member_attr_row(ws, list, &a)?,
+                            _ => self.store().lead_attr_row(ws, t, &a)?,
+                        })
+                    }
+                    None => None,
+                };
+                writes.push((item, attr));
             }
         }
-        self.store().batch_put(rows).await?;
+        self.store().settle_items(writes).await?;
+        self.count_settled_chunk(ws, run_id, chunk, lead_ids).await
+    }
+
+    /// Counts a chunk whose items were all written terminal, from the items
+    /// as stored (an earlier delivery may have finished some of them), once.
+    pub(crate) async fn count_settled_chunk(
+        &self,
+        ws: &str,
+        run_id: &str,
+        chunk: u32,
+        lead_ids: &[String],
+    ) -> Result<(), AppError> {
+        let statuses = self.store().item_statuses(run_id, lead_ids).await?;
+        let delta = delta_of(lead_ids.len(), lead_ids.iter().filter_map(|l| statuses.get(l).copied()))
+            .ok_or_else(|| AppError::Unavailable(format!("chunk {chunk} still has unfinished items; retry")))?;
         match self.store().count_chunk(ws, run_id, chunk, delta, &time::now()).await? {
-            None => tracing::info!(chunk, "chunk counted by another delivery"),
+            None => {
+                tracing::info!(chunk, "chunk counted by another delivery");
+                if let Some(rec) = self.store().get_run(ws, run_id).await? {
+                    if rec.run.scope.counts.pending == 0 {
+                        self.store().complete_if_done(ws, run_id, &time::now()).await?;
+                    }
+                }
+            }
             Some(after) => {
                 tracing::info!(
                     chunk,
@@ -132,6 +149,7 @@ impl App {
                     pending = after.run.scope.counts.pending,
                     "chunk counted"
                 );
+                faults::at(Boundary::AfterChunkCount)?;
                 if after.run.scope.counts.pending == 0 {
                     self.store().complete_if_done(ws, run_id, &time::now()).await?;
                 }

@@ -1,14 +1,14 @@
 //! The dead-letter handler: a message the worker kept failing on. Its items
-//! end `failed` with `WORKER_GAVE_UP`, so no run waits forever.
+//! still pending end `failed` with `WORKER_GAVE_UP` (items a late delivery
+//! finished keep their result), so no run waits forever.
 
-use puffle_aws::store::ChunkDelta;
+use puffle_aws::faults::{self, Boundary};
 use puffle_domain::item::Item;
 use puffle_domain::plan::WorkMessage;
 use puffle_domain::run::RunError;
 use puffle_domain::time;
 use serde_json::json;
 
-use super::plan::item_list_id;
 use crate::{App, AppError};
 
 impl App {
@@ -21,45 +21,64 @@ impl App {
                 return Ok(());
             }
         };
-        let now = time::now();
         match msg {
-            WorkMessage::Chunk { workspace_id: ws, run_id, chunk, lead_ids } => {
-                let Some(rec) = self.store().get_run(&ws, &run_id).await? else { return Ok(()) };
-                if rec.done_chunks.contains(&chunk) {
-                    return Ok(());
-                }
-                let list_id = item_list_id(&rec);
-                let items: Vec<Item> = lead_ids
-                    .iter()
-                    .map(|l| {
-                        Item::pending(&run_id, l, list_id.as_deref(), &now).failed(
-                            "the worker gave up on this lead's chunk after repeated failures",
-                            "WORKER_GAVE_UP",
-                            &now,
-                        )
-                    })
-                    .collect();
-                // Items a late delivery did finish keep their result.
-                self.store().put_items_unless_terminal(&items).await?;
-                let d = ChunkDelta { size: lead_ids.len() as u64, failed: lead_ids.len() as u64, ..Default::default() };
-                tracing::warn!(run_id = %run_id, chunk, leads = lead_ids.len(), "chunk dead-lettered; items failed");
-                if let Some(after) = self.store().count_chunk(&ws, &run_id, chunk, d, &now).await? {
-                    if after.run.scope.counts.pending == 0 {
-                        self.store().complete_if_done(&ws, &run_id, &time::now()).await?;
-                    }
-                }
+            WorkMessage::Chunk { workspace_id: ws, run_id, chunk, lead_ids, .. } => {
+                tracing::warn!(run_id = %run_id, chunk, leads = lead_ids.len(), "chunk dead-lettered; failing its pending items");
+                self.give_up_chunk(&ws, &run_id, chunk, &lead_ids).await?;
             }
             WorkMessage::Plan { workspace_id: ws, run_id, step, .. } => {
-                let Some(rec) = self.store().get_run(&ws, &run_id).await? else { return Ok(()) };
-                let unplanned = rec.run.scope.resolved_count.saturating_sub(rec.progress.planned_count);
-                let error = RunError {
-                    message: "the worker gave up planning this run".into(),
-                    details: json!({"code": "WORKER_GAVE_UP", "step": step}),
-                };
-                tracing::warn!(run_id = %run_id, step, unplanned, "plan step dead-lettered; run failed");
-                self.store().fail_planning(&ws, &run_id, unplanned, &error, &now).await?;
+                tracing::warn!(run_id = %run_id, step, "plan step dead-lettered; run failed");
+                self.give_up_planning(&ws, &run_id, step).await?;
             }
         }
+        Ok(())
+    }
+
+    /// Fails the chunk's items that are still pending, then counts the chunk
+    /// from what its items actually are (once).
+    pub(crate) async fn give_up_chunk(
+        &self,
+        ws: &str,
+        run_id: &str,
+        chunk: u32,
+        lead_ids: &[String],
+    ) -> Result<(), AppError> {
+        let Some(rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
+        if rec.done_chunks.contains(&chunk) {
+            // Counted already; its completion may still be owed.
+            if rec.run.scope.counts.pending == 0 {
+                self.store().complete_if_done(ws, run_id, &time::now()).await?;
+            }
+            return Ok(());
+        }
+        let now = time::now();
+        let list_id = rec.run.scope.list_id().map(str::to_string);
+        let items: Vec<(Item, Option<puffle_aws::store::Row>)> = lead_ids
+            .iter()
+            .map(|l| {
+                let item = Item::pending(run_id, l, list_id.as_deref(), &now).failed(
+                    "the worker gave up on this lead's chunk after repeated failures",
+                    "WORKER_GAVE_UP",
+                    &now,
+                );
+                (item, None)
+            })
+            .collect();
+        self.store().settle_items(items).await?;
+        faults::at(Boundary::InDeadLetter)?;
+        self.count_settled_chunk(ws, run_id, chunk, lead_ids).await
+    }
+
+    /// The run fails; Leads never planned are counted failed so the counts
+    /// still add up (planned chunks finish or are given up on their own).
+    pub(crate) async fn give_up_planning(&self, ws: &str, run_id: &str, step: u32) -> Result<(), AppError> {
+        let Some(rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
+        let unplanned = rec.run.scope.resolved_count.saturating_sub(rec.progress.planned_count);
+        let error = RunError {
+            message: "the worker gave up planning this run".into(),
+            details: json!({"code": "WORKER_GAVE_UP", "step": step}),
+        };
+        self.store().fail_planning(ws, run_id, unplanned, &error, &time::now()).await?;
         Ok(())
     }
 }

@@ -6,6 +6,7 @@ pub mod dead_letter;
 pub mod plan;
 
 use puffle_domain::plan::WorkMessage;
+use tracing::Instrument;
 
 use crate::{App, AppError};
 
@@ -15,15 +16,23 @@ impl App {
     pub async fn handle_work(&self, body: &str, receive_count: u32) -> Result<(), AppError> {
         let msg: WorkMessage =
             serde_json::from_str(body).map_err(|e| AppError::Internal(format!("unreadable work message: {e}")))?;
-        let span = tracing::info_span!("work", run_id = %msg.run_id(), kind = match &msg { WorkMessage::Plan { .. } => "plan", WorkMessage::Chunk { .. } => "chunk" });
-        let _guard = span.enter();
-        match msg {
-            WorkMessage::Plan { workspace_id, run_id, step, cursor } => {
-                self.plan_step(&workspace_id, &run_id, step, cursor).await
-            }
-            WorkMessage::Chunk { workspace_id, run_id, chunk, lead_ids } => {
-                self.process_chunk(&workspace_id, &run_id, chunk, &lead_ids, receive_count).await
+        let span = tracing::info_span!(
+            "work",
+            run_id = %msg.run_id(),
+            kind = msg.kind(),
+            correlation_id = msg.correlation_id().unwrap_or(""),
+        );
+        async move {
+            match &msg {
+                WorkMessage::Plan { workspace_id, run_id, step, cursor, correlation_id } => {
+                    self.plan_step(workspace_id, run_id, *step, cursor.clone(), correlation_id.as_deref()).await
+                }
+                WorkMessage::Chunk { workspace_id, run_id, chunk, lead_ids, .. } => {
+                    self.process_chunk(workspace_id, run_id, *chunk, lead_ids, receive_count).await
+                }
             }
         }
+        .instrument(span)
+        .await
     }
 }

@@ -2,17 +2,19 @@
 //!
 //! Step k: read the page → write its items (pending, or skipped when the run
 //! was cancelled) only where absent → send its chunk messages → record the
-//! step (conditional on `planStep = k`) → send step k+1. A replay of step k
-//! redoes harmless work; a replay after it was recorded only re-sends the
-//! next step when that one has not been recorded either.
+//! step (conditional on `planStep = k`, with the next step's cursor) → send
+//! step k+1. A replay of step k redoes harmless work; a replay after it was
+//! recorded re-sends the next step when that one was not recorded either, and
+//! the reaper re-sends a step whose message was lost (from `planCursor`).
 
+use puffle_aws::faults::{self, Boundary};
 use puffle_aws::store::{ChunkDelta, RunRecord};
-use puffle_domain::credits::{LedgerEntry, LedgerKind};
-use puffle_domain::filter::LeadFilter;
+use puffle_domain::credits::LedgerEntry;
 use puffle_domain::item::Item;
 use puffle_domain::plan::{cap, chunks, WorkMessage, PLAN_PAGE};
 use puffle_domain::run::RunStatus;
-use puffle_domain::{ids, time};
+use puffle_domain::scope::Scope;
+use puffle_domain::time;
 
 use crate::{App, AppError};
 
@@ -22,16 +24,26 @@ struct Page {
 }
 
 impl App {
-    pub async fn plan_step(&self, ws: &str, run_id: &str, step: u32, cursor: Option<String>) -> Result<(), AppError> {
+    pub async fn plan_step(
+        &self,
+        ws: &str,
+        run_id: &str,
+        step: u32,
+        cursor: Option<String>,
+        correlation_id: Option<&str>,
+    ) -> Result<(), AppError> {
         let Some(rec) = self.store().get_run(ws, run_id).await? else {
             tracing::warn!("plan message for an unknown run; dropped");
             return Ok(());
         };
         let progress = &rec.progress;
         if progress.plan_step > step || progress.plan_done {
-            if progress.plan_step == step + 1 && !progress.plan_done {
-                // Recorded, but we may have died before sending the next step.
-                self.send_next_step(ws, run_id, step, &rec, cursor).await?;
+            // Already recorded: drive the run on rather than assume it moved.
+            if progress.plan_done {
+                self.store().complete_if_done(ws, run_id, &time::now()).await?;
+            } else if progress.plan_step == step + 1 {
+                // We may have died before sending the next step.
+                self.send_step(ws, run_id, step + 1, rec.plan_cursor.clone(), correlation_id).await?;
             }
             return Ok(());
         }
@@ -50,34 +62,28 @@ impl App {
         let planned_after = progress.planned_count + lead_ids.len() as u64;
         let last = page.cursor.is_none() || planned_after >= rec.run.scope.resolved_count;
         let now = time::now();
-        let list_id = item_list_id(&rec);
+        let list_id = rec.run.scope.list_id().map(str::to_string);
         let cancelled = rec.run.status == RunStatus::Cancelled;
 
         let numbered = chunks(step, &lead_ids);
-        let items: Vec<Item> = lead_ids
+        let items: Vec<(Item, u32)> = numbered
             .iter()
-            .map(|l| {
+            .flat_map(|(n, ids)| ids.iter().map(move |l| (l, *n)))
+            .map(|(l, n)| {
                 let item = Item::pending(run_id, l, list_id.as_deref(), &now);
-                if cancelled {
-                    item.skipped("run_cancelled", &now)
-                } else {
-                    item
-                }
+                (if cancelled { item.skipped("run_cancelled", &now) } else { item }, n)
             })
             .collect();
         if cancelled {
             // A crashed earlier attempt of this step may have left these items
             // pending: turn them skipped too (finished items stay as they are).
             self.store().put_items_unless_terminal(&items).await?;
-        } else {
-            self.store().put_items_if_absent(&items).await?;
-        }
-        if cancelled {
             for (n, c) in &numbered {
                 let d = ChunkDelta { size: c.len() as u64, skipped: c.len() as u64, ..Default::default() };
                 self.store().count_chunk(ws, run_id, *n, d, &now).await?;
             }
         } else {
+            self.store().put_items_if_absent(&items).await?;
             let msgs: Vec<WorkMessage> = numbered
                 .into_iter()
                 .map(|(chunk, lead_ids)| WorkMessage::Chunk {
@@ -85,6 +91,7 @@ impl App {
                     run_id: run_id.into(),
                     chunk,
                     lead_ids,
+                    correlation_id: correlation_id.map(str::to_string),
                 })
                 .collect();
             self.aws.queue.send_all(&msgs).await?;
@@ -98,18 +105,13 @@ impl App {
                 .map(|e| e.cost_model.credits_per_lead)
                 .unwrap_or(0);
             let refund = (diff * per_lead).min(rec.run.cost.actual);
-            let entry = LedgerEntry {
-                id: ids::new_id("led"),
-                kind: LedgerKind::Refund,
-                amount: refund,
-                reason: format!("{diff} lead(s) left the scope before planning"),
-                run_id: Some(run_id.to_string()),
-                created_at: now.clone(),
-            };
+            let entry =
+                LedgerEntry::refund(refund, format!("{diff} lead(s) left the scope before planning"), run_id, &now);
             Some((diff, refund, entry))
         } else {
             None
         };
+        let next_cursor = if last { None } else { page.cursor.clone() };
         let recorded = self
             .store()
             .finish_plan_step(
@@ -119,10 +121,12 @@ impl App {
                 lead_ids.len() as u64,
                 last,
                 shrink.as_ref().map(|(d, r, e)| (*d, *r, e)),
+                next_cursor.as_deref(),
                 &now,
             )
             .await?;
         tracing::info!(step, planned = lead_ids.len(), last, recorded, "plan step");
+        faults::at(Boundary::AfterPlanRecord)?;
         if !recorded {
             return Ok(()); // a concurrent delivery of this step did it
         }
@@ -130,64 +134,54 @@ impl App {
             // Everything may already be counted (tiny runs, cancelled runs).
             self.store().complete_if_done(ws, run_id, &time::now()).await?;
         } else {
-            self.send_step(ws, run_id, step + 1, page.cursor).await?;
+            self.send_step(ws, run_id, step + 1, next_cursor, correlation_id).await?;
         }
         Ok(())
     }
 
-    async fn send_step(&self, ws: &str, run_id: &str, step: u32, cursor: Option<String>) -> Result<(), AppError> {
-        let msg = WorkMessage::Plan { workspace_id: ws.into(), run_id: run_id.into(), step, cursor };
-        self.aws.queue.send(&msg).await?;
-        Ok(())
-    }
-
-    async fn send_next_step(
+    pub(crate) async fn send_step(
         &self,
         ws: &str,
         run_id: &str,
         step: u32,
-        rec: &RunRecord,
         cursor: Option<String>,
+        correlation_id: Option<&str>,
     ) -> Result<(), AppError> {
-        // The cursor of the next step is derived from this step's page again.
-        let page = self.read_page(ws, rec, step, cursor.as_deref()).await?;
-        self.send_step(ws, run_id, step + 1, page.cursor).await
+        let msg = WorkMessage::Plan {
+            workspace_id: ws.into(),
+            run_id: run_id.into(),
+            step,
+            cursor,
+            correlation_id: correlation_id.map(str::to_string),
+        };
+        self.aws.queue.send(&msg).await?;
+        Ok(())
     }
 
     /// One page of the run's scope. Memberships added after the run was
     /// created are not part of it.
     async fn read_page(&self, ws: &str, rec: &RunRecord, step: u32, cursor: Option<&str>) -> Result<Page, AppError> {
         let run = &rec.run;
-        let requested = &run.scope.requested;
-        match run.scope.kind.as_str() {
-            "explicit_leads" => {
-                let all: Vec<String> = requested["leadIds"]
-                    .as_array()
-                    .map(|a| a.iter().filter_map(|v| v.as_str().map(str::to_string)).collect())
-                    .unwrap_or_default();
-                let start = (step as usize * PLAN_PAGE).min(all.len());
-                let end = (start + PLAN_PAGE).min(all.len());
-                Ok(Page { lead_ids: all[start..end].to_vec(), cursor: (end < all.len()).then(|| end.to_string()) })
+        let (list_id, filter) = match &run.scope.requested {
+            Scope::ExplicitLeads { lead_ids, .. } => {
+                let start = (step as usize * PLAN_PAGE).min(lead_ids.len());
+                let end = (start + PLAN_PAGE).min(lead_ids.len());
+                return Ok(Page {
+                    lead_ids: lead_ids[start..end].to_vec(),
+                    cursor: (end < lead_ids.len()).then(|| end.to_string()),
+                });
             }
-            kind => {
-                let list_id = run.scope.list_id.clone().unwrap_or_default();
-                let (rows, last) = self.store().member_page(ws, &list_id, cursor, PLAN_PAGE).await?;
-                let cutoff = &run.timing.created_at;
-                let mut ids: Vec<String> =
-                    rows.iter().filter(|r| &r.added_at <= cutoff).map(|r| r.lead_id.clone()).collect();
-                if kind == "filtered_list" {
-                    let filter = LeadFilter::parse(&requested["filter"])?;
-                    let subject = self.find_enrichment(ws, &run.enrichment.slug).await?.map(|e| e.subject);
-                    let leads = self.store().get_leads(ws, &ids, &filter.attribute_keys()).await?;
-                    ids.retain(|id| leads.get(id).is_some_and(|l| filter.matches(l) && Some(l.lead_type) == subject));
-                }
-                Ok(Page { lead_ids: ids, cursor: last })
-            }
+            Scope::List { list_id } => (list_id, None),
+            Scope::FilteredList { list_id, filter } => (list_id, Some(filter)),
+        };
+        let (rows, last) = self.store().member_page(ws, list_id, cursor, PLAN_PAGE).await?;
+        let cutoff = &run.timing.created_at;
+        let mut ids: Vec<String> = rows.iter().filter(|r| &r.added_at <= cutoff).map(|r| r.lead_id.clone()).collect();
+        if let Some(filter) = filter {
+            let subject = self.find_enrichment(ws, &run.enrichment.slug).await?.map(|e| e.subject);
+            let leads = self.store().get_leads(ws, &ids, &filter.attribute_keys()).await?;
+            ids.retain(|id| leads.get(id).is_some_and(|l| filter.matches(l) && Some(l.lead_type) == subject));
         }
+        Ok(Page { lead_ids: ids, cursor: last })
     }
-}
-
-/// The List an item belongs to (the scope's, when it has one).
-pub(crate) fn item_list_id(rec: &RunRecord) -> Option<String> {
-    rec.run.scope.list_id.clone()
 }

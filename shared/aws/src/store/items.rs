@@ -26,62 +26,149 @@ impl Store {
         )
     }
 
-    /// Writes items only where none exists yet, 100 per transaction; items
-    /// that already exist are left alone. Returns how many were written.
-    pub async fn put_items_if_absent(&self, items: &[Item]) -> Result<u64, StoreError> {
-        self.put_items_where(items, "attribute_not_exists(pk)").await
+    /// A pending item as the planner writes it: with its chunk number, so
+    /// the reaper can re-send the chunk of items a lost message left pending.
+    pub fn planned_item_row(&self, item: &Item, chunk: u32) -> Result<Row, StoreError> {
+        let mut r = self.item_row(item)?;
+        r.insert("chunk".into(), super::n(chunk));
+        Ok(r)
+    }
+
+    /// Writes planned items only where none exists yet, 100 per
+    /// transaction; items that already exist are left alone.
+    pub async fn put_items_if_absent(&self, items: &[(Item, u32)]) -> Result<u64, StoreError> {
+        let rows = items.iter().map(|(i, c)| self.planned_item_row(i, *c).map(|r| vec![r])).collect::<Result<_, _>>()?;
+        self.put_where(rows, "attribute_not_exists(pk)").await
+    }
+
+    /// Moves items from pending to terminal, each together with the rows that
+    /// go with it (its attribute value), all or nothing per item: an item
+    /// another delivery already finished is left as it is, with its value.
+    /// Returns how many items this call moved.
+    pub async fn settle_items(&self, items: Vec<(Item, Option<Row>)>) -> Result<u64, StoreError> {
+        let rows = items
+            .into_iter()
+            .map(|(i, extra)| {
+                let mut rows = vec![self.item_row(&i)?];
+                rows.extend(extra);
+                Ok(rows)
+            })
+            .collect::<Result<_, StoreError>>()?;
+        self.put_where(rows, "attribute_not_exists(pk) OR #status = :pending").await
+    }
+
+    /// The status of each of a run's items for `lead_ids`, read strongly.
+    pub async fn item_statuses(
+        &self,
+        run_id: &str,
+        lead_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, ItemStatus>, StoreError> {
+        let rows = self.batch_get(lead_ids.iter().map(|l| keys::item(run_id, l)).collect()).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let lead = super::get_s(r, "leadId")?;
+                let st = ItemStatus::parse(&super::get_s(r, "status")?)?;
+                Some((lead, st))
+            })
+            .collect())
+    }
+
+    /// Pending items of a run grouped by chunk number (the reaper's view of
+    /// work whose message may be lost).
+    pub async fn pending_chunks(&self, run_id: &str) -> Result<std::collections::BTreeMap<u32, Vec<String>>, StoreError> {
+        let mut out: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
+        let mut start = None;
+        loop {
+            let page = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name("gsi1")
+                .key_condition_expression("gsi1pk = :pk")
+                .expression_attribute_values(":pk", s(keys::items_by_status_pk(run_id, "pending")))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for r in page.items.unwrap_or_default() {
+                if let (Some(lead), Some(chunk)) = (super::get_s(&r, "leadId"), super::get_n(&r, "chunk")) {
+                    out.entry(chunk as u32).or_default().push(lead);
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
+        }
     }
 
     /// Writes items where none exists or the existing one is still pending:
     /// terminal items are never overwritten.
-    pub async fn put_items_unless_terminal(&self, items: &[Item]) -> Result<u64, StoreError> {
-        self.put_items_where(items, "attribute_not_exists(pk) OR #status = :pending").await
+    pub async fn put_items_unless_terminal(&self, items: &[(Item, u32)]) -> Result<u64, StoreError> {
+        let rows = items.iter().map(|(i, c)| self.planned_item_row(i, *c).map(|r| vec![r])).collect::<Result<_, _>>()?;
+        self.put_where(rows, "attribute_not_exists(pk) OR #status = :pending").await
     }
 
-    async fn put_items_where(&self, items: &[Item], condition: &str) -> Result<u64, StoreError> {
+    /// Writes groups of rows in transactions of at most 100 actions; the
+    /// first row of each group is an item put under `condition`, the rest
+    /// ride along unconditionally. A group whose item fails the condition is
+    /// dropped and the rest retried. Returns how many groups were written.
+    async fn put_where(&self, groups: Vec<Vec<Row>>, condition: &str) -> Result<u64, StoreError> {
         let mut written = 0;
-        for chunk in items.chunks(100) {
-            let mut batch: Vec<&Item> = chunk.iter().collect();
+        let mut rest = groups.into_iter().peekable();
+        while rest.peek().is_some() {
+            // As many whole groups as fit in one transaction.
+            let mut batch: Vec<Vec<Row>> = vec![];
+            let mut actions = 0;
+            while let Some(g) = rest.peek() {
+                if actions + g.len() > 100 && !batch.is_empty() {
+                    break;
+                }
+                actions += g.len();
+                batch.push(rest.next().expect("peeked"));
+            }
             let mut rounds = 0;
             while !batch.is_empty() {
                 rounds += 1;
                 if rounds > 50 {
                     return Err(StoreError::Unavailable("items are too contended; retry".into()));
                 }
-                let actions = batch
-                    .iter()
-                    .map(|i| {
-                        Ok(TransactWriteItem::builder()
-                            .put(
-                                Put::builder()
-                                    .table_name(self.table())
-                                    .set_item(Some(self.item_row(i)?))
-                                    .condition_expression(condition)
-                                    .set_expression_attribute_names(
-                                        condition
-                                            .contains("#status")
-                                            .then(|| [("#status".to_string(), "status".to_string())].into()),
-                                    )
-                                    .set_expression_attribute_values(
-                                        condition
-                                            .contains(":pending")
-                                            .then(|| [(":pending".to_string(), s("pending"))].into()),
-                                    )
-                                    .build()
-                                    .expect("put"),
-                            )
-                            .build())
-                    })
-                    .collect::<Result<Vec<_>, StoreError>>()?;
-                match self.transact(actions).await {
+                let mut tx = vec![];
+                let mut owner = vec![];
+                for (gi, g) in batch.iter().enumerate() {
+                    for (ri, r) in g.iter().enumerate() {
+                        let mut put = Put::builder().table_name(self.table()).set_item(Some(r.clone()));
+                        if ri == 0 {
+                            put = put
+                                .condition_expression(condition)
+                                .set_expression_attribute_names(
+                                    condition.contains("#status").then(|| [("#status".to_string(), "status".to_string())].into()),
+                                )
+                                .set_expression_attribute_values(
+                                    condition.contains(":pending").then(|| [(":pending".to_string(), s("pending"))].into()),
+                                );
+                        }
+                        tx.push(TransactWriteItem::builder().put(put.build().expect("put")).build());
+                        owner.push(gi);
+                    }
+                }
+                match self.transact(tx).await {
                     Ok(()) => {
                         written += batch.len() as u64;
                         batch.clear();
                     }
                     Err(StoreError::TransactionCanceled(codes)) => {
-                        let exists: Vec<bool> =
-                            codes.iter().map(|c| c.as_deref() == Some("ConditionalCheckFailed")).collect();
-                        batch = batch.into_iter().zip(exists).filter(|(_, e)| !e).map(|(b, _)| b).collect();
+                        let refused: std::collections::HashSet<usize> = codes
+                            .iter()
+                            .zip(&owner)
+                            .filter(|(c, _)| c.as_deref() == Some("ConditionalCheckFailed"))
+                            .map(|(_, g)| *g)
+                            .collect();
+                        if refused.is_empty() {
+                            return Err(StoreError::Unavailable(format!("item transaction cancelled: {codes:?}")));
+                        }
+                        batch = batch.into_iter().enumerate().filter(|(i, _)| !refused.contains(i)).map(|(_, g)| g).collect();
                     }
                     Err(e) => return Err(e),
                 }

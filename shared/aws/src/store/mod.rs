@@ -6,6 +6,7 @@
 mod items;
 mod leads;
 mod lists;
+mod rules;
 mod runs;
 mod workspaces;
 
@@ -22,7 +23,7 @@ use crate::error::{classify, StoreError};
 pub use items::ItemPage;
 pub use leads::{AttrWrite, LeadPage};
 pub use lists::{AddOutcome, MemberPage, MemberRow};
-pub use runs::{ChunkDelta, IdempotencyRecord, RunRecord};
+pub use runs::{active_shard_pk, ChunkDelta, CreateOutcome, IdempotencyRecord, RunRecord, ACTIVE_SHARDS};
 
 pub type Row = HashMap<String, AttributeValue>;
 

@@ -10,13 +10,45 @@ use super::{from_row, get_n, key_of, n, row, s, Row, Store};
 use crate::error::{classify, StoreError};
 use crate::keys;
 
-/// A run as stored: the public record plus the planner's progress.
+/// A run as stored: the public record plus the planner's progress and the
+/// reaper's bookkeeping.
 #[derive(Debug, Clone)]
 pub struct RunRecord {
     pub workspace_id: String,
     pub run: Run,
     pub progress: PlanProgress,
     pub done_chunks: Vec<u32>,
+    /// The cursor of the next plan step (so a lost step can be re-sent).
+    pub plan_cursor: Option<String>,
+    /// Still in the sparse index of runs with work left (`gsi2`).
+    pub active: bool,
+    /// How often the reaper had to drive this run, and when it last did.
+    pub reap_count: u32,
+    pub reaped_at: Option<String>,
+}
+
+/// What the create transaction did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreateOutcome {
+    Created,
+    /// The balance does not cover the cost; nothing was written.
+    InsufficientCredits,
+    /// The idempotency key is held by another run; nothing was written.
+    KeyTaken,
+    /// A run with this id exists already (a replayed rule batch); nothing was written.
+    RunExists,
+}
+
+/// Shards of the sparse index of live runs: spreads its writes.
+pub const ACTIVE_SHARDS: u32 = 8;
+
+pub fn active_shard_pk(shard: u32) -> String {
+    format!("ACTIVE#{shard}")
+}
+
+fn active_pk_for(run_id: &str) -> String {
+    let h = run_id.bytes().fold(0u32, |h, b| h.wrapping_mul(31).wrapping_add(b as u32));
+    active_shard_pk(h % ACTIVE_SHARDS)
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -30,13 +62,13 @@ pub struct IdempotencyRecord {
     pub ttl: i64,
 }
 
-/// How one chunk moves the counts (pending shrinks by the chunk's size).
-#[derive(Debug, Clone, Copy, Default)]
-pub struct ChunkDelta {
-    pub size: u64,
-    pub completed: u64,
-    pub skipped: u64,
-    pub failed: u64,
+pub use puffle_domain::chunk::ChunkDelta;
+
+impl RunRecord {
+    /// A run record from its stored row (a read, or a stream image).
+    pub fn from_row(r: Row) -> Result<RunRecord, StoreError> {
+        record_from(r)
+    }
 }
 
 fn record_from(r: Row) -> Result<RunRecord, StoreError> {
@@ -50,20 +82,24 @@ fn record_from(r: Row) -> Result<RunRecord, StoreError> {
         plan_done: matches!(r.get("planDone"), Some(AttributeValue::Bool(true))),
     };
     let workspace_id = super::get_s(&r, "workspaceId").unwrap_or_default();
-    Ok(RunRecord { workspace_id, run: from_row(r)?, progress, done_chunks })
+    let plan_cursor = super::get_s(&r, "planCursor");
+    let active = r.contains_key("gsi2pk");
+    let reap_count = get_n(&r, "reapCount").unwrap_or(0).max(0) as u32;
+    let reaped_at = super::get_s(&r, "reapedAt");
+    Ok(RunRecord { workspace_id, run: from_row(r)?, progress, done_chunks, plan_cursor, active, reap_count, reaped_at })
 }
 
 // Update and condition expressions of the run item.
 const FAIL_DISPATCH: &str = concat!(
     "SET #status = :failed, #error = :err, #scope.#counts.#pending = :zero, ",
     "#scope.#counts.#failed = :resolved, #cost.actual = :zero, #timing.updatedAt = :now, ",
-    "#timing.completedAt = :now"
+    "#timing.completedAt = :now REMOVE gsi2pk, gsi2sk"
 );
 const CANCEL: &str = "SET #status = :cancelled, #timing.cancelledAt = :now, #timing.updatedAt = :now";
 const MARK_RUNNING: &str = "SET #status = :running, #timing.startedAt = :now, #timing.updatedAt = :now";
 const PLAN_STEP: &str = concat!(
     "SET planStep = :next, plannedCount = plannedCount + :planned, planDone = :last, ",
-    "#timing.updatedAt = :now"
+    "planCursor = :cursor, #timing.updatedAt = :now"
 );
 const SHRINK: &str = concat!(
     ", #scope.resolvedCount = #scope.resolvedCount - :diff, ",
@@ -77,7 +113,13 @@ const COUNT_CHUNK: &str = concat!(
     "#scope.#counts.#failed = #scope.#counts.#failed + :f, ",
     "#timing.updatedAt = :now ADD doneChunks :chunkSet"
 );
-const COMPLETE: &str = "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now";
+const COMPLETE: &str =
+    "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now REMOVE gsi2pk, gsi2sk";
+/// A terminal run with nothing pending leaves the index of live runs.
+const RETIRE: &str = "REMOVE gsi2pk, gsi2sk";
+const RETIRE_CONDITION: &str =
+    "#status IN (:completed, :failed, :cancelled) AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero";
+const REAPED: &str = "SET reapedAt = :now ADD reapCount :one";
 const DONE_CONDITION: &str =
     "#status = :running AND #scope.#counts.#pending = :zero AND #scope.#counts.#running = :zero";
 const FAIL_PLANNING: &str = concat!(
@@ -133,7 +175,7 @@ impl Store {
 
     /// Charge, run record, idempotency key and ledger line in one
     /// transaction: the balance must cover the cost and the key must be new.
-    /// Errors: `TransactionCanceled(codes)`, index 0 = balance, 2 = key.
+    /// `extra` actions (a rule's run index entry) commit with them.
     pub async fn create_run(
         &self,
         ws: &str,
@@ -141,10 +183,10 @@ impl Store {
         cost: u64,
         idem: Option<&IdempotencyRecord>,
         charge: &LedgerEntry,
-    ) -> Result<(), StoreError> {
-        let run_row =
-            row(run, keys::run(ws, &run.id), &[("workspaceId", s(ws)), ("planStep", n(0)), ("plannedCount", n(0))])?;
-        let mut actions = vec![self.balance_update(ws, -(cost as i64), true), self.put_new(run_row)];
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<CreateOutcome, StoreError> {
+        let mut actions = vec![self.balance_update(ws, -(cost as i64), true), self.put_new(self.new_run_row(ws, run)?)];
+        let key_index = idem.map(|_| actions.len());
         if let Some(rec) = idem {
             let item = row(rec, keys::idempotency(ws, &rec.key), &[])?;
             actions.push(
@@ -166,7 +208,59 @@ impl Store {
         if cost > 0 {
             actions.push(self.ledger_put(ws, charge)?);
         }
-        self.transact_with_token(actions, Some(&run.id)).await
+        actions.extend(extra);
+        match self.transact_with_token(actions, Some(&run.id)).await {
+            Ok(()) => Ok(CreateOutcome::Created),
+            Err(StoreError::TransactionCanceled(codes)) => {
+                let failed = |i: usize| codes.get(i).is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed"));
+                // The key first: a concurrent twin that won also drained the balance.
+                if key_index.is_some_and(failed) {
+                    Ok(CreateOutcome::KeyTaken)
+                } else if failed(1) {
+                    Ok(CreateOutcome::RunExists)
+                } else if failed(0) {
+                    Ok(CreateOutcome::InsufficientCredits)
+                } else {
+                    Err(StoreError::Unavailable(format!("create transaction cancelled: {codes:?}")))
+                }
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// A run that was never charged nor dispatched, stored already terminal
+    /// (a rule run the workspace could not afford), with its `extra` actions.
+    pub async fn put_unfunded_run(&self, ws: &str, run: &Run, extra: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+        let mut r = self.new_run_row(ws, run)?;
+        r.remove("gsi2pk");
+        r.remove("gsi2sk");
+        let mut actions = vec![self.put_new(r)];
+        actions.extend(extra);
+        match self.transact_with_token(actions, Some(&run.id)).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::TransactionCanceled(codes))
+                if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// The run's row as first written: a live run joins the sparse index
+    /// the reaper reads (`gsi2`, keys only).
+    fn new_run_row(&self, ws: &str, run: &Run) -> Result<Row, StoreError> {
+        row(
+            run,
+            keys::run(ws, &run.id),
+            &[
+                ("workspaceId", s(ws)),
+                ("planStep", n(0)),
+                ("plannedCount", n(0)),
+                ("gsi2pk", s(active_pk_for(&run.id))),
+                ("gsi2sk", s(&run.id)),
+            ],
+        )
     }
 
     pub async fn get_idempotency(&self, ws: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
@@ -198,26 +292,40 @@ impl Store {
         self.exec_update_with(u, ReturnValue::AllNew).await
     }
 
-    /// Runs a transaction-shaped Update as a plain UpdateItem.
+    /// Runs a transaction-shaped Update as a plain UpdateItem. A conflict
+    /// with a transaction in flight on the run item is transient: retried
+    /// here (the SDK does not), never surfaced as a 500.
     async fn exec_update_with(&self, u: Update, returning: ReturnValue) -> Result<Row, StoreError> {
-        let out = self
-            .client()
-            .update_item()
-            .table_name(u.table_name)
-            .set_key(Some(u.key))
-            .update_expression(u.update_expression)
-            .set_condition_expression(u.condition_expression)
-            .set_expression_attribute_names(u.expression_attribute_names)
-            .set_expression_attribute_values(u.expression_attribute_values)
-            .return_values(returning)
-            .send()
-            .await
-            .map_err(classify)?;
-        Ok(out.attributes.unwrap_or_default())
+        let mut attempt = 0;
+        loop {
+            let out = self
+                .client()
+                .update_item()
+                .table_name(u.table_name.clone())
+                .set_key(Some(u.key.clone()))
+                .update_expression(u.update_expression.clone())
+                .set_condition_expression(u.condition_expression.clone())
+                .set_expression_attribute_names(u.expression_attribute_names.clone())
+                .set_expression_attribute_values(u.expression_attribute_values.clone())
+                .return_values(returning.clone())
+                .send()
+                .await
+                .map_err(classify);
+            match out {
+                Ok(o) => return Ok(o.attributes.unwrap_or_default()),
+                Err(StoreError::Unavailable(m)) if m.starts_with("TransactionConflict") && attempt < 8 => {
+                    attempt += 1;
+                    super::backoff(attempt).await;
+                }
+                Err(e) => return Err(e),
+            }
+        }
     }
 
     /// Dispatch failed: the run fails and the charge comes back, once (the
-    /// status condition makes a second refund impossible).
+    /// status condition makes a second refund impossible). False when the
+    /// run is no longer pending: the stream dispatched it meanwhile and the
+    /// worker started it, so it must not also fail.
     pub async fn fail_dispatch(
         &self,
         ws: &str,
@@ -225,7 +333,7 @@ impl Store {
         error: &RunError,
         refund: &LedgerEntry,
         now: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let (run_id, resolved, cost) = (run.id.as_str(), run.scope.resolved_count, run.cost.actual);
         let err = serde_dynamo::to_attribute_value(error)?;
         let u = self
@@ -245,7 +353,15 @@ impl Store {
             actions.push(self.balance_update(ws, cost as i64, false));
             actions.push(self.ledger_put(ws, refund)?);
         }
-        self.transact(actions).await
+        match self.transact(actions).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::TransactionCanceled(codes))
+                if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// Cancels if the status is still `expected` (read just before).
@@ -290,6 +406,7 @@ impl Store {
         planned: u64,
         last: bool,
         shrink: Option<(u64, u64, &LedgerEntry)>,
+        next_cursor: Option<&str>,
         now: &str,
     ) -> Result<bool, StoreError> {
         let mut expr = PLAN_STEP.to_string();
@@ -302,6 +419,7 @@ impl Store {
             .expression_attribute_values(":step", n(step))
             .expression_attribute_values(":planned", n(planned))
             .expression_attribute_values(":last", AttributeValue::Bool(last))
+            .expression_attribute_values(":cursor", next_cursor.map(s).unwrap_or(AttributeValue::Null(true)))
             .expression_attribute_values(":now", s(now));
         let mut actions = vec![];
         if let Some((diff, refund, entry)) = shrink {
@@ -398,6 +516,65 @@ impl Store {
         match self.exec_update(u).await {
             Err(StoreError::ConditionFailed) => Ok(()),
             other => other,
+        }
+    }
+
+    /// Takes a finished run (terminal, nothing pending) out of the live index.
+    pub async fn retire_run(&self, ws: &str, run_id: &str) -> Result<bool, StoreError> {
+        let u = self
+            .run_update(ws, run_id, RETIRE, Some(RETIRE_CONDITION))
+            .expression_attribute_values(":completed", s("completed"))
+            .expression_attribute_values(":failed", s("failed"))
+            .expression_attribute_values(":cancelled", s("cancelled"))
+            .expression_attribute_values(":zero", n(0))
+            .build()
+            .expect("update");
+        match self.exec_update(u).await {
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Notes that the reaper drove the run (it is judged stale again only
+    /// after another quiet period).
+    pub async fn mark_reaped(&self, ws: &str, run_id: &str, now: &str) -> Result<(), StoreError> {
+        let u = self
+            .run_update(ws, run_id, REAPED, Some("attribute_exists(pk)"))
+            .expression_attribute_values(":now", s(now))
+            .expression_attribute_values(":one", n(1))
+            .build()
+            .expect("update");
+        self.exec_update(u).await
+    }
+
+    /// Keys of the live runs of one shard of the sparse index (`gsi2`):
+    /// (workspace, run id) pairs, never a scan of the table.
+    pub async fn live_runs(&self, shard: u32) -> Result<Vec<(String, String)>, StoreError> {
+        let mut out = vec![];
+        let mut start = None;
+        loop {
+            let page = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name("gsi2")
+                .key_condition_expression("gsi2pk = :pk")
+                .expression_attribute_values(":pk", s(active_shard_pk(shard)))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            for r in page.items.unwrap_or_default() {
+                let ws = super::get_s(&r, "pk").and_then(|p| p.strip_prefix("RUNS#").map(str::to_string));
+                if let (Some(ws), Some(id)) = (ws, super::get_s(&r, "sk")) {
+                    out.push((ws, id));
+                }
+            }
+            start = page.last_evaluated_key;
+            if start.is_none() {
+                return Ok(out);
+            }
         }
     }
 
