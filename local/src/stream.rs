@@ -10,32 +10,39 @@ use std::time::{Duration, Instant};
 
 use aws_sdk_dynamodbstreams::types::ShardIteratorType;
 use puffle_app::App;
-use puffle_aws::store::Row;
-use puffle_aws::stream::{ChangeKind, StreamRecord};
+use puffle_aws::stream::StreamRecord;
 
 /// Records per batch at most (the template's BatchSize).
 const MAX_BATCH: usize = 500;
 
-fn row(image: Option<&HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>) -> Option<Row> {
-    let image = image?.clone();
-    if image.is_empty() {
-        return None;
+/// GetRecords, read as the JSON DynamoDB (Local) sends: the same record shape
+/// Lambda's DynamoDB event carries, so it goes through the same conversion.
+/// (The Rust SDK rejects some of DynamoDB Local's attribute values in
+/// GetRecords answers: "Union did not contain a valid variant".)
+async fn get_records(iterator: &str, limit: usize) -> anyhow::Result<(Vec<StreamRecord>, Option<String>)> {
+    static HTTP: std::sync::OnceLock<reqwest::Client> = std::sync::OnceLock::new();
+    let endpoint = std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS")
+        .or_else(|_| std::env::var("AWS_ENDPOINT_URL_DYNAMODB"))
+        .map_err(|_| anyhow::anyhow!("the local stream poller needs AWS_ENDPOINT_URL_DYNAMODB_STREAMS"))?;
+    let http = HTTP.get_or_init(reqwest::Client::new);
+    let resp = http
+        .post(endpoint)
+        .header("content-type", "application/x-amz-json-1.0")
+        .header("x-amz-target", "DynamoDBStreams_20120810.GetRecords")
+        // DynamoDB Local wants the header's shape, not a valid signature.
+        .header(
+            "authorization",
+            "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0",
+        )
+        .body(serde_json::json!({"ShardIterator": iterator, "Limit": limit}).to_string())
+        .send()
+        .await?;
+    let status = resp.status();
+    let text = resp.text().await?;
+    if !status.is_success() {
+        anyhow::bail!("GetRecords answered {status}: {}", text.chars().take(300).collect::<String>());
     }
-    let item: serde_dynamo::Item = image.into();
-    Some(item.into())
-}
-
-fn convert(r: &aws_sdk_dynamodbstreams::types::Record) -> Option<StreamRecord> {
-    let d = r.dynamodb()?;
-    Some(StreamRecord {
-        event_id: r.event_id()?.to_string(),
-        sequence_number: d.sequence_number()?.to_string(),
-        kind: ChangeKind::parse(r.event_name()?.as_str())?,
-        created_at_ms: d.approximate_creation_date_time().map(|t| t.secs().max(0) as u64 * 1000).unwrap_or(0),
-        keys: row(d.keys.as_ref()).unwrap_or_default(),
-        old_image: row(d.old_image.as_ref()),
-        new_image: row(d.new_image.as_ref()),
-    })
+    Ok(puffle_http::stream::parse_get_records(&text)?)
 }
 
 struct Shard {
@@ -62,7 +69,7 @@ pub async fn run(app: App, window: Duration, mut stop: tokio::sync::watch::Recei
                 }
             }
             Err(e) => {
-                tracing::warn!(error = %e, "stream poll failed; retrying");
+                tracing::warn!(error = ?e, "stream poll failed; retrying");
                 arn = None;
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
@@ -116,13 +123,12 @@ async fn poll_once(
     for id in ids {
         let shard = shards.get_mut(&id).expect("listed");
         if let (Some(it), true) = (shard.iterator.clone(), shard.buffer.len() < MAX_BATCH) {
-            let out = streams.get_records().shard_iterator(it).limit((MAX_BATCH - shard.buffer.len()) as i32).send().await?;
-            let got: Vec<StreamRecord> = out.records().iter().filter_map(convert).collect();
+            let (got, next) = get_records(&it, MAX_BATCH - shard.buffer.len()).await?;
             if !got.is_empty() && shard.since.is_none() {
                 shard.since = Some(Instant::now());
             }
             shard.buffer.extend(got);
-            shard.iterator = out.next_shard_iterator;
+            shard.iterator = next;
         }
         let ripe = shard.since.is_some_and(|t| t.elapsed() >= window) || shard.buffer.len() >= MAX_BATCH;
         if ripe && !shard.buffer.is_empty() {

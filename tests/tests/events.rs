@@ -164,32 +164,23 @@ async fn stream_records_of(app: &puffle_app::App, run_id: &str) -> Vec<puffle_aw
             .unwrap()
             .shard_iterator;
         while let Some(i) = it {
-            let page = streams.get_records().shard_iterator(i).limit(1000).send().await.unwrap();
-            let empty = page.records().is_empty();
-            for r in page.records() {
-                let d = r.dynamodb().unwrap();
-                let sk = d.keys().and_then(|k| k.get("sk")).and_then(|v| v.as_s().ok()).cloned().unwrap_or_default();
-                if sk != run_id {
-                    continue;
-                }
-                let row = |m: Option<&std::collections::HashMap<String, aws_sdk_dynamodbstreams::types::AttributeValue>>| {
-                    m.filter(|m| !m.is_empty()).map(|m| {
-                        let item: serde_dynamo::Item = m.clone().into();
-                        let row: puffle_aws::store::Row = item.into();
-                        row
-                    })
-                };
-                out.push(puffle_aws::stream::StreamRecord {
-                    event_id: r.event_id().unwrap().to_string(),
-                    sequence_number: d.sequence_number().unwrap().to_string(),
-                    kind: puffle_aws::stream::ChangeKind::parse(r.event_name().unwrap().as_str()).unwrap(),
-                    created_at_ms: 0,
-                    keys: row(d.keys.as_ref()).unwrap(),
-                    old_image: row(d.old_image.as_ref()),
-                    new_image: row(d.new_image.as_ref()),
-                });
-            }
-            it = if empty { None } else { page.next_shard_iterator };
+            // Raw GetRecords, as the local poller reads it (see local/src/stream.rs).
+            let text = reqwest::Client::new()
+                .post(std::env::var("AWS_ENDPOINT_URL_DYNAMODB_STREAMS").unwrap())
+                .header("content-type", "application/x-amz-json-1.0")
+                .header("x-amz-target", "DynamoDBStreams_20120810.GetRecords")
+                .header("authorization", "AWS4-HMAC-SHA256 Credential=local/20260101/us-east-1/dynamodb/aws4_request, SignedHeaders=host, Signature=0")
+                .body(json!({"ShardIterator": i, "Limit": 1000}).to_string())
+                .send()
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            let (records, next) = puffle_http::stream::parse_get_records(&text).unwrap();
+            let empty = records.is_empty();
+            out.extend(records.into_iter().filter(|r| r.key("sk") == Some(run_id)));
+            it = if empty { None } else { next };
         }
     }
     out

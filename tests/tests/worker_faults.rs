@@ -90,12 +90,24 @@ async fn duplicate_chunk_delivery_changes_nothing() {
 
     // Re-delivery through the queue (the worker consumes it) ...
     let msg =
-        WorkMessage::Chunk { workspace_id: ws.clone(), run_id: run_id.clone(), chunk: 0, lead_ids: chunk0.clone() };
+        WorkMessage::Chunk {
+            workspace_id: ws.clone(),
+            run_id: run_id.clone(),
+            chunk: 0,
+            lead_ids: chunk0.clone(),
+            correlation_id: None,
+        };
     app.aws.queue.send(&msg).await.unwrap();
     // ... and a replayed plan step 0 ...
     app.aws
         .queue
-        .send(&WorkMessage::Plan { workspace_id: ws.clone(), run_id: run_id.clone(), step: 0, cursor: None })
+        .send(&WorkMessage::Plan {
+            workspace_id: ws.clone(),
+            run_id: run_id.clone(),
+            step: 0,
+            cursor: None,
+            correlation_id: None,
+        })
         .await
         .unwrap();
     // ... and the handler called directly, twice.
@@ -207,7 +219,7 @@ async fn dead_lettered_chunk_fails_its_items_and_the_run_still_ends() {
     let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
     // The planner runs (as the worker would), then its chunk messages are
     // taken off the queue: chunk 0 never gets processed.
-    app.plan_step(&ws, &run_id, 0, None).await.unwrap();
+    app.plan_step(&ws, &run_id, 0, None, None).await.unwrap();
     let bodies = drain_work_queue(&app).await;
     let mut chunks: HashMap<u32, (String, Vec<String>)> = HashMap::new();
     for b in &bodies {
@@ -347,14 +359,15 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
     // What the crashed attempt of plan step 0 left behind.
     let now = puffle_domain::time::now();
     app.store().mark_running(&ws, &run_id, &now).await.unwrap();
-    let pending: Vec<Item> = ids.iter().map(|l| Item::pending(&run_id, l, None, &now)).collect();
+    let pending: Vec<(Item, u32)> =
+        ids.iter().enumerate().map(|(i, l)| (Item::pending(&run_id, l, None, &now), (i / 100) as u32)).collect();
     assert_eq!(app.store().put_items_if_absent(&pending).await.unwrap(), 150);
 
     let r = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
     assert_eq!(r.status, 200, "{r:?}");
 
     // Redelivery of the plan step, then of the chunk messages the crashed attempt sent.
-    app.plan_step(&ws, &run_id, 0, None).await.unwrap();
+    app.plan_step(&ws, &run_id, 0, None, None).await.unwrap();
     app.process_chunk(&ws, &run_id, 0, &ids[..100], 2).await.unwrap();
     app.process_chunk(&ws, &run_id, 1, &ids[100..], 2).await.unwrap();
 

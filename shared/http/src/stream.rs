@@ -29,6 +29,48 @@ pub fn record(r: EventRecord) -> Option<StreamRecord> {
     })
 }
 
+#[derive(serde::Deserialize)]
+struct GetRecordsOutput {
+    #[serde(rename = "Records", default)]
+    records: Vec<EventRecord>,
+    #[serde(rename = "NextShardIterator", default)]
+    next_shard_iterator: Option<String>,
+}
+
+/// A Streams API `GetRecords` answer (its JSON, as DynamoDB Local sends it):
+/// the records, in the same shape as Lambda's DynamoDB event, and the next
+/// shard iterator (None: the shard is closed).
+pub fn parse_get_records(json: &str) -> Result<(Vec<StreamRecord>, Option<String>), serde_json::Error> {
+    let mut v: serde_json::Value = serde_json::from_str(json)?;
+    if let Some(records) = v.get_mut("Records").and_then(|r| r.as_array_mut()) {
+        for r in records {
+            for image in ["Keys", "NewImage", "OldImage"] {
+                if let Some(serde_json::Value::Object(m)) = r.get_mut("dynamodb").and_then(|d| d.get_mut(image)) {
+                    m.values_mut().for_each(repair_empty_map);
+                }
+            }
+        }
+    }
+    let out: GetRecordsOutput = serde_json::from_value(v)?;
+    Ok((out.records.into_iter().filter_map(record).collect(), out.next_shard_iterator))
+}
+
+/// DynamoDB Local writes an empty map attribute as `{}` in stream records
+/// (DynamoDB writes `{"M":{}}`); read it as the empty map it is.
+fn repair_empty_map(av: &mut serde_json::Value) {
+    let Some(obj) = av.as_object_mut() else { return };
+    if obj.is_empty() {
+        obj.insert("M".into(), serde_json::json!({}));
+        return;
+    }
+    if let Some(serde_json::Value::Object(m)) = obj.get_mut("M") {
+        m.values_mut().for_each(repair_empty_map);
+    }
+    if let Some(serde_json::Value::Array(l)) = obj.get_mut("L") {
+        l.iter_mut().for_each(repair_empty_map);
+    }
+}
+
 pub async fn handle_event(app: &App, event: Event) -> DynamoDbEventResponse {
     let records: Vec<StreamRecord> = event.records.into_iter().filter_map(record).collect();
     let mut resp = DynamoDbEventResponse::default();
@@ -38,4 +80,26 @@ pub async fn handle_event(app: &App, event: Event) -> DynamoDbEventResponse {
         resp.batch_item_failures.push(f);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_get_records_with_dynamodb_locals_empty_maps() {
+        let json = r#"{"Records":[{"eventID":"e1","eventName":"INSERT","eventVersion":"1.1","eventSource":"aws:dynamodb","awsRegion":"ddblocal",
+            "dynamodb":{"ApproximateCreationDateTime":1795996800,"Keys":{"pk":{"S":"RUNS#ws_1"},"sk":{"S":"run_1"}},
+            "NewImage":{"pk":{"S":"RUNS#ws_1"},"sk":{"S":"run_1"},"input":{},"deep":{"M":{"x":{},"l":{"L":[{}]}}}},
+            "SequenceNumber":"000000000000000000001","SizeBytes":10,"StreamViewType":"NEW_AND_OLD_IMAGES"}}],"NextShardIterator":"it-2"}"#;
+        let (records, next) = parse_get_records(json).unwrap();
+        assert_eq!(next.as_deref(), Some("it-2"));
+        assert_eq!(records.len(), 1);
+        let r = &records[0];
+        assert_eq!((r.kind, r.key("sk"), r.sequence_number.as_str()), (ChangeKind::Insert, Some("run_1"), "000000000000000000001"));
+        let image = r.new_image.as_ref().unwrap();
+        assert!(image["input"].as_m().unwrap().is_empty());
+        assert!(image["deep"].as_m().unwrap()["x"].as_m().unwrap().is_empty());
+        assert!(r.old_image.is_none());
+    }
 }
