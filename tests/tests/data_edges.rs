@@ -73,14 +73,16 @@ fn big_person(tag: &str, bytes: usize) -> Value {
 async fn a_person_with_a_name_and_a_company_domain_needs_no_email() {
     let ctx = Ctx::new(0).await;
     let d = format!("acme-{}.com", unique());
-    let (s1, id1) = upsert(&ctx, json!({"type": "person", "name": {"full": "Ada Lovelace"}, "company": {"domain": d}})).await;
+    let (s1, id1) =
+        upsert(&ctx, json!({"type": "person", "name": {"full": "Ada Lovelace"}, "company": {"domain": d}})).await;
     assert_eq!(s1, 201, "a name and a company domain are enough");
     // The same person: name case, spacing and compatibility forms, and the domain as a URL.
     let again = json!({"type": "person", "name": {"full": "  ＡＤＡ   lovelace "}, "company": {"domain": format!("https://www.{d}/team")}});
     let (s2, id2) = upsert(&ctx, again).await;
     assert_eq!((s2, &id2), (200, &id1), "normalised name + registrable domain is one person");
     // Someone else of the same company is another Lead.
-    let (s3, id3) = upsert(&ctx, json!({"type": "person", "name": {"full": "Charles Babbage"}, "company": {"domain": d}})).await;
+    let (s3, id3) =
+        upsert(&ctx, json!({"type": "person", "name": {"full": "Charles Babbage"}, "company": {"domain": d}})).await;
     assert_eq!(s3, 201);
     assert_ne!(id3, id1);
     // First and last name make the full name the identifier uses.
@@ -93,12 +95,14 @@ async fn a_person_with_a_name_and_a_company_domain_needs_no_email() {
 async fn a_name_and_domain_lead_found_again_with_its_email_stays_one_lead() {
     let ctx = Ctx::new(0).await;
     let d = format!("found-{}.com", unique());
-    let (_, id) = upsert(&ctx, json!({"type": "person", "name": {"full": "Grace Hopper"}, "company": {"domain": d}})).await;
+    let (_, id) =
+        upsert(&ctx, json!({"type": "person", "name": {"full": "Grace Hopper"}, "company": {"domain": d}})).await;
     let with_email = json!({"type": "person", "name": {"full": "Grace Hopper"}, "company": {"domain": d},
         "contacts": [{"type": "email", "value": format!("grace@{d}")}]});
     assert_eq!(upsert(&ctx, with_email).await, (200, id.clone()), "the email found for her joins her Lead");
     // From now on the email finds her on its own.
-    let by_email = json!({"type": "person", "contacts": [{"type": "email", "value": format!("GRACE@{d}")}], "title": "RADM"});
+    let by_email =
+        json!({"type": "person", "contacts": [{"type": "email", "value": format!("GRACE@{d}")}], "title": "RADM"});
     assert_eq!(upsert(&ctx, by_email).await, (200, id.clone()));
     // A namesake with another email at the same company is another person.
     let namesake = json!({"type": "person", "name": {"full": "Grace Hopper"}, "company": {"domain": d},
@@ -154,10 +158,17 @@ async fn emails_are_parsed_by_the_rfc_rules() {
     for bad in ["a@b@c.co", "a b@c.co", "@c.co", "a@", "a@c", "a@[10.0.0.1]", "a@-c.co", "a@c..co", "a@.c.co"] {
         let r = ctx.post("/api/leads", json!({"type": "person", "contacts": [{"type": "email", "value": bad}]})).await;
         assert_400(&r);
-        assert!(r.body["message"].as_str().unwrap().contains("email"), "{bad}: {r:?}");
+        assert!(
+            r.body["details"]["errors"][0]["message"].as_str().unwrap().contains("not an email address"),
+            "{bad}: {r:?}"
+        );
     }
     let u = unique();
-    let (s, a) = upsert(&ctx, json!({"type": "person", "contacts": [{"type": "email", "value": format!("first.last+tag-{u}@bücher.de")}]})).await;
+    let (s, a) = upsert(
+        &ctx,
+        json!({"type": "person", "contacts": [{"type": "email", "value": format!("first.last+tag-{u}@bücher.de")}]}),
+    )
+    .await;
     assert_eq!(s, 201, "an internationalised domain is an email domain");
     let puny = json!({"type": "person", "contacts": [{"type": "email", "value": format!("First.Last+tag-{u}@XN--BCHER-KVA.de")}]});
     assert_eq!(upsert(&ctx, puny).await, (200, a), "its punycode form is the same address");
@@ -172,11 +183,18 @@ async fn company_domains_are_registrable_domains() {
     assert_eq!(s, 201);
     let got = ctx.get(&format!("/api/leads?id={a}")).await;
     assert_eq!(got.body["lead"]["company"]["domain"], format!("{slug}.co.uk"), "{got:?}");
-    for same in [format!("{slug}.co.uk"), format!("https://shop.{slug}.CO.UK/x?y=1"), format!("http://{slug}.co.uk.:8080")] {
-        assert_eq!(upsert(&ctx, json!({"type": "company", "company": {"domain": same}})).await, (200, a.clone()), "{same}");
+    for same in
+        [format!("{slug}.co.uk"), format!("https://shop.{slug}.CO.UK/x?y=1"), format!("http://{slug}.co.uk.:8080")]
+    {
+        assert_eq!(
+            upsert(&ctx, json!({"type": "company", "company": {"domain": same}})).await,
+            (200, a.clone()),
+            "{same}"
+        );
     }
     // A website contact is the same identifier.
-    let site = json!({"type": "company", "contacts": [{"type": "website", "value": format!("https://about.{slug}.co.uk/")}]});
+    let site =
+        json!({"type": "company", "contacts": [{"type": "website", "value": format!("https://about.{slug}.co.uk/")}]});
     assert_eq!(upsert(&ctx, site).await, (200, a.clone()));
     for not_a_company in ["co.uk", "com", "localhost", "192.168.1.10", "http://[::1]/", "not a domain", "acme..com"] {
         let r = ctx.post("/api/leads", json!({"type": "company", "company": {"domain": not_a_company}})).await;
@@ -192,7 +210,11 @@ async fn a_unicode_domain_and_its_punycode_are_the_same_company() {
     assert_eq!(s, 201);
     let ascii = url_host(&format!("bücher-{u}.de"));
     assert!(ascii.starts_with("xn--"), "{ascii}");
-    let r = upsert(&ctx, json!({"type": "company", "company": {"domain": format!("https://www.{}/", ascii.to_uppercase())}})).await;
+    let r = upsert(
+        &ctx,
+        json!({"type": "company", "company": {"domain": format!("https://www.{}/", ascii.to_uppercase())}}),
+    )
+    .await;
     assert_eq!(r, (200, a));
 }
 
@@ -214,7 +236,9 @@ async fn linkedin_urls_of_any_country_and_encoding_are_the_same_person() {
         assert_eq!(upsert(&ctx, p(same.clone())).await, (200, a.clone()), "{same}");
     }
     // Not LinkedIn profiles: not identifiers (a person with only these has nothing to find it by).
-    for other in ["https://linkedin.com.evil.example/in/x", "https://example.com/in/x", "https://www.linkedin.com/feed/"] {
+    for other in
+        ["https://linkedin.com.evil.example/in/x", "https://example.com/in/x", "https://www.linkedin.com/feed/"]
+    {
         assert_400(&ctx.post("/api/leads", p(other.to_string())).await);
     }
 }
@@ -230,7 +254,6 @@ async fn an_identifier_over_512_bytes_is_400_never_500() {
         json!({"type": "company", "company": {"domain": format!("{}.com", "d".repeat(600))}}),
         json!({"type": "company", "company": {"name": long}}),
         json!({"type": "person", "name": {"full": long}, "company": {"domain": "acme.com"}}),
-        json!({"type": "company", "contacts": [{"type": "website", "value": format!("https://acme.com/{long}")}]}),
     ];
     for c in cases {
         let r = ctx.post("/api/leads", c.clone()).await;
@@ -248,9 +271,7 @@ async fn an_identifier_over_512_bytes_is_400_never_500() {
 async fn repeated_leads_in_one_upsert_merge_and_the_later_wins() {
     let ctx = Ctx::new(0).await;
     let email = format!("twice-{}@example.com", unique());
-    let l = |k: i64, title: &str| {
-        json!({"type": "person", "title": title, "contacts": [{"type": "email", "value": email}], "attributes": {"k": k, "only1": k}})
-    };
+    let l = |k: i64, title: &str| json!({"type": "person", "title": title, "contacts": [{"type": "email", "value": email}], "attributes": {"k": k, "only1": k}});
     let mut second = l(2, "CTO");
     second["attributes"] = json!({"k": 2});
     let r = ctx.post("/api/leads", json!({"leads": [l(1, "CEO"), second]})).await;
@@ -310,7 +331,10 @@ async fn finished_run(ctx: &Ctx, leads: Vec<Value>) -> String {
     let ids = ctx.leads(leads).await;
     let list = ctx.list(&ids).await;
     let r = ctx
-        .post("/api/enrichment", json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}))
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}),
+        )
         .await;
     assert_eq!(r.status, 202, "{r:?}");
     let run = r.body["runId"].as_str().unwrap().to_string();
@@ -324,10 +348,14 @@ async fn items_of_large_leads_come_in_full_pages() {
     let leads: Vec<Value> = (0..60).map(|i| big_person(&format!("it{i}"), 56_000)).collect();
     let run = finished_run(&ctx, leads).await;
     for query in ["", "&status=completed"] {
-        let pages = pages(&ctx, &format!("/api/enrichment/{run}/items?limit=100{query}"), "items", "/page/nextCursor").await;
+        let pages =
+            pages(&ctx, &format!("/api/enrichment/{run}/items?limit=100{query}"), "items", "/page/nextCursor").await;
         let sizes: Vec<usize> = pages.iter().map(|(e, _)| e.len()).collect();
         assert_eq!(sizes, vec![60], "{query}: one page holds the 60 items (≈3.4 MB)");
-        assert!(pages[0].0.iter().all(|i| i["metadata"]["leadSnapshot"]["location"]["raw"].as_str().unwrap().len() == 56_000));
+        assert!(pages[0]
+            .0
+            .iter()
+            .all(|i| i["metadata"]["leadSnapshot"]["location"]["raw"].as_str().unwrap().len() == 56_000));
     }
 }
 
