@@ -5,7 +5,8 @@ Run once and commit the CSV (the output is deterministic):
     python3 samples/gen_leads.py > samples/leads.csv
 
 Every name and company is invented (surnames are built from syllables);
-company domains are under example.com or .test. The few free-mail addresses
+company domains are under the reserved .example and .test names (RFC 2606;
+registrable under the public suffix list's default rule). The few free-mail addresses
 use plus-addressing on a sample mailbox so they name nobody.
 """
 import csv
@@ -75,7 +76,7 @@ def companies(n):
             continue
         seen.add(name)
         slug = name.lower().replace(" ", "-")
-        domain = f"{slug}.example.com" if len(out) % 3 else f"{slug}.test"
+        domain = f"{slug}.example" if len(out) % 3 else f"{slug}.test"
         country = random.choice(list(CITIES))
         out.append((name, domain, country))
     return out
@@ -125,14 +126,15 @@ def main():
                      random.choice(CITIES[country]), country])
     random.shuffle(rows)
     bad = [
-        ["person", "Nils", "Noident", "", "", "CEO", "Ghost Co", "", "", "", "Oslo", "NO"],
+        # Each breaks one rule of who a Lead is (shared/domain/src/identity.rs).
+        ["person", "", "", "", "", "CEO", "", "", "", "", "Oslo", "NO"],
         ["person", "Bea", "Badmail", "", "bea.badmail-at-example.com", "VP Sales", "", "", "", "", "", ""],
-        ["person", "Cal", "Doubleat", "", "cal@@brightloom.example.com", "CTO", "", "", "", "", "", ""],
+        ["person", "Cal", "Doubleat", "", "cal@brightloom@brightloom.example", "CTO", "", "", "", "", "", ""],
         ["person", "Dee", "Spacey", "", "dee spacey@example.com", "Intern", "", "", "", "", "", ""],
-        ["company", "", "", "", "", "", "Nodomain Holdings", "", "+1 212 555 0100", "", "", "US"],
+        ["company", "", "", "", "", "", "Suffix Holdings", "co.uk", "+1 212 555 0100", "", "", "US"],
         ["company", "", "", "", "", "", "Broken Site Ltd", "not a website", "", "", "", "GB"],
-        ["robot", "Rho", "Bott", "", "rho@quartzline.example.com", "", "", "", "", "", "", ""],
-        ["person", "Lin", "Nolink", "", "", "", "", "", "", "https://example.com/profile/lin", "", ""],
+        ["robot", "Rho", "Bott", "", "rho@quartzline.example", "", "", "", "", "", "", ""],
+        ["person", "Lin", "Longlink", "", "", "", "", "", "", "https://www.linkedin.com/in/lin-" + "x" * 520, "", ""],
     ]
     for i, b in enumerate(bad):
         rows.insert(17 + i * 31, b)

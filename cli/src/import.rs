@@ -2,7 +2,7 @@
 //!
 //! Columns are mapped by name (case, spaces, `_`, `-` and `.` ignored; see
 //! [`guess_field`]), `--map col=field` overrides. Every row is validated here,
-//! with the same rules the API applies, before anything is sent, so one bad
+//! by the API's own functions (`puffle_domain`), before anything is sent, so one bad
 //! row never rejects a batch: rejected rows go to `<file>.rejects.csv` with
 //! their reason. Valid rows are upserted in batches of up to 1000 (a repeat
 //! import updates instead of duplicating) and, with `--list-id`, added to the
@@ -13,7 +13,8 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use puffle_domain::lead::{normalise_domain, normalise_linkedin, LeadInput};
+use puffle_domain::identity::{CompanyDomain, Email};
+use puffle_domain::lead::LeadInput;
 use serde_json::{json, Map, Value};
 
 use crate::client::{Client, Retry};
@@ -146,25 +147,26 @@ pub fn build_mapping(headers: &[String], overrides: &[(String, Field)]) -> std::
         .filter(|(_, c)| c.is_none())
         .map(|(h, _)| h.trim_start_matches('\u{feff}').to_string())
         .collect();
-    let has_identifier =
-        columns.iter().any(|c| matches!(c, Some(Field::Email | Field::Linkedin | Field::CompanyDomain)));
-    if !has_identifier {
+    let makes_a_lead = columns.iter().flatten().any(|c| {
+        matches!(
+            c,
+            Field::Email
+                | Field::Linkedin
+                | Field::CompanyDomain
+                | Field::FullName
+                | Field::FirstName
+                | Field::LastName
+                | Field::Company
+                | Field::Phone
+        )
+    });
+    if !makes_a_lead {
         return Err(format!(
-            "no column holds an identifier (email, linkedin, company domain/website) among: {}; name one with --map <column>=<field>",
+            "no column holds a name, a contact or a company (email, name, company, company domain/website, phone, linkedin) among: {}; name one with --map <column>=<field>",
             show_headers(headers)
         ));
     }
     Ok(Mapping { columns, ignored })
-}
-
-/// The API's own email rule, a little stricter (one `@`, a host name).
-pub fn valid_email(s: &str) -> bool {
-    let Some((local, domain)) = s.split_once('@') else { return false };
-    !local.is_empty()
-        && !s.contains(char::is_whitespace)
-        && domain.contains('.')
-        && domain.split('.').all(|l| !l.is_empty())
-        && domain.chars().all(|c| c.is_alphanumeric() || c == '-' || c == '.')
 }
 
 /// One CSV row → the Lead JSON `POST /api/leads` takes, or why not.
@@ -187,16 +189,14 @@ pub fn row_to_lead(mapping: &Mapping, row: &[String], default_type: &str) -> std
         },
         None => default_type,
     };
+    // The API's own rules (shared/domain), so a row it would refuse never
+    // reaches a batch and the reasons read the same.
     let email = get(Field::Email);
     if let Some(e) = &email {
-        if !valid_email(e) {
-            return Err(format!("`{e}` is not a valid email address"));
-        }
+        Email::parse(e).map_err(|e| e.to_string())?;
     }
     let domain = match get(Field::CompanyDomain) {
-        Some(d) => {
-            Some(normalise_domain(&d).ok_or_else(|| format!("company domain/website `{d}` is not a domain or URL"))?)
-        }
+        Some(d) => Some(CompanyDomain::parse(&d).map_err(|e| e.to_string())?.as_str().to_string()),
         None => None,
     };
     let linkedin = get(Field::Linkedin);
@@ -211,14 +211,6 @@ pub fn row_to_lead(mapping: &Mapping, row: &[String], default_type: &str) -> std
     }
     let mut company = Map::new();
     if lead_type == "person" {
-        if email.is_none() && linkedin.as_deref().is_none_or(|l| normalise_linkedin(l).is_none()) {
-            return Err(match linkedin {
-                Some(l) => format!(
-                    "no identifier: `{l}` is not a LinkedIn profile URL and there is no email (a person needs an email or a LinkedIn URL)"
-                ),
-                None => "no identifier: a person needs an email or a LinkedIn URL".to_string(),
-            });
-        }
         let mut name = Map::new();
         for (f, k) in [(Field::FullName, "full"), (Field::FirstName, "first"), (Field::LastName, "last")] {
             if let Some(v) = get(f) {
@@ -235,9 +227,6 @@ pub fn row_to_lead(mapping: &Mapping, row: &[String], default_type: &str) -> std
             company.insert("name".into(), json!(c));
         }
     } else {
-        let Some(_) = &domain else {
-            return Err("no identifier: a company needs a domain or website".to_string());
-        };
         if let Some(c) = get(Field::Company).or_else(|| get(Field::FullName)) {
             company.insert("name".into(), json!(c));
         }
@@ -264,11 +253,7 @@ pub fn row_to_lead(mapping: &Mapping, row: &[String], default_type: &str) -> std
         lead.insert("location".into(), Value::Object(loc));
     }
     let lead = Value::Object(lead);
-    // The API's own validation, so a row it would refuse never reaches a batch.
-    serde_json::from_value::<LeadInput>(lead.clone())
-        .map_err(|e| e.to_string())?
-        .normalise()
-        .map_err(|e| e.to_string())?;
+    LeadInput::from_json(lead.clone()).map_err(|e| e.to_string())?;
     Ok(lead)
 }
 
@@ -583,7 +568,8 @@ mod tests {
     #[test]
     fn map_overrides_and_errors() {
         let h = headers(&["Work Mail", "Mobile", "Notes"]);
-        assert!(build_mapping(&h, &[]).is_err(), "no identifier column");
+        assert!(build_mapping(&h, &[]).is_ok(), "a phone column can make a Lead");
+        assert!(build_mapping(&headers(&["Job Title", "City"]), &[]).is_err(), "nothing names a Lead");
         let o = vec![parse_map_arg("work mail=email").unwrap(), parse_map_arg("Mobile=ignore").unwrap()];
         let m = build_mapping(&h, &o).unwrap();
         assert_eq!(m.columns, vec![Some(Field::Email), None, None]);
@@ -631,7 +617,7 @@ mod tests {
                 "Ada.Quill@Nimbus.example.com",
                 "CTO",
                 "Nimbus",
-                "https://www.nimbus.example.com/about",
+                "https://www.nimbus.example/about",
                 "+44 20 7946 0001",
                 "",
                 "Leeds",
@@ -644,7 +630,7 @@ mod tests {
             lead,
             json!({
                 "type":"person","name":{"first":"Ada","last":"Quill"},"title":"CTO",
-                "company":{"name":"Nimbus","domain":"nimbus.example.com"},
+                "company":{"name":"Nimbus","domain":"nimbus.example"},
                 "contacts":[{"type":"email","value":"ada.quill@nimbus.example.com"},{"type":"phone","value":"+44 20 7946 0001"}],
                 "location":{"city":"Leeds","country":"GB"}
             })
@@ -663,24 +649,33 @@ mod tests {
     }
 
     #[test]
+    fn a_name_and_a_company_are_enough() {
+        let m = people();
+        let lead = row_to_lead(
+            &m,
+            &row(&["", "Ada", "Quill", "", "", "Nimbus", "www.nimbus.co.uk", "", "", "", ""]),
+            "person",
+        )
+        .unwrap();
+        assert_eq!(lead["company"], json!({"name": "Nimbus", "domain": "nimbus.co.uk"}));
+        let c = row_to_lead(&m, &row(&["company", "", "", "", "", "Nodomain Inc", "", "", "", "", ""]), "person");
+        assert!(c.is_ok(), "a company by its name alone: {c:?}");
+    }
+
+    #[test]
     fn invalid_rows_say_why() {
         let m = people();
         let cases = [
-            (row(&["", "No", "Id", "", "", "", "", "", "", "", ""]), "person needs an email or a LinkedIn URL"),
-            (row(&["", "Bad", "Mail", "not-an-email", "", "", "", "", "", "", ""]), "not a valid email"),
-            (row(&["", "Two", "Ats", "a@b@c.example.com", "", "", "", "", "", "", ""]), "not a valid email"),
-            (row(&["", "Sp", "Ace", "a b@c.example.com", "", "", "", "", "", "", ""]), "not a valid email"),
-            (
-                row(&["", "X", "Y", "", "", "", "", "", "https://example.com/in/x", "", ""]),
-                "not a LinkedIn profile URL",
-            ),
+            (row(&["", "", "", "", "CEO", "", "", "", "", "Oslo", ""]), "something to find it by"),
+            (row(&["", "Bad", "Mail", "not-an-email", "", "", "", "", "", "", ""]), "not an email address"),
+            (row(&["", "Two", "Ats", "a@b@c.example.com", "", "", "", "", "", "", ""]), "not an email address"),
+            (row(&["", "Sp", "Ace", "a b@c.example.com", "", "", "", "", "", "", ""]), "not an email address"),
+            (row(&["", "", "", "", "", "", "", "", "https://example.com/in/x", "", ""]), "something to find it by"),
             (row(&["robot", "", "", "r@x.example.com", "", "", "", "", "", "", ""]), "not person or company"),
-            (
-                row(&["company", "", "", "", "", "Nodomain Inc", "", "", "", "", ""]),
-                "company needs a domain or website",
-            ),
-            (row(&["company", "", "", "", "", "Bad", "acme", "", "", "", ""]), "not a domain or URL"),
-            (row(&["", "P", "Q", "p@q.example.com", "", "", "not a domain", "", "", "", ""]), "not a domain or URL"),
+            (row(&["company", "", "", "", "", "Bad", "acme", "", "", "", ""]), "not a company domain"),
+            (row(&["company", "", "", "", "", "Suffix", "co.uk", "", "", "", ""]), "public suffix"),
+            (row(&["", "P", "Q", "p@q.example.com", "", "", "not a domain", "", "", "", ""]), "not a company domain"),
+            (row(&["", "L", "", &format!("{}@x.com", "l".repeat(600)), "", "", "", "", "", "", ""]), "512"),
         ];
         for (r, why) in cases {
             let e = row_to_lead(&m, &r, "person").unwrap_err();
@@ -692,26 +687,28 @@ mod tests {
     fn company_rows() {
         let lead = row_to_lead(
             &people(),
-            &row(&["Company", "", "", "", "", "Nimbus Ltd", "nimbus.example.com", "", "", "", "GB"]),
+            &row(&["Company", "", "", "", "", "Nimbus Ltd", "nimbus.example", "", "", "", "GB"]),
             "person",
         )
         .unwrap();
         assert_eq!(
             lead,
-            json!({"type":"company","company":{"name":"Nimbus Ltd","domain":"nimbus.example.com"},"location":{"country":"GB"}})
+            json!({"type":"company","company":{"name":"Nimbus Ltd","domain":"nimbus.example"},"location":{"country":"GB"}})
         );
         // --type company as the default, the name column as the company name.
         let m = build_mapping(&headers(&["name", "domain"]), &[]).unwrap();
-        let lead = row_to_lead(&m, &row(&["Acme", "acme.example.com"]), "company").unwrap();
-        assert_eq!(lead, json!({"type":"company","company":{"name":"Acme","domain":"acme.example.com"}}));
+        let lead = row_to_lead(&m, &row(&["Acme", "acme.example"]), "company").unwrap();
+        assert_eq!(lead, json!({"type":"company","company":{"name":"Acme","domain":"acme.example"}}));
     }
 
     #[test]
-    fn email_rule() {
-        assert!(valid_email("a@b.co"));
-        assert!(valid_email("first.last+tag@sub.example.com"));
-        for bad in ["", "a", "@b.co", "a@b", "a@.co", "a@b..co", "a @b.co", "a@b@c.co", "a@b.co/x"] {
-            assert!(!valid_email(bad), "{bad}");
+    fn the_email_rule_is_the_apis() {
+        let ok = |e: &str| row_to_lead(&people(), &row(&["", "", "", e, "", "", "", "", "", "", ""]), "person").is_ok();
+        assert!(ok("a@b.co"));
+        assert!(ok("first.last+tag@sub.example.com"));
+        for bad in ["a", "@b.co", "a@b", "a@.co", "a@b..co", "a @b.co", "a@b@c.co", "a@b.co/x"] {
+            assert!(!ok(bad), "{bad}");
+            assert!(puffle_domain::identity::Email::parse(bad).is_err(), "{bad}: the API refuses it too");
         }
     }
 

@@ -163,7 +163,9 @@ pub fn person(tag: &str) -> Value {
 }
 
 pub fn company(tag: &str) -> Value {
-    json!({"type": "company", "company": {"name": format!("Co {tag}"), "domain": format!("{tag}-{}.example.com", unique())}})
+    // `.example` (RFC 2606) is registrable under the suffix list's default
+    // rule; `x.example.com` would be the company `example.com`.
+    json!({"type": "company", "company": {"name": format!("Co {tag}"), "domain": format!("{tag}-{}.example", unique())}})
 }
 
 /// A process-unique suffix, so tests never collide on identifiers.

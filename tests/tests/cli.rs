@@ -289,13 +289,13 @@ async fn leads_and_lists() {
         "lead",
         "add",
         "--json",
-        &json!({"type": "company", "company": {"name": "Nimbus", "domain": format!("nimbus-{tag}.example.com")}})
+        &json!({"type": "company", "company": {"name": "Nimbus", "domain": format!("nimbus-{tag}.example")}})
             .to_string(),
     ]);
     let company_id = s(&co["lead"]["id"]);
-    // A person without an identifier: the API says why (exit 3).
+    // A Lead with nothing to find it by: the API says why (exit 3).
     cli.cmd()
-        .args(["lead", "add", "--name", "Nobody"])
+        .args(["lead", "add", "--title", "Nobody"])
         .assert()
         .code(3)
         .stderr(predicate::str::contains("INVALID_REQUEST"));
@@ -354,15 +354,15 @@ async fn csv_import_rejects_and_dedupes() {
     );
     for i in 0..25 {
         text.push_str(&format!(
-            "person,P{i},Quill,p{i}.{tag}@quill-{tag}.example.com,Engineer,Quill,https://www.quill-{tag}.example.com,+44 20 7946 0{i:03},,Leeds,GB,x\n"
+            "person,P{i},Quill,p{i}.{tag}@quill-{tag}.example.com,Engineer,Quill,https://www.quill-{tag}.example,+44 20 7946 0{i:03},,Leeds,GB,x\n"
         ));
     }
     text.push_str(&format!(",Lin,Only,,CTO,,,,https://linkedin.com/in/lin-{tag},,,\n"));
-    text.push_str(&format!("company,,,,,Quill Ltd,quill-{tag}.example.com,,,,GB,\n"));
-    // Bad rows: no identifier, bad email, company without a domain, bad type.
-    text.push_str("person,No,Id,,CEO,,,,,,,\n");
+    text.push_str(&format!("company,,,,,Quill Ltd,quill-{tag}.example,,,,GB,\n"));
+    // Bad rows: nothing to find it by, bad email, a public suffix as domain, bad type.
+    text.push_str("person,,,,CEO,,,,,Leeds,GB,\n");
     text.push_str("person,Bad,Mail,not-an-email,CEO,,,,,,,\n");
-    text.push_str("company,,,,,Nodomain Inc,,,,,,\n");
+    text.push_str("company,,,,,Suffix Inc,co.uk,,,,,\n");
     text.push_str(&format!("robot,R,B,r.{tag}@x-{tag}.example.com,,,,,,,,\n"));
     std::fs::write(&file, &text).unwrap();
     let list = cli.json(&["list", "create", "--name", "import"]);
@@ -389,9 +389,9 @@ async fn csv_import_rejects_and_dedupes() {
     let reasons: Vec<(String, String)> =
         rows.iter().map(|r| (r[1].to_string() + &r[5], r[r.len() - 1].to_string())).collect();
     assert_eq!(reasons.len(), 4);
-    assert!(reasons[0].1.contains("needs an email or a LinkedIn URL"), "{reasons:?}");
+    assert!(reasons[0].1.contains("something to find it by"), "{reasons:?}");
     assert!(reasons[1].1.contains("not-an-email"), "{reasons:?}");
-    assert!(reasons[2].0.contains("Nodomain") && reasons[2].1.contains("domain or website"), "{reasons:?}");
+    assert!(reasons[2].0.contains("Suffix") && reasons[2].1.contains("public suffix"), "{reasons:?}");
     assert!(reasons[3].1.contains("robot"), "{reasons:?}");
     assert_eq!(&rows[0][12], "29", "the line number of the first bad row");
 
@@ -404,7 +404,7 @@ async fn csv_import_rejects_and_dedupes() {
     assert_eq!(page["leads"].as_array().unwrap().len(), 27);
 
     // stdin, --map, --type company, --dry-run.
-    let companies = format!("Org,Site\nAcme {tag},acme-{tag}.example.com\nBroken,not a site\n");
+    let companies = format!("Org,Site\nAcme {tag},acme-{tag}.example\nBroken,not a site\n");
     let out = cli
         .cmd()
         .args([
@@ -443,10 +443,10 @@ async fn csv_import_rejects_and_dedupes() {
     assert_eq!(real["created"], 1, "{real}");
     assert!(dir.path().join("stdin.rejects.csv").is_file());
 
-    // Usage errors: a missing file, a file without an identifier column.
+    // Usage errors: a missing file, a file with no column that makes a Lead.
     cli.cmd().args(["lead", "import", "/nonexistent/x.csv"]).assert().code(2);
     let noid = dir.path().join("noid.csv");
-    std::fs::write(&noid, "name,title\nA,B\n").unwrap();
+    std::fs::write(&noid, "title,city\nA,B\n").unwrap();
     cli.cmd()
         .args(["lead", "import", noid.to_str().unwrap()])
         .assert()

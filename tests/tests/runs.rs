@@ -828,13 +828,13 @@ async fn company_domain_reads_the_website_contact() {
         "company_domain",
         vec![
             json!({"type": "company", "company": {"name": "Web Co"}, "contacts": [{"type": "website", "value": format!("https://www.Web-{u}.com/about")}]}),
-            json!({"type": "company", "company": {"name": "Dom Co", "domain": format!("dom-{u}.example.com")}}),
+            json!({"type": "company", "company": {"name": "Dom Co", "domain": format!("www.dom-{u}.example")}}),
         ],
         json!({}),
     )
     .await;
     assert_eq!(completed_result(&items[&ids[0]]), &json!({"domain": format!("web-{u}.com")}));
-    assert_eq!(completed_result(&items[&ids[1]]), &json!({"domain": format!("dom-{u}.example.com")}));
+    assert_eq!(completed_result(&items[&ids[1]]), &json!({"domain": format!("dom-{u}.example")}));
     assert_eq!(lead(&ctx, &ids[0]).await["attributes"]["company_domain"], json!({"domain": format!("web-{u}.com")}));
     assert_eq!(counts(&run), [0, 0, 2, 0, 0]);
 }

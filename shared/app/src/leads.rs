@@ -1,7 +1,8 @@
 //! Leads: batched upsert by stable identifier, get, and paging.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 
+use puffle_domain::identity::match_lead;
 use puffle_domain::lead::{Lead, LeadInput, LeadType};
 use puffle_domain::{ids, time, DomainError};
 use serde::{Deserialize, Serialize};
@@ -23,42 +24,56 @@ struct Resolution {
     order: Vec<String>,
     created: Vec<bool>,
     leads: HashMap<String, Lead>,
-    attrs: Vec<(String, LeadType, String, Value)>,
+    /// (lead id, key) → value: a key set twice for one Lead keeps the later
+    /// value, so one BatchWriteItem never holds the same item twice.
+    attrs: BTreeMap<(String, String), (LeadType, Value)>,
     /// Identifiers not yet in the store: (identity key, lead id).
     claims: Vec<(String, String)>,
 }
 
+/// Matches every input to a Lead (see [`match_lead`]); an input that meets
+/// a Lead met earlier in the batch is applied on top of it, so the later
+/// one wins field by field and attribute by attribute.
 fn resolve(
     parsed: &[LeadInput],
-    mut identity: HashMap<String, String>,
+    mut holders: HashMap<String, String>,
     mut current: HashMap<String, Lead>,
+    ours: &HashSet<String>,
     now: &str,
 ) -> Resolution {
-    let stored: std::collections::HashSet<String> = identity.keys().cloned().collect();
-    let mut r = Resolution { order: vec![], created: vec![], leads: HashMap::new(), attrs: vec![], claims: vec![] };
+    let stored: HashSet<String> = holders.keys().cloned().collect();
+    let mut r =
+        Resolution { order: vec![], created: vec![], leads: HashMap::new(), attrs: BTreeMap::new(), claims: vec![] };
     for input in parsed {
-        let keys = input.identity_keys();
-        let known = keys.iter().find_map(|k| identity.get(k).cloned());
+        let identity = input.identity();
+        let known = match_lead(
+            &identity,
+            |k| holders.get(k.as_str()).cloned(),
+            |id| current.get(id).or_else(|| r.leads.get(id)).map(|l| !l.identity().strong.is_empty()),
+        );
+        // A known id whose Lead we cannot read is being written: by an
+        // earlier round of this request (still a creation), or by another
+        // request, which reports the creation (this one an update).
         let (id, is_new) = match known {
-            Some(id) if current.contains_key(&id) => (id, false),
-            // Claimed by a request still writing it (or earlier in this
-            // batch): that request reports the creation, this one an update.
-            Some(id) => (id, false),
+            Some(id) => {
+                let new = !current.contains_key(&id) && !r.leads.contains_key(&id) && ours.contains(&id);
+                (id, new)
+            }
             None => (ids::lead_id(), true),
         };
         let lead = input.clone().into_lead(id.clone(), now, current.remove(&id).or_else(|| r.leads.remove(&id)));
-        for k in &keys {
-            if !identity.contains_key(k) {
-                identity.insert(k.clone(), id.clone());
-                if !stored.contains(k) {
-                    r.claims.push((k.clone(), id.clone()));
+        for k in identity.keys() {
+            if !holders.contains_key(k.as_str()) {
+                holders.insert(k.as_str().to_string(), id.clone());
+                if !stored.contains(k.as_str()) {
+                    r.claims.push((k.as_str().to_string(), id.clone()));
                 }
             }
         }
         for (k, v) in input.attributes.clone().unwrap_or_default() {
-            r.attrs.push((id.clone(), lead.lead_type, k, v));
+            r.attrs.insert((id.clone(), k), (lead.lead_type, v));
         }
-        r.created.push(is_new && !r.order.contains(&id));
+        r.created.push(is_new);
         r.order.push(id.clone());
         r.leads.insert(id, lead);
     }
@@ -82,10 +97,12 @@ pub struct LeadsPage {
 impl App {
     /// Creates or updates Leads matched by their stable identifiers. Every
     /// input is validated first (one bad Lead rejects the request with its
-    /// index, nothing written). New identifiers are claimed with conditional
-    /// writes before any Lead is written, so two concurrent imports of one
-    /// new email make one Lead, and a retry after a failure finds the ids the
-    /// first attempt chose.
+    /// index, nothing written). Inputs that are one Lead are merged, the
+    /// later winning, so what is written holds each item once and the store
+    /// has nothing left to refuse. New identifiers are claimed with
+    /// conditional transactions before any Lead is written, so two
+    /// concurrent imports of one new email make one Lead, and a retry after
+    /// a failure finds the ids the first attempt chose.
     pub async fn upsert_leads(&self, ws: &str, inputs: Vec<Value>) -> Result<Upserted, AppError> {
         if inputs.is_empty() || inputs.len() > MAX_LEADS_PER_UPSERT {
             return Err(DomainError::invalid(format!("send 1..{MAX_LEADS_PER_UPSERT} leads per request")).into());
@@ -102,21 +119,28 @@ impl App {
             let msg = format!("{} lead(s) are invalid; nothing was written", problems.len());
             return Err(DomainError::invalid_with(msg, json!({"errors": problems})).into());
         }
-        let all_keys: Vec<String> = parsed.iter().flat_map(|p| p.identity_keys()).collect();
+        let all_keys: Vec<String> = parsed
+            .iter()
+            .flat_map(|p| p.identity().keys().map(|k| k.as_str().to_string()).collect::<Vec<_>>())
+            .collect();
         let now = time::now();
         // A lost claim means another request created that Lead a moment ago:
         // resolve again, now as an update of theirs.
+        let mut ours = HashSet::new();
         for _ in 0..5 {
             let identity = self.store().lookup_identities(ws, &all_keys).await?;
             let mut existing_ids: Vec<String> = identity.values().cloned().collect();
             existing_ids.sort();
             existing_ids.dedup();
             let current = self.store().get_leads(ws, &existing_ids, &[]).await?;
-            let plan = resolve(&parsed, identity, current, &now);
+            let plan = resolve(&parsed, identity, current, &ours, &now);
             let won = self.store().claim_identities(ws, &plan.claims).await?;
             if won.iter().all(|w| *w) {
                 return self.write_resolved(ws, plan, &now).await;
             }
+            // Leads whose claims committed are still ours to create (ids of a
+            // cancelled transaction were written nowhere and never come back).
+            ours.extend(plan.claims.iter().zip(&won).filter(|(_, w)| **w).map(|((_, id), _)| id.clone()));
         }
         Err(AppError::Unavailable("these leads are being written by another request; retry".into()))
     }
@@ -130,7 +154,7 @@ impl App {
                 rows.push(self.store().lead_row(ws, &leads[id])?);
             }
         }
-        for (id, t, k, v) in &attrs {
+        for ((id, k), (t, v)) in &attrs {
             let a = puffle_aws::store::AttrWrite { lead_id: id, key: k, value: v, run_id: None, now };
             rows.push(self.store().lead_attr_row(ws, *t, &a)?);
             if let Some(l) = leads.get_mut(id) {

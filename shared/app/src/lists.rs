@@ -1,10 +1,11 @@
 //! Lists and memberships.
 
-use futures::stream::{self, StreamExt, TryStreamExt};
+use futures::stream::{self, StreamExt};
 use puffle_domain::lead::{Lead, LeadType};
 use puffle_domain::list::{
     check_lead_ids, check_name, AddLeadsRequest, CreateListRequest, List, ListLeadType, Membership,
 };
+use puffle_domain::page::PageFill;
 use puffle_domain::{ids, time, DomainError};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -180,26 +181,40 @@ impl App {
             None => None,
         };
         let page = self.store().query_members(ws, list_id, lead_type, after.as_deref(), limit).await?;
-        // Each Lead with all its attributes: one query per Lead, 16 at a time.
-        let leads: Vec<MemberLead> = stream::iter(page.members.into_iter().map(|m: Membership| async move {
+        let mut last = page.last;
+        // Each Lead with all its attributes: one query per Lead, 16 at a time,
+        // until the page is full (a page of large Leads ends early, with a cursor).
+        let mut reads = stream::iter(page.members.into_iter().map(|m: Membership| async move {
             let lead = self.store().get_lead(ws, &m.lead_id).await?;
-            Ok::<_, AppError>(lead.map(|lead| MemberLead {
-                lead,
-                membership: MembershipView { id: m.id, added_at: m.added_at, attributes: m.attributes },
-            }))
+            Ok::<_, AppError>((
+                m.lead_id.clone(),
+                lead.map(|lead| MemberLead {
+                    lead,
+                    membership: MembershipView { id: m.id, added_at: m.added_at, attributes: m.attributes },
+                }),
+            ))
         }))
-        .buffered(16)
-        .try_collect::<Vec<_>>()
-        .await?
-        .into_iter()
-        .flatten()
-        .collect();
+        .buffered(16);
+        let mut fill = PageFill::new(limit);
+        let mut leads: Vec<MemberLead> = vec![];
+        let mut through: Option<String> = None;
+        while let Some(read) = reads.next().await {
+            let (lead_id, member) = read?;
+            if let Some(member) = member {
+                if !fill.admit_json(&member) {
+                    last = through;
+                    break;
+                }
+                leads.push(member);
+            }
+            through = Some(lead_id);
+        }
         let total = match lead_type {
             None => list.lead_count,
             Some(LeadType::Person) => list.person_count,
             Some(LeadType::Company) => list.company_count,
         };
-        let next_cursor = page.last.map(|after| key.encode(&scope, &MembersCursor { after, lead_type }));
+        let next_cursor = last.map(|after| key.encode(&scope, &MembersCursor { after, lead_type }));
         Ok(MembersPage { leads, total, has_more: next_cursor.is_some(), next_cursor })
     }
 }

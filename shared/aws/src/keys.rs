@@ -20,7 +20,14 @@
 //! | rule claim        | `RULECLAIM#{ruleId}`    | `{leadId}`              |
 //! | rule's run        | `RULERUNS#{ruleId}`     | `{runId}`               |
 //!
-//! GSI `gsi1`: run items by status: `ITEMS#{runId}#{status}` / `{leadId}`.
+//! GSI `gsi1` (one index, overloaded by prefix):
+//!
+//! | entity            | gsi1pk                          | gsi1sk     |
+//! |-------------------|---------------------------------|------------|
+//! | run item          | `ITEMS#{runId}#{status}`        | `{leadId}` |
+//! | lead              | `LEADTYPE#{ws}#{type}`          | `{leadId}` |
+//! | membership        | `LISTTYPE#{ws}#{listId}#{type}` | `{leadId}` |
+//!
 //! GSI `gsi2` (sparse, keys only): live runs: `ACTIVE#{0..7}` / `{runId}`.
 
 pub type Key = (String, String);
@@ -46,6 +53,10 @@ pub fn attr_suffix(key: &str) -> String {
 pub fn lead_attr(ws: &str, lead: &str, key: &str) -> Key {
     (leads_pk(ws), format!("{lead}{}", attr_suffix(key)))
 }
+/// A Lead under its type in `gsi1` (typed Leads pages).
+pub fn lead_by_type(ws: &str, lead_type: &str, lead: &str) -> Key {
+    (format!("LEADTYPE#{ws}#{lead_type}"), lead.into())
+}
 pub fn identity(ws: &str, key: &str) -> Key {
     (format!("LEADKEY#{ws}"), key.into())
 }
@@ -60,6 +71,10 @@ pub fn members_pk(ws: &str, list: &str) -> String {
 }
 pub fn member(ws: &str, list: &str, lead: &str) -> Key {
     (members_pk(ws, list), format!("M#{lead}"))
+}
+/// A membership under its List and type in `gsi1` (typed List pages).
+pub fn member_by_type(ws: &str, list: &str, lead_type: &str, lead: &str) -> Key {
+    (format!("LISTTYPE#{ws}#{list}#{lead_type}"), lead.into())
 }
 /// Membership attributes live beside, not inside, the members partition, so
 /// a run writing them never shifts the planner's pages of members.

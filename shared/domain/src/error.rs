@@ -26,6 +26,20 @@ impl DomainError {
     pub fn invalid_with(message: impl Into<String>, details: Value) -> Self {
         DomainError::InvalidRequest { message: message.into(), details }
     }
+    /// Names the field a rejection is about (its message and `details.field`).
+    pub fn in_field(self, field: &str) -> Self {
+        match self {
+            DomainError::InvalidRequest { message, details } => {
+                let mut details = match details {
+                    Value::Object(m) => m,
+                    _ => Default::default(),
+                };
+                details.insert("field".into(), Value::String(field.into()));
+                DomainError::InvalidRequest { message: format!("{field}: {message}"), details: Value::Object(details) }
+            }
+            other => other,
+        }
+    }
     pub fn planner(code: &'static str, message: impl Into<String>, details: Value) -> Self {
         DomainError::Planner { code, message: message.into(), details }
     }

@@ -1,12 +1,14 @@
 //! Leads: the person or company records enrichments read and write.
 //!
-//! A Lead is identified for upserts by stable identifiers (see [`identity_keys`]),
-//! so importing the same people twice updates rather than duplicates them.
+//! A Lead is identified for upserts by stable identifiers (see
+//! [`crate::identity`]), so importing the same people twice updates rather
+//! than duplicates them.
 
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
 use crate::error::DomainError;
+use crate::identity::{self, CompanyDomain, Email, Identity, IdentityParts};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, Default)]
 #[serde(rename_all = "snake_case")]
@@ -137,6 +139,18 @@ pub const MAX_LEAD_JSON_BYTES: usize = 64 * 1024;
 pub const MAX_VALUE_DEPTH: usize = 16;
 
 impl Lead {
+    /// Its identifiers as stored now (see [`identity`](crate::identity)).
+    pub fn identity(&self) -> Identity {
+        Identity::of(&IdentityParts {
+            lead_type: self.lead_type,
+            full_name: self.name.full.as_deref(),
+            company_name: self.company.name.as_deref(),
+            company_domain: self.company.domain.as_deref(),
+            contacts: self.contacts.iter().map(|c| (c.kind.as_str(), c.value.as_str())).collect(),
+            social_urls: self.socials.iter().map(|s| s.url.as_str()).collect(),
+        })
+    }
+
     pub fn first_contact(&self, kind: &str) -> Option<&str> {
         self.contacts.iter().find(|c| c.kind == kind).map(|c| c.value.as_str())
     }
@@ -247,10 +261,8 @@ impl LeadInput {
         if let Some(c) = self.company.as_mut() {
             c.name = clean(c.name.take());
             if let Some(d) = clean(c.domain.take()) {
-                c.domain = Some(
-                    normalise_domain(&d)
-                        .ok_or_else(|| DomainError::invalid(format!("company.domain `{d}` is not a domain or URL")))?,
-                );
+                c.domain =
+                    Some(CompanyDomain::parse(&d).map_err(|e| e.in_field("company.domain"))?.as_str().to_string());
             }
         }
         if let Some(contacts) = self.contacts.as_mut() {
@@ -261,9 +273,7 @@ impl LeadInput {
                     return Err(DomainError::invalid("contacts need a non-empty type and value"));
                 }
                 if c.kind == "email" {
-                    if !looks_like_email(&c.value) {
-                        return Err(DomainError::invalid(format!("`{}` is not an email address", c.value)));
-                    }
+                    Email::parse(&c.value)?;
                     c.value = c.value.to_lowercase();
                 }
             }
@@ -277,8 +287,17 @@ impl LeadInput {
         if let Some(socials) = self.socials.as_mut() {
             for s in socials.iter_mut() {
                 s.url = s.url.trim().to_string();
+                identity::linkedin_profile(&s.url)?;
             }
             socials.retain(|s| !s.url.is_empty());
+        }
+        let names =
+            self.name.iter().flat_map(|n| [("name.full", &n.full), ("name.first", &n.first), ("name.last", &n.last)]);
+        let company_name = self.company.iter().map(|c| ("company.name", &c.name));
+        for (field, v) in names.chain(company_name) {
+            if let Some(v) = v {
+                identity::check_len(field, v)?;
+            }
         }
         if let Some(attrs) = &self.attributes {
             for k in attrs.keys() {
@@ -286,44 +305,31 @@ impl LeadInput {
             }
         }
         let input = LeadInput { lead_type: Some(lead_type), ..self };
-        if input.identity_keys().is_empty() {
-            return Err(DomainError::invalid(match lead_type {
-                LeadType::Person => {
-                    "a person needs an email contact or a LinkedIn URL in socials (its stable identifier)"
-                }
-                LeadType::Company => "a company needs company.domain or a website contact (its stable identifier)",
-            }));
+        // A Lead with no identifier is still worth keeping (an enrichment can
+        // find the rest); one with nothing at all to find it by is not.
+        let has_name = input.name.as_ref().is_some_and(|n| n.full.is_some());
+        let has_contact = input.contacts.as_ref().is_some_and(|c| !c.is_empty());
+        let has_company = input.company.as_ref().is_some_and(|c| c.name.is_some() || c.domain.is_some());
+        if !has_name && !has_contact && !has_company && input.identity().is_empty() {
+            return Err(DomainError::invalid(
+                "a Lead needs something to find it by: a name, a contact, a company or a LinkedIn URL",
+            ));
         }
         Ok(input)
     }
 
-    /// Stable identifiers, most specific first: `email#a@b.com`,
-    /// `linkedin#linkedin.com/in/x`, `domain#acme.com`.
-    pub fn identity_keys(&self) -> Vec<String> {
-        let mut keys = Vec::new();
+    /// Its identifiers (see [`identity`](crate::identity)).
+    pub fn identity(&self) -> Identity {
         let contacts = self.contacts.as_deref().unwrap_or_default();
-        match self.lead_type.unwrap_or_default() {
-            LeadType::Person => {
-                for c in contacts.iter().filter(|c| c.kind == "email") {
-                    keys.push(format!("email#{}", c.value.to_lowercase()));
-                }
-                for s in self.socials.as_deref().unwrap_or_default() {
-                    if let Some(l) = normalise_linkedin(&s.url) {
-                        keys.push(format!("linkedin#{l}"));
-                    }
-                }
-            }
-            LeadType::Company => {
-                let domain = self.company.as_ref().and_then(|c| c.domain.clone()).or_else(|| {
-                    contacts.iter().filter(|c| c.kind == "website").find_map(|c| normalise_domain(&c.value))
-                });
-                if let Some(d) = domain {
-                    keys.push(format!("domain#{d}"));
-                }
-            }
-        }
-        keys.dedup();
-        keys
+        let company = self.company.as_ref();
+        Identity::of(&IdentityParts {
+            lead_type: self.lead_type.unwrap_or_default(),
+            full_name: self.name.as_ref().and_then(|n| n.full.as_deref()),
+            company_name: company.and_then(|c| c.name.as_deref()),
+            company_domain: company.and_then(|c| c.domain.as_deref()),
+            contacts: contacts.iter().map(|c| (c.kind.as_str(), c.value.as_str())).collect(),
+            social_urls: self.socials.as_deref().unwrap_or_default().iter().map(|s| s.url.as_str()).collect(),
+        })
     }
 
     /// Builds the stored Lead. `existing` keeps id, createdAt and fields the
@@ -371,55 +377,15 @@ pub fn validate_attribute_key(k: &str) -> Result<(), DomainError> {
     }
 }
 
-fn looks_like_email(s: &str) -> bool {
-    match s.split_once('@') {
-        Some((local, domain)) => {
-            !local.is_empty() && domain.contains('.') && !domain.starts_with('.') && !s.contains(' ')
-        }
-        None => false,
-    }
-}
-
-/// `https://www.Acme.com/about?x` → `acme.com`. None when it is not a domain.
+/// A company domain from a domain or URL (`https://www.Acme.co.uk/x` →
+/// `acme.co.uk`), or None: the rule of [`CompanyDomain::parse`].
 pub fn normalise_domain(raw: &str) -> Option<String> {
-    let mut s = raw.trim().to_lowercase();
-    for scheme in ["https://", "http://", "//"] {
-        if let Some(rest) = s.strip_prefix(scheme) {
-            s = rest.to_string();
-        }
-    }
-    let host_end = s.find(['/', '?', '#']).unwrap_or(s.len());
-    let mut host = s[..host_end].to_string();
-    if let Some(at) = host.rfind('@') {
-        host = host[at + 1..].to_string();
-    }
-    if let Some(colon) = host.find(':') {
-        host.truncate(colon);
-    }
-    let host = host.trim_end_matches('.');
-    let host = host.strip_prefix("www.").unwrap_or(host);
-    let valid = host.contains('.')
-        && !host.starts_with('.')
-        && host.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-        && host.split('.').all(|l| !l.is_empty());
-    valid.then(|| host.to_string())
+    CompanyDomain::parse(raw).ok().map(|d| d.as_str().to_string())
 }
 
-/// `https://www.linkedin.com/in/Jane-Doe/?trk=x` → `linkedin.com/in/jane-doe`.
+/// A LinkedIn profile URL as its key (`linkedin.com/in/jane-doe`), or None.
 pub fn normalise_linkedin(raw: &str) -> Option<String> {
-    let s = raw.trim().to_lowercase();
-    let s = s.trim_start_matches("https://").trim_start_matches("http://");
-    let s = s.split(['?', '#']).next().unwrap_or("");
-    let s = s.trim_end_matches('/');
-    let s = s.strip_prefix("www.").or_else(|| s.strip_prefix("m.")).unwrap_or(s);
-    let rest = s.strip_prefix("linkedin.com/")?;
-    let mut parts = rest.split('/');
-    let kind = parts.next()?;
-    let handle = parts.next()?;
-    if !matches!(kind, "in" | "company" | "pub") || handle.is_empty() {
-        return None;
-    }
-    Some(format!("linkedin.com/{kind}/{handle}"))
+    identity::linkedin_profile(raw).ok().flatten()
 }
 
 #[cfg(test)]
@@ -434,19 +400,68 @@ mod tests {
         .unwrap()
     }
 
+    fn keys(i: &LeadInput) -> Vec<String> {
+        i.identity().keys().map(|k| k.as_str().to_string()).collect()
+    }
+
     #[test]
     fn email_identity_is_case_insensitive() {
         let a = person("Jane@Acme.com").normalise().unwrap();
         let b = person("jane@acme.COM").normalise().unwrap();
-        assert_eq!(a.identity_keys(), b.identity_keys());
-        assert_eq!(a.identity_keys(), vec!["email#jane@acme.com".to_string()]);
+        assert_eq!(keys(&a), keys(&b));
+        assert_eq!(keys(&a), vec!["email#jane@acme.com".to_string()]);
+    }
+
+    fn input(v: Value) -> Result<LeadInput, DomainError> {
+        LeadInput::from_json(v)
     }
 
     #[test]
-    fn person_without_identifier_is_rejected() {
-        let input: LeadInput =
-            serde_json::from_value(serde_json::json!({"type":"person","name":{"full":"X"}})).unwrap();
-        assert!(input.normalise().is_err());
+    fn only_a_lead_with_nothing_to_find_it_by_is_rejected() {
+        for ok in [
+            serde_json::json!({"type":"person","name":{"full":"X"}}),
+            serde_json::json!({"type":"person","name":{"last":"X"}}),
+            serde_json::json!({"type":"person","contacts":[{"type":"phone","value":"+1 415 555 0100"}]}),
+            serde_json::json!({"type":"person","company":{"name":"Acme"}}),
+            serde_json::json!({"type":"person","socials":[{"url":"https://linkedin.com/in/x"}]}),
+            serde_json::json!({"type":"company","company":{"name":"Acme"}}),
+        ] {
+            assert!(input(ok.clone()).is_ok(), "{ok}");
+        }
+        for bad in [
+            serde_json::json!({"type":"person"}),
+            serde_json::json!({"type":"person","title":"CEO","location":{"city":"Oslo"}}),
+            serde_json::json!({"type":"person","name":{"full":" "},"company":{"name":""}}),
+            serde_json::json!({"type":"person","socials":[{"url":"https://twitter.com/x"}]}),
+        ] {
+            assert!(input(bad.clone()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_person_without_email_is_its_name_at_its_company_domain() {
+        let a = input(serde_json::json!({"type":"person","name":{"first":"Ada","last":"LOVELACE"},"company":{"domain":"https://www.acme.co.uk/"}})).unwrap();
+        let b = input(
+            serde_json::json!({"type":"person","name":{"full":" ada  lovelace"},"company":{"domain":"acme.co.uk"}}),
+        )
+        .unwrap();
+        assert_eq!(keys(&a), vec!["person#acme.co.uk#ada lovelace".to_string()]);
+        assert_eq!(keys(&a), keys(&b));
+        assert_eq!(a.company.unwrap().domain.as_deref(), Some("acme.co.uk"), "the registrable domain is stored");
+    }
+
+    #[test]
+    fn identifier_fields_over_512_bytes_are_rejected() {
+        let long = "n".repeat(513);
+        for bad in [
+            serde_json::json!({"type":"person","name":{"full": long}}),
+            serde_json::json!({"type":"company","company":{"name": long}}),
+            serde_json::json!({"type":"person","contacts":[{"type":"email","value": format!("{long}@acme.com")}]}),
+            serde_json::json!({"type":"person","socials":[{"url": format!("https://linkedin.com/in/{long}")}]}),
+        ] {
+            assert!(input(bad.clone()).is_err(), "{bad}");
+        }
+        assert!(input(serde_json::json!({"type":"person","name":{"full": "n".repeat(512)}})).is_ok());
     }
 
     #[test]
@@ -486,7 +501,7 @@ mod tests {
     fn company_domain_from_url() {
         assert_eq!(normalise_domain("https://www.Acme.com/about?x=1").as_deref(), Some("acme.com"));
         assert_eq!(normalise_domain("acme").as_deref(), None);
-        assert_eq!(normalise_domain("http://sub.acme.co.uk:8080/").as_deref(), Some("sub.acme.co.uk"));
+        assert_eq!(normalise_domain("http://sub.acme.co.uk:8080/").as_deref(), Some("acme.co.uk"));
     }
 
     #[test]

@@ -5,7 +5,8 @@
 //!   and filter rules: [`scope`], [`filter`];
 //! - a run, its state machine and counts: [`run`]; its per-Lead items: [`item`];
 //! - worker messages and chunking: [`plan`];
-//! - credits: [`credits`]; idempotency: [`idempotency`]; paging: [`cursor`];
+//! - Leads and who they are: [`lead`], [`identity`]; Lists: [`list`];
+//! - credits: [`credits`]; idempotency: [`idempotency`]; paging: [`cursor`], [`page`];
 //! - the catalog and the enrichment providers: [`catalog`], [`providers`].
 
 pub mod catalog;
@@ -17,10 +18,12 @@ pub mod error;
 pub mod events;
 pub mod filter;
 pub mod idempotency;
+pub mod identity;
 pub mod ids;
 pub mod item;
 pub mod lead;
 pub mod list;
+pub mod page;
 pub mod plan;
 pub mod providers;
 pub mod rule;

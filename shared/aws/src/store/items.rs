@@ -4,6 +4,7 @@
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use puffle_domain::item::{Item, ItemStatus};
+use puffle_domain::page::{PageFill, MAX_QUERY_REQUESTS};
 
 use super::{from_row, row, s, Row, Store};
 use crate::error::{classify, StoreError};
@@ -182,6 +183,8 @@ impl Store {
     }
 
     /// Items of a run in lead (= item) id order, optionally of one status.
+    /// Follows DynamoDB's pages (each ends at 1 MB) until the page is full
+    /// (see [`PageFill`]) or the items end.
     pub async fn query_items(
         &self,
         run_id: &str,
@@ -193,28 +196,44 @@ impl Store {
             Some(st) => (Some("gsi1"), "gsi1pk", "gsi1sk", keys::items_by_status_pk(run_id, st.as_str())),
             None => (None, "pk", "sk", keys::items_pk(run_id)),
         };
-        let mut q = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .set_index_name(index.map(str::to_string))
-            .expression_attribute_names("#pk", pk_name)
-            .expression_attribute_values(":pk", s(pk))
-            .limit(limit as i32 + 1)
-            // Strong reads where the index allows them (GSIs are eventually consistent).
-            .consistent_read(index.is_none());
-        q = match after {
-            Some(a) => q
-                .key_condition_expression("#pk = :pk AND #sk > :a")
-                .expression_attribute_names("#sk", sk_name)
-                .expression_attribute_values(":a", s(a)),
-            None => q.key_condition_expression("#pk = :pk"),
-        };
-        let out = q.send().await.map_err(classify)?;
-        let mut items: Vec<Item> = out.items.unwrap_or_default().into_iter().map(from_row).collect::<Result<_, _>>()?;
-        let has_more = items.len() > limit;
-        items.truncate(limit);
-        Ok(ItemPage { items, has_more })
+        let mut fill = PageFill::new(limit);
+        let mut items: Vec<Item> = vec![];
+        let mut start = None;
+        for _ in 0..MAX_QUERY_REQUESTS {
+            let mut q = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .set_index_name(index.map(str::to_string))
+                .expression_attribute_names("#pk", pk_name)
+                .expression_attribute_values(":pk", s(&pk))
+                // One more than the page needs tells whether more follow.
+                .limit((limit + 1 - items.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                // Strong reads where the index allows them (GSIs are eventually consistent).
+                .consistent_read(index.is_none());
+            q = match after {
+                Some(a) => q
+                    .key_condition_expression("#pk = :pk AND #sk > :a")
+                    .expression_attribute_names("#sk", sk_name)
+                    .expression_attribute_values(":a", s(a)),
+                None => q.key_condition_expression("#pk = :pk"),
+            };
+            let out = q.send().await.map_err(classify)?;
+            for r in out.items.unwrap_or_default() {
+                let item: Item = from_row(r)?;
+                if !fill.admit_json(&item) {
+                    return Ok(ItemPage { items, has_more: true });
+                }
+                items.push(item);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(ItemPage { items, has_more: false });
+            }
+        }
+        // Out of requests for this page: what was read so far, and a cursor.
+        Ok(ItemPage { has_more: true, items })
     }
 
     /// Every item of a run (tests and audits).

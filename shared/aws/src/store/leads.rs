@@ -3,6 +3,7 @@
 use std::collections::HashMap;
 
 use puffle_domain::lead::{Lead, LeadType};
+use puffle_domain::page::{PageFill, MAX_QUERY_REQUESTS};
 use serde_json::Value;
 
 use super::{from_row, get_s, row, s, Row, Store};
@@ -31,8 +32,12 @@ fn attr_value(r: &Row) -> Result<Value, StoreError> {
 }
 
 impl Store {
+    /// A Lead's item, also under its type in `gsi1` (typed Leads pages read
+    /// that index instead of filtering the workspace's partition).
     pub fn lead_row(&self, ws: &str, lead: &Lead) -> Result<Row, StoreError> {
-        let mut r = row(lead, keys::lead(ws, &lead.id), &[("leadType", s(lead.lead_type.as_str()))])?;
+        let t = lead.lead_type.as_str();
+        let (gpk, gsk) = keys::lead_by_type(ws, t, &lead.id);
+        let mut r = row(lead, keys::lead(ws, &lead.id), &[("leadType", s(t)), ("gsi1pk", s(gpk)), ("gsi1sk", s(gsk))])?;
         r.remove("attributes");
         Ok(r)
     }
@@ -136,25 +141,35 @@ impl Store {
         Ok(leads)
     }
 
-    /// One Lead with all its attributes: a single Query over its key range.
+    /// One Lead with all its attributes: a Query over its key range (more
+    /// than one when its attributes pass 1 MB).
     pub async fn get_lead(&self, ws: &str, id: &str) -> Result<Option<Lead>, StoreError> {
-        let out = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .key_condition_expression("pk = :pk AND sk BETWEEN :a AND :b")
-            .expression_attribute_values(":pk", s(keys::leads_pk(ws)))
-            .expression_attribute_values(":a", s(id))
-            .expression_attribute_values(":b", s(format!("{id}{}~", keys::attr_suffix(""))))
-            .consistent_read(true)
-            .send()
-            .await
-            .map_err(classify)?;
-        let mut page = assemble(out.items.unwrap_or_default())?;
-        Ok(page.pop())
+        let mut rows = vec![];
+        let mut start = None;
+        loop {
+            let out = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .key_condition_expression("pk = :pk AND sk BETWEEN :a AND :b")
+                .expression_attribute_values(":pk", s(keys::leads_pk(ws)))
+                .expression_attribute_values(":a", s(id))
+                .expression_attribute_values(":b", s(format!("{id}{}~", keys::attr_suffix(""))))
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(classify)?;
+            rows.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(assemble(rows)?.pop());
+            }
+        }
     }
 
-    /// A page of the workspace's Leads (with attributes) after `after`.
+    /// A page of the workspace's Leads (with attributes) after `after`: all
+    /// of them from the Leads partition, one type from its index.
     pub async fn query_leads(
         &self,
         ws: &str,
@@ -162,19 +177,32 @@ impl Store {
         after: Option<&str>,
         limit: usize,
     ) -> Result<LeadPage, StoreError> {
-        let mut collected: Vec<Row> = vec![];
-        let mut lead_count = 0usize;
+        match lead_type {
+            Some(t) => self.query_leads_of_type(ws, t, after, limit).await,
+            None => self.query_all_leads(ws, after, limit).await,
+        }
+    }
+
+    /// Leads and their attribute rows arrive interleaved in key order; a Lead
+    /// is complete when the next Lead's row (or the end) is read. DynamoDB's
+    /// pages are followed until the page is full; once the requests of one
+    /// page are spent, no further Lead is started.
+    async fn query_all_leads(&self, ws: &str, after: Option<&str>, limit: usize) -> Result<LeadPage, StoreError> {
+        let mut fill = PageFill::new(limit);
+        let mut leads: Vec<Lead> = vec![];
+        let mut open: Vec<Row> = vec![];
         let mut start = None;
-        let mut exhausted = false;
+        let mut requests = 0;
         let after_bound = after.map(|a| format!("{a}{}~", keys::attr_suffix("")));
-        'outer: loop {
+        let more = 'read: loop {
             let mut q = self
                 .client()
                 .query()
                 .table_name(self.table())
                 .expression_attribute_values(":pk", s(keys::leads_pk(ws)))
-                .limit(((limit + 1) * 2).min(1000) as i32)
-                .set_exclusive_start_key(start.clone())
+                // A first guess of a Lead and one attribute each, then whole pages.
+                .limit(if requests == 0 { ((limit + 1) * 2).min(1000) } else { 1000 } as i32)
+                .set_exclusive_start_key(start.take())
                 .consistent_read(true);
             q = match &after_bound {
                 Some(b) => {
@@ -182,28 +210,90 @@ impl Store {
                 }
                 None => q.key_condition_expression("pk = :pk"),
             };
-            if let Some(t) = lead_type {
-                q = q.filter_expression("leadType = :t").expression_attribute_values(":t", s(t.as_str()));
-            }
             let out = q.send().await.map_err(classify)?;
+            requests += 1;
             for r in out.items.unwrap_or_default() {
-                let sk = get_s(&r, "sk").unwrap_or_default();
-                if parse_sk(&sk).1.is_none() {
-                    lead_count += 1;
-                    if lead_count > limit {
-                        break 'outer; // the first row of the next page: more follow
+                let starts_a_lead = parse_sk(&get_s(&r, "sk").unwrap_or_default()).1.is_none();
+                if starts_a_lead && !open.is_empty() {
+                    if let Some(lead) = assemble(std::mem::take(&mut open))?.pop() {
+                        if !fill.admit_json(&lead) {
+                            break 'read true;
+                        }
+                        leads.push(lead);
+                    }
+                    if fill.is_full() || (requests >= MAX_QUERY_REQUESTS && !leads.is_empty()) {
+                        break 'read true; // this row is the next page's first
                     }
                 }
-                collected.push(r);
+                open.push(r);
             }
             start = out.last_evaluated_key;
             if start.is_none() {
-                exhausted = true;
+                match assemble(std::mem::take(&mut open))?.pop() {
+                    Some(lead) if !fill.admit_json(&lead) => break 'read true,
+                    Some(lead) => leads.push(lead),
+                    None => {}
+                }
+                break 'read false;
+            }
+        };
+        let last = if more { leads.last().map(|l| l.id.clone()) } else { None };
+        Ok(LeadPage { leads, last })
+    }
+
+    /// Ids from the type index (`gsi1`: only this type's Leads are read),
+    /// then each Lead with its attributes, 16 at a time.
+    async fn query_leads_of_type(
+        &self,
+        ws: &str,
+        lead_type: LeadType,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<LeadPage, StoreError> {
+        use futures::stream::{self, StreamExt};
+        let (pk, _) = keys::lead_by_type(ws, lead_type.as_str(), "");
+        let mut ids: Vec<String> = vec![];
+        let mut start = None;
+        let mut more = true;
+        for _ in 0..MAX_QUERY_REQUESTS {
+            let q = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .index_name("gsi1")
+                .expression_attribute_values(":pk", s(&pk))
+                .projection_expression("sk")
+                .limit((limit + 1 - ids.len()) as i32)
+                .set_exclusive_start_key(start.take());
+            let q = match after {
+                Some(a) => {
+                    q.key_condition_expression("gsi1pk = :pk AND gsi1sk > :a").expression_attribute_values(":a", s(a))
+                }
+                None => q.key_condition_expression("gsi1pk = :pk"),
+            };
+            let out = q.send().await.map_err(classify)?;
+            ids.extend(out.items.unwrap_or_default().iter().filter_map(|r| get_s(r, "sk")));
+            start = out.last_evaluated_key;
+            if ids.len() > limit || start.is_none() {
+                more = ids.len() > limit;
                 break;
             }
         }
-        let leads = assemble(collected)?;
-        let last = if exhausted { None } else { leads.last().map(|l| l.id.clone()) };
+        ids.truncate(limit);
+        let reads: Vec<_> = ids.iter().map(|id| self.get_lead(ws, id)).collect();
+        let mut reads = stream::iter(reads).buffered(16);
+        let mut fill = PageFill::new(limit);
+        let mut leads = vec![];
+        while let Some(lead) = reads.next().await {
+            // The index is eventually consistent; the Lead itself is read strongly.
+            let Some(lead) = lead? else { continue };
+            if !fill.admit_json(&lead) {
+                more = true;
+                break;
+            }
+            leads.push(lead);
+        }
+        let last = if more { leads.last().map(|l| l.id.clone()) } else { None };
         Ok(LeadPage { leads, last })
     }
 }

@@ -5,6 +5,7 @@ use std::collections::HashMap;
 use aws_sdk_dynamodb::types::{TransactWriteItem, Update};
 use puffle_domain::lead::LeadType;
 use puffle_domain::list::{List, Membership};
+use puffle_domain::page::{PageFill, MAX_QUERY_REQUESTS};
 use serde_json::Value;
 
 use super::{from_row, get_s, key_of, n, row, s, Row, Store};
@@ -46,27 +47,45 @@ impl Store {
         self.get_row(keys::list(ws, id)).await?.map(from_row).transpose()
     }
 
+    /// A page of Lists in id order, following DynamoDB's pages (each ends at
+    /// 1 MB) until the page is full or the Lists end.
     pub async fn query_lists(
         &self,
         ws: &str,
         after: Option<&str>,
         limit: usize,
     ) -> Result<(Vec<List>, Option<String>), StoreError> {
-        let mut q = self
-            .client()
-            .query()
-            .table_name(self.table())
-            .expression_attribute_values(":pk", s(keys::lists_pk(ws)))
-            .limit(limit as i32 + 1)
-            .consistent_read(true);
-        q = match after {
-            Some(a) => q.key_condition_expression("pk = :pk AND sk > :a").expression_attribute_values(":a", s(a)),
-            None => q.key_condition_expression("pk = :pk"),
-        };
-        let out = q.send().await.map_err(classify)?;
-        let mut lists: Vec<List> = out.items.unwrap_or_default().into_iter().map(from_row).collect::<Result<_, _>>()?;
-        let more = lists.len() > limit;
-        lists.truncate(limit);
+        let mut fill = PageFill::new(limit);
+        let mut lists: Vec<List> = vec![];
+        let mut start = None;
+        let mut more = true;
+        'pages: for _ in 0..MAX_QUERY_REQUESTS {
+            let mut q = self
+                .client()
+                .query()
+                .table_name(self.table())
+                .expression_attribute_values(":pk", s(keys::lists_pk(ws)))
+                .limit((limit + 1 - lists.len()) as i32)
+                .set_exclusive_start_key(start.take())
+                .consistent_read(true);
+            q = match after {
+                Some(a) => q.key_condition_expression("pk = :pk AND sk > :a").expression_attribute_values(":a", s(a)),
+                None => q.key_condition_expression("pk = :pk"),
+            };
+            let out = q.send().await.map_err(classify)?;
+            for r in out.items.unwrap_or_default() {
+                let list: List = from_row(r)?;
+                if !fill.admit_json(&list) {
+                    break 'pages;
+                }
+                lists.push(list);
+            }
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                more = false;
+                break;
+            }
+        }
         let last = if more { lists.last().map(|l| l.id.clone()) } else { None };
         Ok((lists, last))
     }
@@ -116,9 +135,7 @@ impl Store {
                         added_at: now.to_string(),
                         attributes: Default::default(),
                     };
-                    let mut item = row(&m, keys::member(ws, list_id, lead), &[])?;
-                    item.remove("attributes");
-                    actions.push(self.put_new(item));
+                    actions.push(self.put_new(self.member_row(ws, &m)?));
                 }
                 match self.transact(actions).await {
                     Ok(()) => {
@@ -145,6 +162,15 @@ impl Store {
             }
         }
         Ok(outcome)
+    }
+
+    /// A membership item: `LIST#{ws}#{list}` / `M#{lead}`, and in `gsi1`
+    /// under its List and type, so a typed List page reads only that type.
+    pub fn member_row(&self, ws: &str, m: &Membership) -> Result<Row, StoreError> {
+        let (gpk, gsk) = keys::member_by_type(ws, &m.list_id, m.lead_type.as_str(), &m.lead_id);
+        let mut item = row(m, keys::member(ws, &m.list_id, &m.lead_id), &[("gsi1pk", s(gpk)), ("gsi1sk", s(gsk))])?;
+        item.remove("attributes");
+        Ok(item)
     }
 
     /// Lead ids already in the List (for reporting; adds rely on conditions).
@@ -197,7 +223,10 @@ impl Store {
         Ok((rows, last))
     }
 
-    /// A page of memberships with their own attributes (for the API).
+    /// A page of memberships with their own attributes (for the API), in
+    /// Lead id order: `limit` of them, or fewer with `last` set when the
+    /// requests of one page ran out. A `type` reads the List's type index,
+    /// never the members of other types.
     pub async fn query_members(
         &self,
         ws: &str,
@@ -207,38 +236,73 @@ impl Store {
         limit: usize,
     ) -> Result<MemberPage, StoreError> {
         let mut members: Vec<Membership> = vec![];
-        let mut cursor = after.map(str::to_string);
+        let mut start = None;
         let mut more = true;
-        while members.len() <= limit && more {
-            let (rows, last) = self.member_page(ws, list_id, cursor.as_deref(), (limit + 1).max(50)).await?;
-            more = last.is_some();
-            cursor = last;
-            for r in rows {
-                if lead_type.is_some_and(|t| t != r.lead_type) {
-                    continue;
+        for _ in 0..MAX_QUERY_REQUESTS {
+            let mut q = self.client().query().table_name(self.table()).limit((limit + 1 - members.len()) as i32);
+            q = match lead_type {
+                Some(t) => {
+                    let (pk, _) = keys::member_by_type(ws, list_id, t.as_str(), "");
+                    let q = q.index_name("gsi1").expression_attribute_values(":pk", s(pk));
+                    match after {
+                        Some(a) => q
+                            .key_condition_expression("gsi1pk = :pk AND gsi1sk > :a")
+                            .expression_attribute_values(":a", s(a)),
+                        None => q.key_condition_expression("gsi1pk = :pk"),
+                    }
                 }
-                members.push(Membership {
-                    id: puffle_domain::item::membership_id(list_id, &r.lead_id),
+                None => q
+                    .key_condition_expression("pk = :pk AND sk > :a")
+                    .expression_attribute_values(":pk", s(keys::members_pk(ws, list_id)))
+                    .expression_attribute_values(":a", s(format!("M#{}", after.unwrap_or(""))))
+                    .consistent_read(true),
+            };
+            let out = q.set_exclusive_start_key(start.take()).send().await.map_err(classify)?;
+            members.extend(out.items.unwrap_or_default().into_iter().filter_map(|r| {
+                let lead_id = get_s(&r, "leadId")?;
+                Some(Membership {
+                    id: puffle_domain::item::membership_id(list_id, &lead_id),
                     list_id: list_id.to_string(),
-                    lead_id: r.lead_id,
-                    lead_type: r.lead_type,
-                    added_at: r.added_at,
+                    lead_type: LeadType::parse(&get_s(&r, "leadType")?)?,
+                    added_at: get_s(&r, "addedAt").unwrap_or_default(),
+                    lead_id,
                     attributes: Default::default(),
-                });
+                })
+            }));
+            start = out.last_evaluated_key;
+            if members.len() > limit || start.is_none() {
+                more = members.len() > limit;
+                break;
             }
         }
-        let has_more = members.len() > limit || (more && members.len() == limit);
         members.truncate(limit);
-        if let (Some(first), Some(last)) = (members.first(), members.last()) {
-            // Membership attributes of the page: one range query (same order).
-            let attrs = self.member_attrs_range(ws, list_id, &first.lead_id, &last.lead_id).await?;
-            for m in members.iter_mut() {
-                if let Some(a) = attrs.get(&m.lead_id) {
-                    m.attributes = a.clone();
-                }
+        let attrs = match (lead_type, members.first(), members.last()) {
+            // The page's membership attributes: one range query, when the
+            // page is a run of the List's members.
+            (None, Some(first), Some(last)) => {
+                self.member_attrs_range(ws, list_id, &first.lead_id, &last.lead_id).await?
+            }
+            // A typed page is spread over the List: one query per member.
+            (Some(_), _, _) => {
+                use futures::stream::{self, StreamExt, TryStreamExt};
+                let each: Vec<_> =
+                    members.iter().map(|m| self.member_attrs_range(ws, list_id, &m.lead_id, &m.lead_id)).collect();
+                stream::iter(each)
+                    .buffered(16)
+                    .try_fold(HashMap::new(), |mut all, one| async move {
+                        all.extend(one);
+                        Ok(all)
+                    })
+                    .await?
+            }
+            _ => HashMap::new(),
+        };
+        for m in members.iter_mut() {
+            if let Some(a) = attrs.get(&m.lead_id) {
+                m.attributes = a.clone();
             }
         }
-        let last = if has_more { members.last().map(|m| m.lead_id.clone()) } else { None };
+        let last = if more { members.last().map(|m| m.lead_id.clone()) } else { None };
         Ok(MemberPage { members, last })
     }
 
