@@ -6,8 +6,10 @@
 //! - a run, its state machine and counts: [`run`]; its per-Lead items: [`item`];
 //! - worker messages and chunking: [`plan`];
 //! - credits: [`credits`]; idempotency: [`idempotency`]; paging: [`cursor`];
-//! - the catalog and the enrichment providers: [`catalog`], [`providers`].
+//! - the catalog and the enrichment providers: [`catalog`], [`providers`];
+//!   outside providers' HTTP bindings: [`binding`]; sealed secrets: [`secrets`].
 
+pub mod binding;
 pub mod catalog;
 pub mod create;
 pub mod credits;
@@ -23,6 +25,7 @@ pub mod plan;
 pub mod providers;
 pub mod run;
 pub mod scope;
+pub mod secrets;
 pub mod time;
 
 pub use error::DomainError;
