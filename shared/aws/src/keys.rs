@@ -15,6 +15,9 @@
 //! | run item          | `ITEMS#{runId}`         | `{leadId}`              |
 //! | idempotency key   | `IDEM#{ws}#{key}`       | `IDEM`                  |
 //! | cursor HMAC key   | `CONFIG`                | `CURSOR_KEY`            |
+//! | ws enrichment     | `WSENR#{ws}`            | `{slug}`                |
+//! | ws secret         | `SECRETS#{ws}`          | `{name}`                |
+//! | provider result   | `PCACHE#{ws}#{slug}#{hash}` | `PCACHE`            |
 //!
 //! GSI `gsi1`: run items by status: `ITEMS#{runId}#{status}` / `{leadId}`.
 
@@ -84,4 +87,21 @@ pub fn idempotency(ws: &str, key: &str) -> Key {
 }
 pub fn cursor_key() -> Key {
     ("CONFIG".into(), "CURSOR_KEY".into())
+}
+pub fn ws_enrichments_pk(ws: &str) -> String {
+    format!("WSENR#{ws}")
+}
+pub fn ws_enrichment(ws: &str, slug: &str) -> Key {
+    (ws_enrichments_pk(ws), slug.into())
+}
+pub fn secrets_pk(ws: &str) -> String {
+    format!("SECRETS#{ws}")
+}
+pub fn secret(ws: &str, name: &str) -> Key {
+    (secrets_pk(ws), name.into())
+}
+/// One partition per cached result: BatchGetItem reads a chunk's results
+/// wherever they are, and no partition grows hot.
+pub fn provider_cache(ws: &str, slug: &str, hash: &str) -> Key {
+    (format!("PCACHE#{ws}#{slug}#{hash}"), "PCACHE".into())
 }

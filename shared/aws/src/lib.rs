@@ -8,6 +8,7 @@ pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 
 pub use config::{AwsContext, Settings};

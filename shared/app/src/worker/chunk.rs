@@ -68,7 +68,7 @@ impl App {
                 }
                 (WritePolicy::SkipExisting, OutputTarget::Membership, None) => HashMap::new(),
             };
-            let enrichment = self.find_enrichment(ws, slug).await?;
+            let enrichment = self.find_enrichment_to_run(ws, slug).await?;
             // Leads that need the enrichment run, in one call: providers batch,
             // rate-limit and run concurrently behind `enrich_leads`.
             let to_enrich: Vec<&puffle_domain::lead::Lead> = lead_ids
@@ -78,7 +78,7 @@ impl App {
                 .collect();
             let mut results: HashMap<String, Enriched> = match &enrichment {
                 Some(e) => {
-                    let out = self.enrich_leads(ws, e, &run.input, &to_enrich).await;
+                    let out = self.enrich_leads(ws, e, &run.input, &to_enrich).await?;
                     to_enrich.iter().map(|l| l.id.clone()).zip(out).collect()
                 }
                 None => HashMap::new(),
@@ -99,6 +99,8 @@ impl App {
                         let mut item = item;
                         item.metadata.input_snapshot = run.input.clone();
                         item.metadata.lead_snapshot = serde_json::to_value(lead).unwrap_or(Value::Null);
+                        item.attempts = enriched.attempts(receive_count);
+                        item.metadata.cached = enriched.cached_flag();
                         item.metadata.provider = Some(enriched.provider);
                         item.metadata.provider_submission_id = enriched.provider_submission_id;
                         item.finish(enriched.outcome, &now)

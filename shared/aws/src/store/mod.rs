@@ -6,6 +6,7 @@
 mod items;
 mod leads;
 mod lists;
+mod providers;
 mod runs;
 mod workspaces;
 
@@ -22,6 +23,7 @@ use crate::error::{classify, StoreError};
 pub use items::ItemPage;
 pub use leads::{AttrWrite, LeadPage};
 pub use lists::{AddOutcome, MemberPage, MemberRow};
+pub use providers::{CachedResult, SecretRow};
 pub use runs::{ChunkDelta, IdempotencyRecord, RunRecord};
 
 pub type Row = HashMap<String, AttributeValue>;

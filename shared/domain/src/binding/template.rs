@@ -255,11 +255,17 @@ pub fn cache_key(b: &HttpBinding, lead: &Value, input: &Value) -> Result<String,
     Ok(hex::encode(Sha256::digest(canonical.to_string().as_bytes())))
 }
 
+/// The URL template with every placeholder replaced by `x`: its scheme,
+/// host and port are the ones every call uses.
+pub fn sample_url(url: &str) -> String {
+    any_braces().replace_all(url, "x").into_owned()
+}
+
 /// A URL template must be an absolute http(s) URL once rendered, and its
 /// scheme, host and port are fixed: placeholders fill the path and query
 /// only, so the host can be checked when the binding is accepted.
 pub fn check_url_template(url: &str) -> Result<(), String> {
-    let sample = any_braces().replace_all(url, "x");
+    let sample = sample_url(url);
     let parsed = url::Url::parse(&sample).map_err(|e| format!("not an absolute URL ({e})"))?;
     if !matches!(parsed.scheme(), "http" | "https") {
         return Err(format!("only http and https URLs are allowed, not `{}`", parsed.scheme()));

@@ -144,15 +144,16 @@ pub fn find(id_or_slug: &str) -> Option<&'static Enrichment> {
 /// sorted by slug. `q` (trimmed; empty means no filter) is a case-insensitive
 /// substring match over slug, name and description.
 pub fn listed(q: Option<&str>) -> Vec<&'static Enrichment> {
-    let q = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
-    all()
-        .iter()
-        .filter(|e| e.enabled && e.visibility == "public")
-        .filter(|e| match &q {
-            None => true,
-            Some(q) => [&e.slug, &e.name, &e.description].iter().any(|field| field.to_lowercase().contains(q.as_str())),
-        })
-        .collect()
+    all().iter().filter(|e| e.enabled && e.visibility == "public").filter(|e| matches_query(e, q)).collect()
+}
+
+/// The listing's `q`: trimmed (empty means no filter), a case-insensitive
+/// substring of slug, name or description.
+pub fn matches_query(e: &Enrichment, q: Option<&str>) -> bool {
+    match q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty()) {
+        None => true,
+        Some(q) => [&e.slug, &e.name, &e.description].iter().any(|field| field.to_lowercase().contains(q.as_str())),
+    }
 }
 
 fn compile(schema: &Value) -> Compiled {
