@@ -20,6 +20,13 @@ export AWS_EC2_METADATA_DISABLED=true
 # a killed worker's chunk comes back quickly; redrive after 3 receives.
 export PUFFLE_LOCAL_VISIBILITY_TIMEOUT="${PUFFLE_LOCAL_VISIBILITY_TIMEOUT:-10}"
 export PUFFLE_LOCAL_MAX_RECEIVE_COUNT="${PUFFLE_LOCAL_MAX_RECEIVE_COUNT:-3}"
+# Outbound calls to providers: hosts let through the egress guard although
+# they resolve to refused addresses (comma-separated host[:port]; empty: none).
+# e.g. PUFFLE_EGRESS_ALLOW_HOSTS=127.0.0.1:8089 for a provider stub on this machine.
+export PUFFLE_EGRESS_ALLOW_HOSTS="${PUFFLE_EGRESS_ALLOW_HOSTS:-}"
+# The key that seals workspace secrets (base64 of 32 bytes). This default is
+# for the local stack only; on AWS it comes from the provider secrets.
+export PUFFLE_SECRETS_KEY="${PUFFLE_SECRETS_KEY:-bG9jYWwtb25seS1wdWZmbGUtc2VjcmV0cy1rZXkhISE=}"
 export PUFFLE_API_URL="${PUFFLE_API_URL:-http://127.0.0.1:$PUFFLE_API_PORT}"
 # fauxqs (default, fast) or moto (correct but slow on deep queues).
 export SQS_EMULATOR="${SQS_EMULATOR:-fauxqs}"
