@@ -9,7 +9,10 @@ use aws_sdk_secretsmanager::error::ProvideErrorMetadata;
 use crate::error::StoreError;
 
 /// The secret's name/value pairs; an absent secret is an empty map.
-pub async fn provider_secrets(sdk: &aws_config::SdkConfig, secret_id: &str) -> Result<HashMap<String, String>, StoreError> {
+pub async fn provider_secrets(
+    sdk: &aws_config::SdkConfig,
+    secret_id: &str,
+) -> Result<HashMap<String, String>, StoreError> {
     let client = aws_sdk_secretsmanager::Client::new(sdk);
     let out = match client.get_secret_value().secret_id(secret_id).send().await {
         Ok(out) => out,

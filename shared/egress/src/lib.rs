@@ -28,9 +28,9 @@ use std::time::Duration;
 use bytes::{Bytes, BytesMut};
 use reqwest::dns::{Addrs, Name, Resolve, Resolving};
 use reqwest::header::{HeaderMap, HeaderValue, CONTENT_TYPE, LOCATION};
-pub use url::Url;
 /// The HTTP types of [`Outbound`] and [`Fetched`].
 pub use reqwest::{header, Method, StatusCode};
+pub use url::Url;
 
 pub use ranges::refused_range;
 

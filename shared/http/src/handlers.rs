@@ -336,14 +336,18 @@ async fn catalog(app: &App, ws: &str, req: &Request, method: &str, path: &str) -
         }
         ("GET", true) => ok(200, json!({"secrets": app.list_secrets(ws).await?})),
         ("PUT", true) => put_secret(app, ws, req, &secret.unwrap_or_default()).await,
-        _ => Ok(Outcome { response: client_error(404, "NOT_FOUND", format!("no route {method} {path}")), run_id: None }),
+        _ => {
+            Ok(Outcome { response: client_error(404, "NOT_FOUND", format!("no route {method} {path}")), run_id: None })
+        }
     }
 }
 
 async fn list_enrichments(app: &App, ws: &str, req: &Request) -> Result<Outcome, AppError> {
     let q = request::query(req, "q");
     if q.as_deref() == Some("") {
-        return Err(DomainError::invalid_with("q must not be empty (omit it to list all)", json!({"field": "q"})).into());
+        return Err(
+            DomainError::invalid_with("q must not be empty (omit it to list all)", json!({"field": "q"})).into()
+        );
     }
     match request::query(req, "id") {
         Some(id) => ok(200, json!({"enrichments": [app.get_enrichment(ws, &id).await?]})),
@@ -371,7 +375,11 @@ async fn put_secret(app: &App, ws: &str, req: &Request, name: &str) -> Result<Ou
 fn body_error(e: BodyError) -> Result<Outcome, AppError> {
     match e {
         BodyError::TooLarge => Ok(Outcome {
-            response: client_error(413, "PAYLOAD_TOO_LARGE", format!("bodies are limited to {} bytes", request::MAX_BODY_BYTES)),
+            response: client_error(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                format!("bodies are limited to {} bytes", request::MAX_BODY_BYTES),
+            ),
             run_id: None,
         }),
         BodyError::Invalid(d) => Err(d.into()),

@@ -33,7 +33,10 @@ impl App {
             }
         }
         if self.store().list_workspace_enrichments(ws).await?.len() >= MAX_PER_WORKSPACE {
-            return Err(DomainError::invalid(format!("a workspace may define at most {MAX_PER_WORKSPACE} enrichments")).into());
+            return Err(DomainError::invalid(format!(
+                "a workspace may define at most {MAX_PER_WORKSPACE} enrichments"
+            ))
+            .into());
         }
         match self.store().put_workspace_enrichment(ws, &e, &time::now()).await {
             Ok(()) => {}
@@ -53,5 +56,9 @@ impl App {
 }
 
 fn exists(slug: &str, what: &str) -> AppError {
-    AppError::Conflict { code: "ENRICHMENT_EXISTS", message: format!("the slug `{slug}` is taken by {what}"), details: json!({"slug": slug}) }
+    AppError::Conflict {
+        code: "ENRICHMENT_EXISTS",
+        message: format!("the slug `{slug}` is taken by {what}"),
+        details: json!({"slug": slug}),
+    }
 }

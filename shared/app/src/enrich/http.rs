@@ -63,7 +63,10 @@ enum CallError {
 
 impl CallError {
     fn retryable(&self) -> bool {
-        matches!(self, CallError::Timeout | CallError::RateLimited { .. } | CallError::Server { .. } | CallError::Connect(_))
+        matches!(
+            self,
+            CallError::Timeout | CallError::RateLimited { .. } | CallError::Server { .. } | CallError::Connect(_)
+        )
     }
 
     fn retry_after(&self) -> Option<Duration> {
@@ -81,11 +84,17 @@ impl CallError {
     fn outcome(&self, provider: &str) -> Outcome {
         let (code, message) = match self {
             CallError::Timeout => (codes::TIMEOUT, format!("{provider} did not answer in time")),
-            CallError::RateLimited { .. } => (codes::RATE_LIMITED, format!("{provider} kept answering 429 Too Many Requests")),
+            CallError::RateLimited { .. } => {
+                (codes::RATE_LIMITED, format!("{provider} kept answering 429 Too Many Requests"))
+            }
             CallError::Server { status, .. } => (codes::ERROR, format!("{provider} answered HTTP {status}")),
-            CallError::Client { status } => (codes::ERROR, format!("{provider} refused the request with HTTP {status}")),
+            CallError::Client { status } => {
+                (codes::ERROR, format!("{provider} refused the request with HTTP {status}"))
+            }
             CallError::Connect(cause) => (codes::ERROR, format!("could not reach {provider}: {cause}")),
-            CallError::Refused(why) => (codes::EGRESS_REFUSED, format!("the request to {provider} was not sent: {why}")),
+            CallError::Refused(why) => {
+                (codes::EGRESS_REFUSED, format!("the request to {provider} was not sent: {why}"))
+            }
             CallError::TooLarge => (
                 codes::INVALID_RESPONSE,
                 format!("{provider}'s response is larger than {} bytes", puffle_egress::MAX_BODY_BYTES),
@@ -133,7 +142,8 @@ struct Called {
 }
 
 fn outbound(r: &Rendered, timeout: Duration) -> Result<Outbound, String> {
-    let method = Method::from_bytes(r.method.as_bytes()).map_err(|_| format!("`{}` is not an HTTP method", r.method))?;
+    let method =
+        Method::from_bytes(r.method.as_bytes()).map_err(|_| format!("`{}` is not an HTTP method", r.method))?;
     let url = Url::parse(&r.url).map_err(|e| format!("the rendered URL is invalid ({e})"))?;
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
@@ -195,7 +205,9 @@ impl App {
             let values = Values { lead: &lead_ctx, input, secret: &secret };
             let done = |outcome| Some(self.enriched(&ctx, outcome, 0, None, false, None));
             match render(h, &values) {
-                Err(Missing::Lead(_) | Missing::Input(_)) => results[i] = done(Outcome::Skipped { reason: MISSING_INPUT }),
+                Err(Missing::Lead(_) | Missing::Input(_)) => {
+                    results[i] = done(Outcome::Skipped { reason: MISSING_INPUT })
+                }
                 Err(m @ Missing::Secret(_)) => {
                     results[i] = done(Outcome::Failed { message: m.to_string(), code: codes::DISABLED.into() })
                 }
@@ -252,7 +264,8 @@ impl App {
         let mut rows = vec![];
         for (i, key, c) in called {
             if let (Some(k), Outcome::Completed(v)) = (&key, &c.outcome) {
-                let cr = CachedResult { result: v.clone(), submission_id: c.submission_id.clone(), created_at: now.clone() };
+                let cr =
+                    CachedResult { result: v.clone(), submission_id: c.submission_id.clone(), created_at: now.clone() };
                 match self.store().cache_row(ws, &e.slug, k, &cr, now_epoch + ttl as i64) {
                     Ok(r) => rows.push(r),
                     Err(err) => tracing::warn!(error = %err, "provider cache row not built"),
@@ -298,8 +311,9 @@ impl App {
         if let Some(e) = m.get(&connect_timeout_ms) {
             return Ok(e.clone());
         }
-        let e = puffle_egress::Egress::new(puffle_egress::AllowList::from_env(), Duration::from_millis(connect_timeout_ms))
-            .map_err(|e| AppError::Internal(e.to_string()))?;
+        let e =
+            puffle_egress::Egress::new(puffle_egress::AllowList::from_env(), Duration::from_millis(connect_timeout_ms))
+                .map_err(|e| AppError::Internal(e.to_string()))?;
         m.insert(connect_timeout_ms, e.clone());
         Ok(e)
     }
@@ -358,14 +372,17 @@ async fn call(ctx: &Ctx<'_>, req: Outbound) -> Called {
             let status = f.status.as_u16();
             let header_id = submission_id_header(&f.headers);
             if f.status == StatusCode::NOT_FOUND {
-                return Called { outcome: Outcome::Skipped { reason: NO_MATCH }, calls, submission_id: header_id, status: Some(status) };
+                return Called {
+                    outcome: Outcome::Skipped { reason: NO_MATCH },
+                    calls,
+                    submission_id: header_id,
+                    status: Some(status),
+                };
             }
             let (outcome, submission_id) = match map_response(&ctx.binding.response, &f.body, &ctx.validator) {
                 Mapped::Hit { result, submission_id } => (Outcome::Completed(result), submission_id),
                 Mapped::Miss { submission_id } => (Outcome::Skipped { reason: NO_MATCH }, submission_id),
-                Mapped::Invalid(message) => {
-                    (Outcome::Failed { message, code: codes::INVALID_RESPONSE.into() }, None)
-                }
+                Mapped::Invalid(message) => (Outcome::Failed { message, code: codes::INVALID_RESPONSE.into() }, None),
             };
             Called { outcome, calls, submission_id: submission_id.or(header_id), status: Some(status) }
         }

@@ -82,7 +82,11 @@ impl Enriched {
 impl App {
     /// An enrichment visible to workspace `ws` by id or slug, ready to run:
     /// one whose secrets are not configured is `400 ENRICHMENT_DISABLED`.
-    pub async fn find_enrichment(&self, ws: &str, id_or_slug: &str) -> Result<Option<Cow<'static, Enrichment>>, AppError> {
+    pub async fn find_enrichment(
+        &self,
+        ws: &str,
+        id_or_slug: &str,
+    ) -> Result<Option<Cow<'static, Enrichment>>, AppError> {
         let found = self.find_enrichment_to_run(ws, id_or_slug).await?;
         if let Some(e) = &found {
             let missing = self.missing_secrets(ws, e).await?;
@@ -125,7 +129,9 @@ impl App {
     /// by slug, each with `enabled` (and `disabledReason` when false).
     pub async fn list_enrichments(&self, ws: &str, q: Option<&str>) -> Result<Vec<Enrichment>, AppError> {
         let mut all: Vec<Enrichment> = catalog::listed(q).into_iter().cloned().collect();
-        all.extend(self.store().list_workspace_enrichments(ws).await?.into_iter().filter(|e| catalog::matches_query(e, q)));
+        all.extend(
+            self.store().list_workspace_enrichments(ws).await?.into_iter().filter(|e| catalog::matches_query(e, q)),
+        );
         all.sort_by(|a, b| a.slug.cmp(&b.slug));
         let mut out = Vec::with_capacity(all.len());
         for e in all {
@@ -141,7 +147,8 @@ impl App {
             Some(_) => None,
             None => self.find_enrichment_to_run(ws, id_or_slug).await?.map(Cow::into_owned),
         };
-        let e = e.ok_or_else(|| AppError::not_found("ENRICHMENT_NOT_FOUND", format!("no enrichment `{id_or_slug}`")))?;
+        let e =
+            e.ok_or_else(|| AppError::not_found("ENRICHMENT_NOT_FOUND", format!("no enrichment `{id_or_slug}`")))?;
         self.with_status(ws, e).await
     }
 

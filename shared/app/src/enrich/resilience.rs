@@ -36,8 +36,12 @@ pub fn limiter(rate_per_second: u32) -> DefaultDirectRateLimiter {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum State {
-    Closed { failures: u32 },
-    Open { until: Instant },
+    Closed {
+        failures: u32,
+    },
+    Open {
+        until: Instant,
+    },
     /// One probe call is out; everyone else fails fast until it returns.
     HalfOpen,
 }

@@ -126,7 +126,8 @@ impl App {
         let kek = self.kek().await?.ok_or_else(|| {
             AppError::Internal(format!("workspace secrets need {KEK_NAME} (base64 of 32 bytes) to be configured"))
         })?;
-        let row = SecretRow { name: name.to_string(), sealed: sealed::seal(&kek, ws, name, &value), updated_at: time::now() };
+        let row =
+            SecretRow { name: name.to_string(), sealed: sealed::seal(&kek, ws, name, &value), updated_at: time::now() };
         self.store().put_secret(ws, &row).await?;
         Ok(())
     }
@@ -154,7 +155,9 @@ impl App {
                     out.insert(r.name, v);
                 }
                 // The name only: the reason is about keys, never the value.
-                Err(e) => tracing::error!(workspace_id = ws, secret = %r.name, error = %e, "a workspace secret does not open"),
+                Err(e) => {
+                    tracing::error!(workspace_id = ws, secret = %r.name, error = %e, "a workspace secret does not open")
+                }
             }
         }
         Ok(out)

@@ -161,14 +161,10 @@ impl HttpBinding {
         if let Some(p) = &self.provider {
             return p.clone();
         }
-        let after_scheme = self.request.url.split_once("://").map(|(_, rest)| rest).unwrap_or(&self.request.url);
-        let host = after_scheme.split(['/', '?', '#']).next().unwrap_or_default();
-        let host = host.rsplit_once('@').map(|(_, h)| h).unwrap_or(host);
-        if host.is_empty() || host.contains("{{") {
-            "http".to_string()
-        } else {
-            host.to_ascii_lowercase()
-        }
+        url::Url::parse(&template::sample_url(&self.request.url))
+            .ok()
+            .and_then(|u| u.host_str().map(str::to_string))
+            .unwrap_or_else(|| "http".to_string())
     }
 
     /// Names of the secrets the request uses, sorted.
