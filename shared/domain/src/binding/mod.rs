@@ -22,7 +22,7 @@ pub use template::{cache_key, render, Missing, Rendered, Values};
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum ToolBinding {
     Builtin { provider: String },
-    Http(HttpBinding),
+    Http(Box<HttpBinding>),
 }
 
 impl ToolBinding {
