@@ -13,20 +13,24 @@
 # 4. stops every process it started, by PID (trap on EXIT).
 #
 # Knobs (environment): BENCH_QUICK=1 (small sizes, for a quick check),
-# BENCH_SKIP=create,lists,worker,reads,lambda, BENCH_WORKER_LEADS,
+# BENCH_PROFILE=dev (debug builds), BENCH_PROVIDER_LEADS, BENCH_PROVIDER_RATE
+# (default 500), BENCH_PROVIDER_CONCURRENCY (default 16),
+# BENCH_SKIP=create,lists,worker,provider,reads,lambda, BENCH_WORKER_LEADS,
 # BENCH_LIST_SIZES=1000,10000,100000, BENCH_EXPLICIT_SAMPLES, BENCH_LIST_SAMPLES,
 # BENCH_COLD_SAMPLES, BENCH_OUT (default bench/results.json) — see bench/src/suite.rs.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
 T0=$SECONDS
-FAST="$CARGO_TARGET_DIR/fast"
+# BENCH_PROFILE=dev runs debug builds (no optimised build needed; slower figures).
+PROFILE="${BENCH_PROFILE:-fast}"
+FAST="$CARGO_TARGET_DIR/$([[ $PROFILE == dev ]] && echo debug || echo "$PROFILE")"
 HOSTREL_DIR="${BENCH_HOSTREL_TARGET_DIR:-$HOME/.cache/puffle-target-hostrel}"
 SINK_QUEUE=puffle-bench-sink
 
 # --- builds (one after the other: one heavy build at a time) -----------------
-echo "bench: building puffle-local and puffle-bench (profile fast)"
-cargo build --profile fast -p puffle-local -p puffle-bench
+echo "bench: building puffle-local and puffle-bench (profile $PROFILE)"
+cargo build --profile "$PROFILE" -p puffle-local -p puffle-bench
 if [[ ",${BENCH_SKIP:-}," != *",lambda,"* ]]; then
   echo "bench: building the functions for the host, release profile, in $HOSTREL_DIR (cached; the first build takes several minutes)"
   CARGO_TARGET_DIR="$HOSTREL_DIR" cargo build --release -p puffle-functions --bins
@@ -78,7 +82,7 @@ wait_for() { # name, check command, seconds
   echo "bench: $name not ready after ${secs}s; log:" >&2; tail -20 "$WORK/$name.log" >&2; return 1
 }
 
-DDB_PORT=$(free_port); SQS_PORT=$(free_port); API_PORT=$(free_port); SINK_PORT=$(free_port)
+DDB_PORT=$(free_port); SQS_PORT=$(free_port); API_PORT=$(free_port); SINK_PORT=$(free_port); STUB_PORT=$(free_port)
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT"
 export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$SQS_PORT"
 export PUFFLE_API_URL="http://127.0.0.1:$API_PORT"
@@ -94,7 +98,8 @@ wait_for sqs "port_open $SQS_PORT" 60
 "$FAST/puffle-bench" make-queue "$SINK_QUEUE" >/dev/null
 
 # API + worker (4 pollers × batches of 5, the template's settings) in ONE process.
-start api "$FAST/puffle-local" --listen "127.0.0.1:$API_PORT"
+# The worker may call the suite's provider stub (127.0.0.1:$STUB_PORT), nothing else local.
+PUFFLE_EGRESS_ALLOW_HOSTS="127.0.0.1:$STUB_PORT" start api "$FAST/puffle-local" --listen "127.0.0.1:$API_PORT"
 wait_for api "curl -fsS -o /dev/null http://127.0.0.1:$API_PORT/api/health" 60
 # API only, dispatching into a queue nobody consumes: create latency and bulk imports.
 PUFFLE_QUEUE_NAME=$SINK_QUEUE start sink "$FAST/puffle-local" --no-worker --listen "127.0.0.1:$SINK_PORT"
@@ -110,6 +115,7 @@ start suite "$FAST/puffle-bench" suite \
   --api "http://127.0.0.1:$API_PORT" \
   --sink "http://127.0.0.1:$SINK_PORT" \
   --sink-queue "$SINK_QUEUE" \
+  --provider-stub-port "$STUB_PORT" \
   --root "$ROOT" \
   --lambda-bin-dir "$HOSTREL_DIR/release" \
   --cargo-lambda "$VENV/bin/cargo-lambda" \

@@ -25,6 +25,13 @@ export PUFFLE_LOCAL_MAX_RECEIVE_COUNT="${PUFFLE_LOCAL_MAX_RECEIVE_COUNT:-3}"
 # driven forward (AWS: 5 minutes).
 export PUFFLE_REAPER_INTERVAL_SECONDS="${PUFFLE_REAPER_INTERVAL_SECONDS:-5}"
 export PUFFLE_REAPER_STALE_SECONDS="${PUFFLE_REAPER_STALE_SECONDS:-30}"
+# Outbound calls to providers: hosts let through the egress guard although
+# they resolve to refused addresses (comma-separated host[:port]; empty: none).
+# e.g. PUFFLE_EGRESS_ALLOW_HOSTS=127.0.0.1:8089 for a provider stub on this machine.
+export PUFFLE_EGRESS_ALLOW_HOSTS="${PUFFLE_EGRESS_ALLOW_HOSTS:-}"
+# The key that seals workspace secrets (base64 of 32 bytes). This default is
+# for the local stack only; on AWS it comes from the provider secrets.
+export PUFFLE_SECRETS_KEY="${PUFFLE_SECRETS_KEY:-bG9jYWwtb25seS1wdWZmbGUtc2VjcmV0cy1rZXkhISE=}"
 export PUFFLE_API_URL="${PUFFLE_API_URL:-http://127.0.0.1:$PUFFLE_API_PORT}"
 # fauxqs (default, fast) or moto (correct but slow on deep queues).
 export SQS_EMULATOR="${SQS_EMULATOR:-fauxqs}"

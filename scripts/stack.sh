@@ -94,6 +94,7 @@ case "${1:-}" in
     start_events
     start_api
     start_worker "$@"
+    if [[ -n "$PUFFLE_EGRESS_ALLOW_HOSTS" ]]; then echo "stack: egress guard lets through $PUFFLE_EGRESS_ALLOW_HOSTS"; fi
     echo "stack: ready — API on $PUFFLE_API_URL"
     ;;
   down)

@@ -7,6 +7,7 @@ mod api;
 mod create_latency;
 mod lambdas;
 mod procs;
+mod provider;
 mod reads;
 mod report;
 mod sqs_emulators;

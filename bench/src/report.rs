@@ -112,6 +112,39 @@ pub fn table(r: &Report) -> String {
         let _ = writeln!(o, "  {:<36} {:>8} {:>10.4}", "SQS total", thousands(w.sqs_requests), w.sqs_requests_per_lead);
     }
 
+    if let Some(p) = &r.provider {
+        let _ = writeln!(o);
+        let _ = writeln!(
+            o,
+            "HTTP enrichment ({} Leads, a stub answering in {} ms, ratePerSecond {}, {} calls in flight per chunk at most; create → {})",
+            thousands(p.leads),
+            p.stub_latency_ms,
+            p.rate_per_second,
+            p.concurrency_per_chunk,
+            p.status
+        );
+        let _ = writeln!(
+            o,
+            "  worker                 {:>10.1} Leads/s   ({:.2} s, {} completed)",
+            p.leads_per_second,
+            p.seconds,
+            thousands(p.completed)
+        );
+        let _ = writeln!(
+            o,
+            "  provider calls         {:>10}           (in flight: max {}, mean {:.1})",
+            thousands(p.calls),
+            p.max_in_flight,
+            p.mean_in_flight
+        );
+        let _ = writeln!(
+            o,
+            "  calls per second       {:>10}           (max in one second; {} in any 1 s window; limit {})",
+            p.max_calls_in_a_second, p.max_calls_in_any_1s_window, p.rate_per_second
+        );
+        let _ = writeln!(o, "  DynamoDB per Lead      {:>10.3}", p.dynamodb_requests_per_lead);
+    }
+
     if let Some(rd) = &r.reads {
         let _ = writeln!(o);
         let _ = writeln!(

@@ -41,7 +41,7 @@ pub struct SuiteArgs {
     /// Smaller sizes for a quick check (defaults are the full sizes).
     #[arg(long, env = "BENCH_QUICK", value_parser = clap::builder::BoolishValueParser::new(), default_value = "false")]
     pub quick: bool,
-    /// Phases to skip, comma-separated: create,lists,worker,reads,lambda.
+    /// Phases to skip, comma-separated: create,lists,worker,provider,reads,lambda.
     #[arg(long, env = "BENCH_SKIP", default_value = "")]
     pub skip: String,
     #[arg(long, env = "BENCH_EXPLICIT_SIZES", value_delimiter = ',')]
@@ -56,6 +56,15 @@ pub struct SuiteArgs {
     pub list_samples: Option<usize>,
     #[arg(long, env = "BENCH_WARMUP", default_value_t = 3)]
     pub warmup: usize,
+    /// The provider stub's port (scripts/bench.sh lets the worker reach it).
+    #[arg(long, env = "BENCH_PROVIDER_STUB_PORT")]
+    pub provider_stub_port: Option<u16>,
+    #[arg(long, env = "BENCH_PROVIDER_LEADS")]
+    pub provider_leads: Option<usize>,
+    #[arg(long, env = "BENCH_PROVIDER_RATE", default_value_t = 500)]
+    pub provider_rate: u32,
+    #[arg(long, env = "BENCH_PROVIDER_CONCURRENCY", default_value_t = 16)]
+    pub provider_concurrency: u32,
     #[arg(long, env = "BENCH_WORKER_LEADS")]
     pub worker_leads: Option<usize>,
     /// Chunks in flight for the BatchWriteItem ceiling: 20 = the local
@@ -111,6 +120,7 @@ pub struct Report {
     pub stack: String,
     pub create_latency: Vec<CreateRow>,
     pub worker: Option<Throughput>,
+    pub provider: Option<crate::provider::ProviderRun>,
     pub reads: Option<Reads>,
     pub lambdas: Vec<LambdaRow>,
     pub lambda_note: String,
@@ -200,6 +210,19 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     } else {
         Some(throughput::run(&ctx, worker_leads, args.ceiling_concurrency).await?)
     };
+    let provider = match (skipped("provider"), args.provider_stub_port) {
+        (false, Some(port)) => Some(
+            crate::provider::run(
+                &ctx,
+                pick(args.provider_leads, 10_000, 2_000),
+                port,
+                args.provider_rate,
+                args.provider_concurrency,
+            )
+            .await?,
+        ),
+        _ => None,
+    };
     let reads =
         if skipped("reads") { None } else { Some(reads::run(&ctx, read_items, read_samples, deep_page).await?) };
 
@@ -258,6 +281,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         stack: args.stack_note.clone(),
         create_latency: create_rows,
         worker,
+        provider,
         reads,
         lambdas,
         lambda_note: format!(

@@ -73,6 +73,10 @@ impl Isolated {
             ("PUFFLE_LOCAL_VISIBILITY_TIMEOUT".into(), "5".into()),
             ("PUFFLE_LOCAL_MAX_RECEIVE_COUNT".into(), "3".into()),
             ("RUST_LOG".into(), "info".into()),
+            // Workspace secrets work on every private stack; egress stays
+            // closed unless a test allows its stub (PUFFLE_EGRESS_ALLOW_HOSTS).
+            ("PUFFLE_SECRETS_KEY".into(), "aXNvbGF0ZWQtdGVzdC1zdGFjay1zZWNyZXRzLWtleSE=".into()),
+            ("PUFFLE_EGRESS_ALLOW_HOSTS".into(), String::new()),
         ];
         env.extend(self.extra_env.iter().cloned());
         env

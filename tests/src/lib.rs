@@ -7,6 +7,7 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 pub mod isolated;
+pub mod stub;
 
 pub fn api_url() -> String {
     std::env::var("PUFFLE_API_URL").unwrap_or_else(|_| "http://127.0.0.1:3000".into())

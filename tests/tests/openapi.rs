@@ -403,6 +403,47 @@ async fn live_api_conforms_to_the_spec() {
     t.call("GET", "/api/enrichments", "/api/enrichments?id=email_domain", None, None, 200).await;
     t.call("GET", "/api/enrichments", "/api/enrichments?id=internal_echo", None, None, 404).await;
 
+    // ---- workspace enrichments and secrets
+    t.call("PUT", "/api/secrets/{id}", "/api/secrets/OA_KEY", Some(json!({"value": "oa-secret"})), None, 204).await;
+    t.call("PUT", "/api/secrets/{id}", "/api/secrets/oa-key", Some(json!({"value": "v"})), None, 400).await;
+    t.call("PUT", "/api/secrets/{id}", "/api/secrets/OA_KEY", Some(json!({"value": ""})), None, 400).await;
+    t.call("GET", "/api/secrets", "/api/secrets", None, None, 200).await;
+    let finder = |slug: &str, url: &str| {
+        json!({"slug": slug, "name": "OA finder", "subject": "person",
+               "outputSchema": {"type": "object", "properties": {"email": {"type": "string"}}},
+               "costModel": {"creditsPerLead": 2},
+               "toolBinding": {"type": "http",
+                   "request": {"method": "GET", "url": url, "headers": {"X-Key": "{{secrets.OA_KEY}}"}},
+                   "response": {"found": "/email", "result": {"email": "/email"}}}})
+    };
+    let ok_url = "https://api.example.com/find?d={{lead.company.domain}}";
+    t.call("POST", "/api/enrichments", "/api/enrichments", Some(finder("oa_finder", ok_url)), None, 201).await;
+    t.call("POST", "/api/enrichments", "/api/enrichments", Some(finder("oa_finder", ok_url)), None, 409).await;
+    t.call("POST", "/api/enrichments", "/api/enrichments", Some(finder("email_domain", ok_url)), None, 409).await;
+    t.call(
+        "POST",
+        "/api/enrichments",
+        "/api/enrichments",
+        Some(finder("oa_meta", "http://169.254.169.254/x")),
+        None,
+        400,
+    )
+    .await;
+    t.call("POST", "/api/enrichments", "/api/enrichments", Some(json!({"slug": "x"})), None, 400).await;
+    t.call(
+        "POST",
+        "/api/enrichments",
+        "/api/enrichments",
+        Some(finder("oa_nokey", "https://api.example.com/find?k={{secrets.OA_MISSING}}")),
+        None,
+        201,
+    )
+    .await;
+    t.call("GET", "/api/enrichments", "/api/enrichments?id=oa_finder", None, None, 200).await;
+    t.call("GET", "/api/enrichments", "/api/enrichments?id=oa_nokey", None, None, 200).await;
+    t.call("DELETE", "/api/enrichments/{id}", "/api/enrichments/oa_finder", None, None, 204).await;
+    t.call("DELETE", "/api/enrichments/{id}", "/api/enrichments/oa_finder", None, None, 404).await;
+
     // ---- Leads
     let mut vp = person("oa-vp");
     vp["title"] = json!("VP Sales");
@@ -530,6 +571,9 @@ async fn live_api_conforms_to_the_spec() {
     let mut bad_input = create("phone_normalize", list_scope(&people));
     bad_input["input"] = json!({"defaultCountry": "usa"});
     t.call("POST", "/api/enrichment", "/api/enrichment", Some(bad_input), None, 400).await;
+    // A workspace enrichment whose secret is not set: ENRICHMENT_DISABLED.
+    t.call("POST", "/api/enrichment", "/api/enrichment", Some(create("oa_nokey", list_scope(&people))), None, 400)
+        .await;
     t.call("POST", "/api/enrichment", "/api/enrichment", Some(create("email_domain", list_scope(&empty))), None, 400)
         .await;
     t.call("POST", "/api/enrichment", "/api/enrichment", Some(create("email_domain", list_scope(&mixed))), None, 400)
@@ -675,6 +719,10 @@ async fn live_api_conforms_to_the_spec() {
         ("GET", "/api/enrichment/{id}", run_path.clone(), None),
         ("GET", items, format!("{run_path}/items"), None),
         ("POST", cancel, format!("/api/enrichment/{pending_run}/cancel"), None),
+        ("GET", "/api/secrets", "/api/secrets".to_string(), None),
+        ("PUT", "/api/secrets/{id}", "/api/secrets/OA_KEY".to_string(), Some(json!({"value": "v2"}))),
+        ("POST", "/api/enrichments", "/api/enrichments".to_string(), Some(finder("oa_down", ok_url))),
+        ("DELETE", "/api/enrichments/{id}", "/api/enrichments/oa_nokey".to_string(), None),
     ] {
         t.call(m, template, &path, body, None, 503).await;
     }

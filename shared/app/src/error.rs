@@ -20,6 +20,12 @@ pub enum AppError {
     DispatchFailed { run_id: String, trigger_run_id: Option<String> },
     #[error("the run cannot be cancelled ({reason})")]
     NotCancellable { reason: &'static str, status: String },
+    /// The enrichment needs secrets that are not configured (`400`).
+    #[error("enrichment {slug} is disabled: the secret(s) {} are not configured", missing.join(", "))]
+    EnrichmentDisabled { slug: String, missing: Vec<String> },
+    /// The request clashes with what exists (`409`).
+    #[error("{message}")]
+    Conflict { code: &'static str, message: String, details: serde_json::Value },
     #[error("a backend is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -48,6 +54,8 @@ impl AppError {
             AppError::IdempotencyKeyReused => "IDEMPOTENCY_KEY_REUSED",
             AppError::DispatchFailed { .. } => "DISPATCH_FAILED",
             AppError::NotCancellable { .. } => "RUN_NOT_CANCELLABLE",
+            AppError::EnrichmentDisabled { .. } => "ENRICHMENT_DISABLED",
+            AppError::Conflict { code, .. } => code,
             AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }

@@ -31,11 +31,23 @@ pub struct App {
     pub aws: AwsContext,
     cursor: std::sync::Arc<OnceCell<CursorKey>>,
     tokens: accounts::TokenCache,
+    /// The provider layer's per-process state: secrets read once, guarded
+    /// HTTP clients, rate limiters and circuits.
+    secrets: std::sync::Arc<enrich::secrets::SecretState>,
+    resilience: std::sync::Arc<enrich::resilience::Registry>,
+    egress: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, puffle_egress::Egress>>>,
 }
 
 impl App {
     pub fn new(aws: AwsContext) -> App {
-        App { aws, cursor: Default::default(), tokens: Default::default() }
+        App {
+            aws,
+            cursor: Default::default(),
+            tokens: Default::default(),
+            secrets: Default::default(),
+            resilience: Default::default(),
+            egress: Default::default(),
+        }
     }
 
     pub async fn from_env() -> App {

@@ -163,7 +163,7 @@ impl App {
                 tracing::warn!(rule_id = %rule.id, run_id = %run_id, required, balance, "rule run not affordable");
                 Ok(())
             }
-            Err(AppError::Domain(e)) => {
+            Err(e @ (AppError::Domain(_) | AppError::EnrichmentDisabled { .. } | AppError::NotFound { .. })) => {
                 // The Leads changed under the rule (deleted, or of another type):
                 // nothing to retry; say so rather than loop.
                 tracing::warn!(rule_id = %rule.id, run_id = %run_id, error = %e, "rule run refused");

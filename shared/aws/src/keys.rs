@@ -19,6 +19,9 @@
 //! | list rule         | `RULES#{ws}#{listId}`   | `{ruleId}`              |
 //! | rule claim        | `RULECLAIM#{ruleId}`    | `{leadId}`              |
 //! | rule's run        | `RULERUNS#{ruleId}`     | `{runId}`               |
+//! | ws enrichment     | `WSENR#{ws}`            | `{slug}`                |
+//! | ws secret         | `SECRETS#{ws}`          | `{name}`                |
+//! | provider result   | `PCACHE#{ws}#{slug}#{hash}` | `PCACHE`            |
 //!
 //! GSI `gsi1` (one index, overloaded by prefix):
 //!
@@ -122,4 +125,21 @@ pub fn rule_runs_pk(rule: &str) -> String {
 }
 pub fn rule_run(rule: &str, run: &str) -> Key {
     (rule_runs_pk(rule), run.into())
+}
+pub fn ws_enrichments_pk(ws: &str) -> String {
+    format!("WSENR#{ws}")
+}
+pub fn ws_enrichment(ws: &str, slug: &str) -> Key {
+    (ws_enrichments_pk(ws), slug.into())
+}
+pub fn secrets_pk(ws: &str) -> String {
+    format!("SECRETS#{ws}")
+}
+pub fn secret(ws: &str, name: &str) -> Key {
+    (secrets_pk(ws), name.into())
+}
+/// One partition per cached result: BatchGetItem reads a chunk's results
+/// wherever they are, and no partition grows hot.
+pub fn provider_cache(ws: &str, slug: &str, hash: &str) -> Key {
+    (format!("PCACHE#{ws}#{slug}#{hash}"), "PCACHE".into())
 }

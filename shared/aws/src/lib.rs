@@ -10,6 +10,7 @@ pub mod error;
 pub mod keys;
 pub mod metrics;
 pub mod queue;
+pub mod secrets;
 pub mod store;
 pub mod stream;
 

@@ -46,6 +46,9 @@ pub struct ItemMetadata {
     pub result: Value,
     pub provider: Option<String>,
     pub provider_submission_id: Option<String>,
+    /// Outside providers only: the result came from the provider result cache.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cached: Option<bool>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]

@@ -7,8 +7,10 @@
 //! - worker messages and chunking: [`plan`];
 //! - Leads and who they are: [`lead`], [`identity`]; Lists: [`list`];
 //! - credits: [`credits`]; idempotency: [`idempotency`]; paging: [`cursor`], [`page`];
-//! - the catalog and the enrichment providers: [`catalog`], [`providers`].
+//! - the catalog and the enrichment providers: [`catalog`], [`providers`];
+//!   outside providers' HTTP bindings: [`binding`]; sealed secrets: [`secrets`].
 
+pub mod binding;
 pub mod catalog;
 pub mod chunk;
 pub mod create;
@@ -29,6 +31,7 @@ pub mod providers;
 pub mod rule;
 pub mod run;
 pub mod scope;
+pub mod secrets;
 pub mod time;
 
 pub use error::DomainError;

@@ -63,6 +63,12 @@ pub fn error_response(err: &AppError) -> Response<Body> {
             b["status"] = json!(status);
             (409, b)
         }
+        AppError::EnrichmentDisabled { slug, missing } => {
+            let mut b = body("ENRICHMENT_DISABLED", err);
+            b["details"] = json!({"enrichmentId": slug, "secret": missing.first(), "missingSecrets": missing});
+            (400, b)
+        }
+        AppError::Conflict { code, message, details } => (409, with_details(body(code, message), details)),
         AppError::Unavailable(m) => {
             tracing::warn!(error = %m, "backend unavailable");
             let mut r = json_response(503, &body("SERVICE_UNAVAILABLE", "a backend is unavailable; retry shortly"));

@@ -7,7 +7,6 @@ use std::time::Instant;
 use lambda_http::{Body, Request, RequestExt, Response};
 use puffle_app::runs::items::{ItemsQuery, DEFAULT_ITEMS_LIMIT, MAX_ITEMS_LIMIT};
 use puffle_app::{App, AppError};
-use puffle_domain::catalog;
 use puffle_domain::item::ItemStatus;
 use puffle_domain::lead::LeadType;
 use puffle_domain::list::{AddLeadsRequest, CreateListRequest};
@@ -189,25 +188,7 @@ async fn dispatch(
     match function {
         Function::Health => unreachable!("handled above"),
         Function::Credits => ok(200, json!({"balance": app.balance(&ws).await?})),
-        Function::Catalog => {
-            let q = request::query(&req, "q");
-            if q.as_deref() == Some("") {
-                return Err(DomainError::invalid_with(
-                    "q must not be empty (omit it to list all)",
-                    json!({"field": "q"}),
-                )
-                .into());
-            }
-            match request::query(&req, "id") {
-                Some(id) => {
-                    let e = catalog::find(&id)
-                        .filter(|e| e.visibility == "public")
-                        .ok_or_else(|| AppError::not_found("ENRICHMENT_NOT_FOUND", format!("no enrichment `{id}`")))?;
-                    ok(200, json!({"enrichments": [e]}))
-                }
-                None => ok(200, json!({"enrichments": catalog::listed(q.as_deref())})),
-            }
-        }
+        Function::Catalog => catalog(app, &ws, &req, &method, &path).await,
         Function::Create => {
             let b = body!();
             let key = request::header_utf8(&req, "idempotency-key")?;
@@ -354,4 +335,73 @@ async fn dispatch(
             }
         }
     }
+}
+
+/// The Catalog function: the catalog, workspace-defined enrichments and
+/// workspace secrets (what a workspace can run and what it needs to).
+async fn catalog(app: &App, ws: &str, req: &Request, method: &str, path: &str) -> Result<Outcome, AppError> {
+    let slug = request::param_or_path(req, "id", "/api/enrichments/{id}");
+    let secret = request::param_or_path(req, "id", "/api/secrets/{id}");
+    match (method, path.starts_with("/api/secrets")) {
+        ("GET", false) => list_enrichments(app, ws, req).await,
+        ("POST", false) => create_enrichment(app, ws, req).await,
+        ("DELETE", false) => {
+            app.delete_workspace_enrichment(ws, &slug.unwrap_or_default()).await?;
+            Ok(no_content())
+        }
+        ("GET", true) => ok(200, json!({"secrets": app.list_secrets(ws).await?})),
+        ("PUT", true) => put_secret(app, ws, req, &secret.unwrap_or_default()).await,
+        _ => {
+            Ok(Outcome { response: client_error(404, "NOT_FOUND", format!("no route {method} {path}")), run_id: None })
+        }
+    }
+}
+
+async fn list_enrichments(app: &App, ws: &str, req: &Request) -> Result<Outcome, AppError> {
+    let q = request::query(req, "q");
+    if q.as_deref() == Some("") {
+        return Err(
+            DomainError::invalid_with("q must not be empty (omit it to list all)", json!({"field": "q"})).into()
+        );
+    }
+    match request::query(req, "id") {
+        Some(id) => ok(200, json!({"enrichments": [app.get_enrichment(ws, &id).await?]})),
+        None => ok(200, json!({"enrichments": app.list_enrichments(ws, q.as_deref()).await?})),
+    }
+}
+
+async fn create_enrichment(app: &App, ws: &str, req: &Request) -> Result<Outcome, AppError> {
+    let b = match json_body(req) {
+        Ok(v) => v,
+        Err(e) => return body_error(e),
+    };
+    ok(201, json!({"enrichment": app.create_workspace_enrichment(ws, &b).await?}))
+}
+
+async fn put_secret(app: &App, ws: &str, req: &Request, name: &str) -> Result<Outcome, AppError> {
+    let b = match json_body(req) {
+        Ok(v) => v,
+        Err(e) => return body_error(e),
+    };
+    app.put_secret(ws, name, &b).await?;
+    Ok(no_content())
+}
+
+fn body_error(e: BodyError) -> Result<Outcome, AppError> {
+    match e {
+        BodyError::TooLarge => Ok(Outcome {
+            response: client_error(
+                413,
+                "PAYLOAD_TOO_LARGE",
+                format!("bodies are limited to {} bytes", request::MAX_BODY_BYTES),
+            ),
+            run_id: None,
+        }),
+        BodyError::Invalid(d) => Err(d.into()),
+    }
+}
+
+fn no_content() -> Outcome {
+    let response = Response::builder().status(204).body(Body::Empty).expect("static response parts are valid");
+    Outcome { response, run_id: None }
 }

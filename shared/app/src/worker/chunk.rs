@@ -76,14 +76,16 @@ impl App {
                 lead_ids.iter().filter(|id| !has_other(id)).filter_map(|id| leads.get(id)).collect();
             // One call for the chunk: providers batch, rate-limit and run
             // concurrently behind `enrich_leads`.
-            let mut results: HashMap<String, Enriched> = match self.find_enrichment(ws, slug).await? {
+            let mut results: HashMap<String, Enriched> = match self.find_enrichment_to_run(ws, slug).await? {
                 Some(e) => {
-                    let out = self.enrich_leads(ws, &e, &run.input, &to_enrich).await;
+                    let out = self.enrich_leads(ws, &e, &run.input, &to_enrich).await?;
                     to_enrich.iter().map(|l| l.id.clone()).zip(out).collect()
                 }
                 None => HashMap::new(),
             };
             for lead_id in lead_ids {
+                // Calls made and whether the result came from the cache.
+                let mut provided = None;
                 let state = match leads.get(lead_id) {
                     None => LeadState::Gone,
                     Some(_) if has_other(lead_id) => LeadState::HasAttribute,
@@ -92,6 +94,7 @@ impl App {
                             let message = format!("enrichment {slug} is no longer available");
                             Enriched::builtin(slug, Outcome::Failed { message, code: "UNKNOWN_PROVIDER".into() })
                         });
+                        provided = Some((e.attempts(receive_count), e.cached_flag()));
                         LeadState::Enriched {
                             lead,
                             outcome: e.outcome,
@@ -100,7 +103,11 @@ impl App {
                         }
                     }
                 };
-                let (item, value) = finish_item(base(lead_id), state, &run.input, &now);
+                let (mut item, value) = finish_item(base(lead_id), state, &run.input, &now);
+                if let Some((attempts, cached)) = provided {
+                    item.attempts = attempts;
+                    item.metadata.cached = cached;
+                }
                 let attr = match value {
                     Some(v) => {
                         let t = leads.get(lead_id).map(|l| l.lead_type).unwrap_or_default();

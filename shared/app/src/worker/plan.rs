@@ -100,7 +100,7 @@ impl App {
         let shrink = if last && planned_after < rec.run.scope.resolved_count {
             let diff = rec.run.scope.resolved_count - planned_after;
             let per_lead = self
-                .find_enrichment(ws, &rec.run.enrichment.slug)
+                .find_enrichment_to_run(ws, &rec.run.enrichment.slug)
                 .await?
                 .map(|e| e.cost_model.credits_per_lead)
                 .unwrap_or(0);
@@ -178,7 +178,7 @@ impl App {
         let cutoff = &run.timing.created_at;
         let mut ids: Vec<String> = rows.iter().filter(|r| &r.added_at <= cutoff).map(|r| r.lead_id.clone()).collect();
         if let Some(filter) = filter {
-            let subject = self.find_enrichment(ws, &run.enrichment.slug).await?.map(|e| e.subject);
+            let subject = self.find_enrichment_to_run(ws, &run.enrichment.slug).await?.map(|e| e.subject);
             let leads = self.store().get_leads(ws, &ids, &filter.attribute_keys()).await?;
             ids.retain(|id| leads.get(id).is_some_and(|l| filter.matches(l) && Some(l.lead_type) == subject));
         }

@@ -7,6 +7,7 @@ mod items;
 mod leads;
 mod lists;
 mod rules;
+mod providers;
 mod runs;
 mod workspaces;
 
@@ -23,6 +24,7 @@ use crate::error::{classify, StoreError};
 pub use items::ItemPage;
 pub use leads::{AttrWrite, LeadPage};
 pub use lists::{AddOutcome, MemberPage, MemberRow};
+pub use providers::{CachedResult, SecretRow};
 pub use runs::{active_shard_pk, ChunkDelta, CreateOutcome, IdempotencyRecord, RunRecord, ACTIVE_SHARDS};
 
 pub type Row = HashMap<String, AttributeValue>;

@@ -1,15 +1,24 @@
 //! The enrichment catalog: what a client can run against its leads.
 //!
 //! Each enrichment is one JSON data file in `enrichments/`, compiled into the
-//! binary with `include_str!` and parsed once. The catalog is static: adding
-//! an enrichment means adding a data file here and a provider in
-//! [`crate::providers`] (bound by `toolBinding.provider`).
+//! binary (`build.rs` lists the directory) and parsed once. An enrichment
+//! bound to an outside provider (`toolBinding.type = "http"`) is that one
+//! file; a built-in also needs its function in [`crate::providers`] (bound
+//! by `toolBinding.provider`). `PUFFLE_CATALOG_DIR` adds the `*.json` files
+//! of a directory at start (local stacks and tests; a broken file stops the
+//! process at its first catalog read).
+//!
+//! Workspaces define their own enrichments too ([`custom`]); those live in
+//! the store, not here.
+
+pub mod custom;
 
 use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
+use crate::binding::ToolBinding;
 use crate::lead::LeadType;
 
 /// One catalog entry, as stored in its data file and returned by the API.
@@ -38,8 +47,12 @@ pub struct Enrichment {
     /// `"allow"`: a run may choose another attribute key.
     pub output_override_policy: String,
     pub cost_model: CostModel,
-    /// `{"type":"builtin","provider":"<slug>"}`.
-    pub tool_binding: Value,
+    /// `{"type":"builtin","provider":"<slug>"}` or an HTTP binding.
+    pub tool_binding: ToolBinding,
+    /// Why a listed enrichment cannot run now (e.g. a secret it needs is not
+    /// configured); set when listing, never in a data file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub disabled_reason: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -58,15 +71,11 @@ pub struct CostModel {
     pub credits_per_lead: u64,
 }
 
-/// The data files, one per enrichment.
-const SOURCES: &[(&str, &str)] = &[
-    ("company_domain.json", include_str!("enrichments/company_domain.json")),
-    ("email_domain.json", include_str!("enrichments/email_domain.json")),
-    ("internal_echo.json", include_str!("enrichments/internal_echo.json")),
-    ("job_seniority.json", include_str!("enrichments/job_seniority.json")),
-    ("name_parse.json", include_str!("enrichments/name_parse.json")),
-    ("phone_normalize.json", include_str!("enrichments/phone_normalize.json")),
-];
+// `SOURCES: &[(file name, text)]`, one per data file in `enrichments/`.
+include!(concat!(env!("OUT_DIR"), "/catalog_sources.rs"));
+
+/// The environment variable naming a directory of extra catalog files.
+pub const CATALOG_DIR_ENV: &str = "PUFFLE_CATALOG_DIR";
 
 static CATALOG: OnceLock<Vec<Enrichment>> = OnceLock::new();
 
@@ -83,12 +92,46 @@ pub fn all() -> &'static [Enrichment] {
             .map(|(file, text)| {
                 // The data files are part of the source tree and covered by
                 // tests, so a parse failure is a build defect, not user input.
-                serde_json::from_str(text).unwrap_or_else(|e| panic!("catalog data file {file} is invalid: {e}"))
+                parse_entry(text).unwrap_or_else(|e| panic!("catalog data file {file} is invalid: {e}"))
             })
             .collect();
+        if let Some(dir) = std::env::var_os(CATALOG_DIR_ENV).filter(|d| !d.is_empty()) {
+            // Operator configuration: failing loudly beats running without a provider.
+            list.extend(read_dir(std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{CATALOG_DIR_ENV}: {e}")));
+        }
         list.sort_by(|a, b| a.slug.cmp(&b.slug));
+        if let Some(w) = list.windows(2).find(|w| w[0].slug == w[1].slug) {
+            panic!("two catalog entries have the slug {}", w[0].slug);
+        }
         list
     })
+}
+
+/// Parses and checks one catalog data file.
+pub fn parse_entry(text: &str) -> Result<Enrichment, String> {
+    let e: Enrichment = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    if let ToolBinding::Http(h) = &e.tool_binding {
+        h.validate().map_err(|errs| format!("toolBinding: {}", errs.join("; ")))?;
+    }
+    e.compile_output()?;
+    jsonschema::validator_for(&e.input_schema).map_err(|err| format!("inputSchema: {err}"))?;
+    Ok(e)
+}
+
+fn read_dir(dir: &std::path::Path) -> Result<Vec<Enrichment>, String> {
+    let mut paths: Vec<_> = std::fs::read_dir(dir)
+        .map_err(|e| format!("{}: {e}", dir.display()))?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|x| x == "json"))
+        .collect();
+    paths.sort();
+    paths
+        .iter()
+        .map(|p| {
+            let text = std::fs::read_to_string(p).map_err(|e| format!("{}: {e}", p.display()))?;
+            parse_entry(&text).map_err(|e| format!("{}: {e}", p.display()))
+        })
+        .collect()
 }
 
 /// An enabled enrichment by id (`enr_email_domain`) or slug (`email_domain`).
@@ -101,15 +144,16 @@ pub fn find(id_or_slug: &str) -> Option<&'static Enrichment> {
 /// sorted by slug. `q` (trimmed; empty means no filter) is a case-insensitive
 /// substring match over slug, name and description.
 pub fn listed(q: Option<&str>) -> Vec<&'static Enrichment> {
-    let q = q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty());
-    all()
-        .iter()
-        .filter(|e| e.enabled && e.visibility == "public")
-        .filter(|e| match &q {
-            None => true,
-            Some(q) => [&e.slug, &e.name, &e.description].iter().any(|field| field.to_lowercase().contains(q.as_str())),
-        })
-        .collect()
+    all().iter().filter(|e| e.enabled && e.visibility == "public").filter(|e| matches_query(e, q)).collect()
+}
+
+/// The listing's `q`: trimmed (empty means no filter), a case-insensitive
+/// substring of slug, name or description.
+pub fn matches_query(e: &Enrichment, q: Option<&str>) -> bool {
+    match q.map(|q| q.trim().to_lowercase()).filter(|q| !q.is_empty()) {
+        None => true,
+        Some(q) => [&e.slug, &e.name, &e.description].iter().any(|field| field.to_lowercase().contains(q.as_str())),
+    }
 }
 
 fn compile(schema: &Value) -> Compiled {
@@ -160,6 +204,17 @@ impl Enrichment {
         }
     }
 
+    /// The outputSchema's validator (compiled per call: callers keep it for a chunk).
+    pub fn compile_output(&self) -> Result<jsonschema::Validator, String> {
+        jsonschema::validator_for(&self.output_schema)
+            .map_err(|e| format!("outputSchema is not a valid JSON Schema: {e}"))
+    }
+
+    /// Names of the secrets the enrichment's calls need (none for built-ins).
+    pub fn secret_names(&self) -> std::collections::BTreeSet<String> {
+        self.tool_binding.http().map(|h| h.secret_names()).unwrap_or_default()
+    }
+
     fn validate_uncached(&self, input: &Value) -> Result<(), Vec<String>> {
         match compile(&self.input_schema) {
             Ok(validator) => errors_of(&validator, input),
@@ -175,15 +230,48 @@ mod tests {
 
     const SLUGS: &[&str] = crate::providers::PROVIDERS;
 
+    fn builtins() -> impl Iterator<Item = &'static Enrichment> {
+        all().iter().filter(|e| matches!(e.tool_binding, ToolBinding::Builtin { .. }))
+    }
+
     #[test]
     fn all_is_sorted_by_slug_and_complete() {
-        let slugs: Vec<&str> = all().iter().map(|e| e.slug.as_str()).collect();
+        let slugs: Vec<&str> = builtins().map(|e| e.slug.as_str()).collect();
         assert_eq!(slugs, SLUGS);
+        let all_slugs: Vec<&str> = all().iter().map(|e| e.slug.as_str()).collect();
+        let mut sorted = all_slugs.clone();
+        sorted.sort();
+        assert_eq!(all_slugs, sorted);
+        assert_eq!(SOURCES.len(), all().len(), "every file in enrichments/ is compiled in");
+    }
+
+    #[test]
+    fn the_documented_provider_example_is_a_valid_catalog_file() {
+        let e = parse_entry(include_str!("examples/acme_email_finder.json")).unwrap();
+        let h = e.tool_binding.http().expect("an http binding");
+        assert_eq!(h.secret_names().into_iter().collect::<Vec<_>>(), ["ACME_API_KEY"]);
+        assert_eq!(e.default_output_attribute_key, e.slug);
+        assert_eq!(e.cost_model.credit_action, format!("enrichment.{}", e.slug));
+        let raw: Value = serde_json::from_str(include_str!("examples/acme_email_finder.json")).unwrap();
+        assert_eq!(serde_json::to_value(&e).unwrap(), raw, "no field of the example is ignored");
+    }
+
+    #[test]
+    fn broken_entries_are_refused_with_their_reason() {
+        let mut raw: Value = serde_json::from_str(include_str!("examples/acme_email_finder.json")).unwrap();
+        raw["toolBinding"]["request"]["method"] = json!("FETCH");
+        assert!(parse_entry(&raw.to_string()).unwrap_err().contains("request.method"));
+        raw["toolBinding"] = json!({"type": "http"});
+        assert!(parse_entry(&raw.to_string()).is_err());
+        raw["toolBinding"] = json!({"type": "builtin", "provider": "x"});
+        raw["outputSchema"] = json!({"type": 5});
+        assert!(parse_entry(&raw.to_string()).unwrap_err().contains("outputSchema"));
     }
 
     #[test]
     fn data_files_follow_the_conventions() {
         for e in all() {
+            assert!(e.disabled_reason.is_none(), "{}", e.slug);
             assert_eq!(e.id, format!("enr_{}", e.slug));
             assert_eq!(e.version, 1, "{}", e.slug);
             assert!(e.enabled, "{}", e.slug);
@@ -193,7 +281,10 @@ mod tests {
             assert_eq!(e.output_override_policy, "allow");
             assert_eq!(e.cost_model.credit_action, format!("enrichment.{}", e.slug));
             assert_eq!(e.cost_model.credits_per_lead, 1);
-            assert_eq!(e.tool_binding, json!({"type": "builtin", "provider": e.slug}));
+            match &e.tool_binding {
+                ToolBinding::Builtin { provider } => assert_eq!(provider, &e.slug),
+                ToolBinding::Http(h) => assert_eq!(h.validate(), Ok(()), "{}", e.slug),
+            }
             assert!(matches!(e.visibility.as_str(), "public" | "internal"));
             assert_eq!(e.input_schema["type"], "object", "{}", e.slug);
             assert_eq!(e.input_schema["additionalProperties"], false, "{}", e.slug);
