@@ -730,3 +730,26 @@ fn admin_commands_still_work() {
         .stdout(predicate::str::contains("\"balance\":12"));
     bare(home.path()).args(["admin", "workspace", "create", "--name", " "]).assert().code(2);
 }
+
+#[tokio::test]
+async fn list_rules_are_created_listed_run_and_deleted() {
+    let cli = Cli::new(100).await;
+    let list = cli.json(&["list", "create", "--name", "rules", "--lead-type", "person"]);
+    let list_id = s(&list["list"]["id"]);
+    let rule = cli.json(&["list", "rule", "create", "--id", &list_id, "--enrichment-id", "email_domain"]);
+    let rule_id = s(&rule["rule"]["id"]);
+    assert_eq!(rule["rule"]["enrichmentId"], "email_domain");
+    assert_eq!(rule["rule"]["writePolicy"], "overwrite");
+    let rules = cli.json(&["list", "rule", "--id", &list_id]);
+    assert_eq!(rules["rules"][0]["id"], rule_id.as_str());
+    // A bad rule is the API's 400, exit code 3.
+    cli.cmd()
+        .args(["list", "rule", "create", "--id", &list_id, "--enrichment-id", "company_domain"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("SUBJECT_MISMATCH"));
+    let deleted = cli.json(&["list", "rule", "delete", "--id", &list_id, "--rule-id", &rule_id]);
+    assert_eq!(deleted["deleted"], true);
+    assert_eq!(cli.json(&["list", "rule", "--id", &list_id])["rules"], json!([]));
+    cli.cmd().args(["list", "rule", "delete", "--id", &list_id, "--rule-id", &rule_id]).assert().code(3);
+}
