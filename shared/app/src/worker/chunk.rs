@@ -35,7 +35,7 @@ impl App {
             return Ok(());
         };
         if rec.done_chunks.contains(&chunk) {
-            tracing::info!(chunk, "chunk already counted; duplicate delivery");
+            tracing::info!(chunk, "chunk already counted; duplicate delivery ignored");
             // Counted, but the completion may not have happened: drive it.
             if rec.run.scope.counts.pending == 0 {
                 self.store().complete_if_done(ws, run_id, &time::now()).await?;
