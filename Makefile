@@ -13,7 +13,7 @@ devstack/node_modules/.installed: devstack/package.json devstack/package-lock.js
 	cd devstack && npm ci --no-audit --no-fund --loglevel=error
 	@touch $@
 
-venv: .venv/.installed ## install Python tools (moto, cfn-lint, aws-sam-cli, cargo-lambda, schemathesis) in .venv
+venv: .venv/.installed ## install Python tools (moto, cfn-lint, aws-sam-cli, cargo-lambda, schemathesis, mcp) in .venv
 .venv/.installed: requirements-dev.txt
 	python3 -m venv .venv
 	.venv/bin/pip install --quiet --upgrade pip

@@ -7,6 +7,7 @@ mod commands;
 mod config;
 mod error;
 mod import;
+mod mcp;
 mod output;
 mod scope;
 mod watch;
@@ -52,6 +53,8 @@ enum Command {
     Login(account::LoginArgs),
     /// Show the settings in force and where each comes from
     Config,
+    /// Serve Puffle's tools to an MCP client over stdio (the same API URL and token as every command)
+    Mcp,
     /// Print a shell completion script: puffle completions bash > /etc/bash_completion.d/puffle
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -118,13 +121,17 @@ async fn run(
         Command::Login(a) => return account::login(a, &cfg, format, timeout).await,
         _ => {}
     }
+    if let Command::Mcp = command {
+        // A missing or bad token does not stop the server: each tool call answers UNAUTHENTICATED.
+        return mcp::serve(client::Client::new(&cfg, timeout)?, &cfg).await;
+    }
     let ctx = Ctx { client: client::Client::new(&cfg, timeout)?, format };
     match command {
         Command::Enrichment(a) => enrichment::run(&ctx, a).await,
         Command::Lead(a) => lead::run(&ctx, a).await,
         Command::List(a) => list::run(&ctx, a).await,
         Command::Credits => account::credits(&ctx).await,
-        Command::Admin(_) | Command::Config | Command::Login(_) | Command::Completions { .. } => Ok(()),
+        Command::Admin(_) | Command::Config | Command::Login(_) | Command::Completions { .. } | Command::Mcp => Ok(()),
     }
 }
 

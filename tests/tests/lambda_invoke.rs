@@ -60,6 +60,8 @@ async fn every_function_binary_answers_its_sample_event() {
         ("items", 200),
         // The run above is completed: cancelling it is a contract 409.
         ("cancel", 409),
+        // A JSON-RPC tools/call (get_run) under a stage prefix, answered in JSON.
+        ("mcp", 200),
     ];
     for (function, status) in expect {
         let resp = invoke(function, &env);
@@ -72,6 +74,11 @@ async fn every_function_binary_answers_its_sample_event() {
             "status" => assert_eq!(body["run"]["id"], run_id.as_str()),
             "items" => assert_eq!(body["items"][0]["leadId"], lead.as_str()),
             "cancel" => assert_eq!(body["reason"], "run_not_cancellable"),
+            "mcp" => {
+                let result = &body["result"];
+                assert_eq!(result["isError"], false, "{body}");
+                assert_eq!(result["structuredContent"]["run"]["id"], run_id.as_str(), "{body}");
+            }
             _ => {}
         }
     }

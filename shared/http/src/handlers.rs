@@ -28,6 +28,7 @@ pub enum Function {
     Cancel,
     Leads,
     Lists,
+    Mcp,
 }
 
 impl Function {
@@ -41,6 +42,7 @@ impl Function {
         Function::Cancel,
         Function::Leads,
         Function::Lists,
+        Function::Mcp,
     ];
 
     /// The binary (and template `Metadata.Binary`) name.
@@ -55,6 +57,7 @@ impl Function {
             Function::Cancel => "cancel",
             Function::Leads => "leads",
             Function::Lists => "lists",
+            Function::Mcp => "mcp",
         }
     }
 }
@@ -152,6 +155,11 @@ async fn dispatch(
             })
         }
     };
+    // MCP checks the token per tool call (through the handlers below), so
+    // a client can connect and list tools before it has one.
+    if function == Function::Mcp {
+        return Ok(Outcome { response: crate::mcp::handle(app, req).await, run_id: None });
+    }
     if function == Function::Health {
         return match app.health().await {
             Ok(()) => ok(200, json!({"status": "ok"})),
@@ -186,7 +194,7 @@ async fn dispatch(
         };
     }
     match function {
-        Function::Health => unreachable!("handled above"),
+        Function::Health | Function::Mcp => unreachable!("handled above"),
         Function::Credits => ok(200, json!({"balance": app.balance(&ws).await?})),
         Function::Catalog => catalog(app, &ws, &req, &method, &path).await,
         Function::Create => {

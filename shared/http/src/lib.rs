@@ -7,6 +7,7 @@
 pub mod errors;
 pub mod handlers;
 pub mod logging;
+pub mod mcp;
 pub mod request;
 pub mod routes;
 pub mod sqs;

@@ -75,11 +75,12 @@ pub fn limit(req: &Request, default: usize, max: usize) -> Result<usize, DomainE
     }
 }
 
-/// The path from `/api/` on, whatever stage prefix API Gateway added.
+/// The path from `/api/` on (or `/mcp`), whatever stage prefix API Gateway added.
 pub fn api_path(req: &Request) -> String {
     let p = req.uri().path();
     match p.find("/api/") {
         Some(i) => p[i..].trim_end_matches('/').to_string(),
+        None if p.trim_end_matches('/').ends_with("/mcp") => "/mcp".to_string(),
         None => p.to_string(),
     }
 }

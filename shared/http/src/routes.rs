@@ -33,6 +33,10 @@ pub const ROUTES: &[Route] = &[
     Route { method: "GET", path: "/api/lists/{id}/rules", function: Function::Lists },
     Route { method: "DELETE", path: "/api/lists/{id}/rules/{ruleId}", function: Function::Lists },
     Route { method: "GET", path: "/api/lists/{id}/rules/{ruleId}/runs", function: Function::Lists },
+    // Streamable HTTP: POST carries JSON-RPC; GET and DELETE answer 405 (stateless).
+    Route { method: "POST", path: "/mcp", function: Function::Mcp },
+    Route { method: "GET", path: "/mcp", function: Function::Mcp },
+    Route { method: "DELETE", path: "/mcp", function: Function::Mcp },
 ];
 
 /// Matches a concrete path against a route pattern; returns path parameters.

@@ -1,0 +1,7 @@
+//! The `mcp` Lambda: Puffle's MCP server over stateless Streamable HTTP at
+//! `/mcp`; see puffle_http::mcp for how its tools reach the API.
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    puffle_http::serve_http(puffle_http::Function::Mcp).await
+}
