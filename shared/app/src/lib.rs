@@ -10,8 +10,8 @@
 
 pub mod accounts;
 pub mod enrich;
-pub mod events;
 pub mod error;
+pub mod events;
 pub mod leads;
 pub mod lists;
 pub mod reaper;
