@@ -300,7 +300,7 @@ async fn rule_requests_are_checked_like_creates() {
     let mixed = ctx.post("/api/lists", json!({"name":"mixed"})).await.body["list"]["id"].as_str().unwrap().to_string();
     let cases = [
         (
-            format!("/api/lists/list_nope/rules"),
+            "/api/lists/list_nope/rules".to_string(),
             json!({"enrichmentId":"email_domain","input":{}}),
             404,
             "LIST_NOT_FOUND",

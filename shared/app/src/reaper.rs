@@ -126,9 +126,8 @@ impl App {
                 self.aws.queue.send_all(&msgs).await?;
             }
             RunStatus::Running => {
-                if self.store().complete_if_done(ws, &run.id, &time::now()).await? {
-                    report.completed += 1;
-                }
+                let completed = self.store().complete_if_done(ws, &run.id, &time::now()).await?;
+                report.completed += usize::from(completed);
             }
             _ => {}
         }
