@@ -452,6 +452,19 @@ async fn a_backstop_plans_a_run_its_create_request_never_dispatched_once() {
     assert_eq!(rec.run.status.as_str(), "running");
     assert_eq!(rec.progress.planned_count, 10, "planned once");
     assert_eq!(items_by_lead(&ctx, &run_id).await.len(), 10);
+    // A copy of step 0 that ran out of receives after the step was recorded
+    // (slow under throttling) is dropped by the DLQ handler, not a failed run.
+    let copy = WorkMessage::Plan {
+        workspace_id: ws.clone(),
+        run_id: run_id.clone(),
+        step: 0,
+        cursor: None,
+        correlation_id: None,
+        backstop: false,
+    };
+    app.handle_dead_letter(&serde_json::to_string(&copy).unwrap()).await.unwrap();
+    let rec = app.store().get_run(&ws, &run_id).await.unwrap().unwrap();
+    assert_eq!(rec.run.status.as_str(), "running", "a dead-lettered copy of a done step failed the run");
     // The stream's own backstop (on the queue since the INSERT) and the
     // chunk message finish it once a worker runs.
     iso.start_component("worker").await;

@@ -26,9 +26,20 @@ impl App {
                 tracing::warn!(run_id = %run_id, chunk, leads = lead_ids.len(), "chunk dead-lettered; failing its pending items");
                 self.give_up_chunk(&ws, &run_id, chunk, &lead_ids).await?;
             }
-            WorkMessage::Plan { workspace_id: ws, run_id, step, .. } => {
-                tracing::warn!(run_id = %run_id, step, "plan step dead-lettered; run failed");
-                self.give_up_planning(&ws, &run_id, step).await?;
+            WorkMessage::Plan { workspace_id: ws, run_id, step, backstop, .. } => {
+                let Some(rec) = self.store().get_run(&ws, &run_id).await? else { return Ok(()) };
+                let progress = &rec.progress;
+                if progress.plan_done || progress.plan_step > step {
+                    // Another delivery recorded this step: this copy only
+                    // ran out of receives (slow under throttling, say).
+                    tracing::info!(run_id = %run_id, step, "dead-lettered plan step was already done; dropped");
+                } else if backstop && rec.run.trigger.trigger_run_id.is_some() {
+                    // The create request's own message plans the run.
+                    tracing::info!(run_id = %run_id, "dead-lettered backstop of a dispatched run; dropped");
+                } else {
+                    tracing::warn!(run_id = %run_id, step, "plan step dead-lettered; run failed");
+                    self.give_up_planning(&ws, &run_id, step).await?;
+                }
             }
         }
         Ok(())
