@@ -8,6 +8,9 @@ use tokio::sync::OnceCell;
 
 use crate::error::{classify, StoreError};
 
+/// SQS's longest message delay.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
 #[derive(Clone)]
 pub struct Queue {
     sqs: aws_sdk_sqs::Client,
@@ -67,6 +70,21 @@ impl Queue {
     pub async fn send_raw(&self, body: &str) -> Result<String, StoreError> {
         let out =
             self.sqs.send_message().queue_url(self.url().await?).message_body(body).send().await.map_err(queue_err)?;
+        out.message_id.ok_or_else(|| StoreError::Queue("SendMessage returned no id".into()))
+    }
+
+    /// Sends one message that becomes visible after `delay_seconds` (SQS
+    /// allows at most 900; longer waits are the consumer's to re-send).
+    pub async fn send_delayed(&self, body: &str, delay_seconds: u32) -> Result<String, StoreError> {
+        let out = self
+            .sqs
+            .send_message()
+            .queue_url(self.url().await?)
+            .message_body(body)
+            .delay_seconds(delay_seconds.min(MAX_DELAY_SECONDS) as i32)
+            .send()
+            .await
+            .map_err(queue_err)?;
         out.message_id.ok_or_else(|| StoreError::Queue("SendMessage returned no id".into()))
     }
 

@@ -9,6 +9,8 @@ use puffle_app::App;
 pub enum Consumer {
     Worker,
     DeadLetters,
+    /// The webhooks function: one delivery attempt per message.
+    Webhooks,
 }
 
 /// One message to handle: its id, body and how often it was received.
@@ -38,6 +40,7 @@ pub async fn handle_batch(app: &App, consumer: Consumer, batch: Vec<Message>) ->
             // query depth in the binaries otherwise.
             Consumer::Worker => app.handle_work(&m.body, m.receive_count).boxed().await,
             Consumer::DeadLetters => app.handle_dead_letter(&m.body).boxed().await,
+            Consumer::Webhooks => app.handle_webhook_delivery(&m.body).boxed().await,
         };
         match result {
             Ok(()) => None,
