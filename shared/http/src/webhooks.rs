@@ -7,10 +7,10 @@ use serde_json::{json, Value};
 
 use crate::request::{self, BodyError};
 
-/// A body that may be absent (POSTs whose only input is the path).
+/// A body that may be absent (`{}` then); present, it must be JSON.
 pub fn optional_body(req: &Request) -> Result<Value, AppError> {
     if request::body_bytes(req).iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(Value::Null);
+        return Ok(json!({}));
     }
     body(req)
 }
@@ -18,11 +18,7 @@ pub fn optional_body(req: &Request) -> Result<Value, AppError> {
 pub fn body(req: &Request) -> Result<Value, AppError> {
     match request::json_body(req) {
         Ok(v) => Ok(v),
-        Err(BodyError::TooLarge) => Err(puffle_domain::DomainError::invalid(format!(
-            "bodies are limited to {} bytes",
-            request::MAX_BODY_BYTES
-        ))
-        .into()),
+        Err(BodyError::TooLarge) => Err(AppError::PayloadTooLarge(request::MAX_BODY_BYTES)),
         Err(BodyError::Invalid(d)) => Err(d.into()),
     }
 }

@@ -42,11 +42,10 @@ pub struct RetryRequest {
 
 impl RetryRequest {
     pub fn parse(body: &Value) -> Result<RetryRequest, DomainError> {
-        let body = if body.is_null() { json!({}) } else { body.clone() };
         if !body.is_object() {
             return Err(DomainError::invalid("the body must be a JSON object"));
         }
-        let b: RetryBody = serde_json::from_value(body)
+        let b: RetryBody = serde_json::from_value(body.clone())
             .map_err(|e| DomainError::invalid(format!("invalid retry request: {e}")))?;
         let status = match b.status.as_deref() {
             None | Some("failed") => ItemStatus::Failed,
@@ -177,9 +176,8 @@ mod tests {
     fn parses_and_derives_keys() {
         let r = RetryRequest::parse(&json!({})).unwrap();
         assert_eq!(r, RetryRequest { status: ItemStatus::Failed, idempotency_key: None });
-        assert_eq!(RetryRequest::parse(&Value::Null).unwrap().status, ItemStatus::Failed);
         assert_eq!(RetryRequest::parse(&json!({"status": "skipped"})).unwrap().status, ItemStatus::Skipped);
-        for bad in [json!({"status": "completed"}), json!({"x": 1}), json!([]), json!({"idempotencyKey": ""})] {
+        for bad in [json!({"status": "completed"}), json!({"x": 1}), json!([]), Value::Null, json!({"idempotencyKey": ""})] {
             assert!(RetryRequest::parse(&bad).is_err(), "{bad}");
         }
         assert_eq!(r.key("run_1"), "retry:run_1:failed");
