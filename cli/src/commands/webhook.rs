@@ -153,7 +153,7 @@ pub async fn run(ctx: &Ctx, args: WebhookArgs) -> Result<()> {
         }
         Some(WebhookCommand::Delete(a)) => {
             ctx.client.delete(&["api", "webhooks", &a.id]).await?;
-            print(ctx, &json!({"deleted": a.id}))
+            print(ctx, &json!({"deleted": true, "id": a.id}))
         }
         Some(WebhookCommand::RotateSecret(a)) => {
             let answer = ctx.client.post(&["api", "webhooks", &a.id, "rotate-secret"], &json!({}), Retry::Never).await?;
