@@ -154,7 +154,9 @@ mod tests {
         assert!(Cli::try_parse_from(["puffle", "enrichment", "status"]).is_err());
         assert!(Cli::try_parse_from(["puffle", "enrichment", "retry", "--id", "r", "--status", "skipped"]).is_ok());
         assert!(Cli::try_parse_from(["puffle", "enrichment", "retry", "--id", "r", "--status", "completed"]).is_err());
-        assert!(Cli::try_parse_from(["puffle", "webhook", "create", "--url", "https://x.test/h", "--events", "*"]).is_ok());
+        assert!(
+            Cli::try_parse_from(["puffle", "webhook", "create", "--url", "https://x.test/h", "--events", "*"]).is_ok()
+        );
         assert!(Cli::try_parse_from(["puffle", "webhook", "replay", "--id", "wh_1"]).is_err(), "--delivery-id");
         assert!(Cli::try_parse_from(["puffle", "webhook", "update", "--id", "wh_1", "--enabled", "false"]).is_ok());
         assert!(Cli::try_parse_from(["puffle", "enrichment", "results", "--id", "r", "--limit", "101"]).is_err());

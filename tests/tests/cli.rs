@@ -764,7 +764,14 @@ async fn list_rules_are_created_listed_run_and_deleted() {
 async fn webhooks_and_retries_from_the_cli() {
     let cli = Cli::new(100).await;
     // `.invalid` never resolves (RFC 6761): accepted, never reached.
-    let created = cli.json(&["webhook", "create", "--url", "https://hooks.invalid/puffle", "--events", "enrichment.run.completed,enrichment.run.failed"]);
+    let created = cli.json(&[
+        "webhook",
+        "create",
+        "--url",
+        "https://hooks.invalid/puffle",
+        "--events",
+        "enrichment.run.completed,enrichment.run.failed",
+    ]);
     let id = s(&created["webhook"]["id"]);
     assert!(s(&created["secret"]).starts_with("whsec_"));
     assert_eq!(created["webhook"]["events"], json!(["enrichment.run.completed", "enrichment.run.failed"]));
@@ -792,7 +799,15 @@ async fn webhooks_and_retries_from_the_cli() {
 
     // Retry: a completed run without failed items has nothing to retry.
     let lead = cli.ctx.people("cli-retry", 1).await;
-    let run = cli.json(&["enrichment", "create", "--enrichment-id", "email_domain", "--scope", &format!("leads:{}", lead[0]), "--wait"]);
+    let run = cli.json(&[
+        "enrichment",
+        "create",
+        "--enrichment-id",
+        "email_domain",
+        "--scope",
+        &format!("leads:{}", lead[0]),
+        "--wait",
+    ]);
     let run_id = s(&run["run"]["id"]);
     cli.cmd()
         .args(["enrichment", "retry", "--id", &run_id])

@@ -111,11 +111,7 @@ fn template_routes_and_the_route_table_name_the_same_functions() {
     }
     for r in ROUTES {
         let params: Vec<&str> = r.path.split('/').filter(|s| s.starts_with('{')).collect();
-        assert!(
-            params.iter().all(|p| ["{id}", "{ruleId}", "{deliveryId}"].contains(p)),
-            "{}: {params:?}",
-            r.path
-        );
+        assert!(params.iter().all(|p| ["{id}", "{ruleId}", "{deliveryId}"].contains(p)), "{}: {params:?}", r.path);
     }
 }
 
@@ -171,11 +167,15 @@ fn worker_and_dlq_consume_their_queues_with_partial_batch_failures() {
     assert_eq!((stream.len(), events.len()), (1, 1), "events has one DynamoDB stream event: {events:?}");
     let p = &stream[0]["Properties"];
     assert_eq!(tagged(&p["Stream"]), ("GetAtt".into(), "Table.StreamArn".into()));
-    let types: Vec<String> = p["FunctionResponseTypes"].as_sequence().expect("FunctionResponseTypes").iter().map(scalar).collect();
+    let types: Vec<String> =
+        p["FunctionResponseTypes"].as_sequence().expect("FunctionResponseTypes").iter().map(scalar).collect();
     assert_eq!(types, vec!["ReportBatchItemFailures".to_string()]);
     assert_eq!(scalar(&p["BisectBatchOnFunctionError"]), "true");
     assert!(scalar(&p["MaximumRetryAttempts"]).parse::<u32>().is_ok_and(|n| n > 0 && n <= 100));
-    assert_eq!(tagged(&p["DestinationConfig"]["OnFailure"]["Destination"]), ("GetAtt".into(), "EventsFailureQueue.Arn".into()));
+    assert_eq!(
+        tagged(&p["DestinationConfig"]["OnFailure"]["Destination"]),
+        ("GetAtt".into(), "EventsFailureQueue.Arn".into())
+    );
     // The reaper runs on a schedule.
     let reaper = by_binary.get("reaper").expect("a reaper function");
     assert!(reaper.values().all(|e| e["Type"].as_str() == Some("Schedule")) && reaper.len() == 1, "{reaper:?}");

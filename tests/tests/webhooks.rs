@@ -185,7 +185,10 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     rx.config("/hook/a", &[&secret_a], 2).await;
     let leads = ctx.people("wh", 2).await;
     let r = ctx
-        .post("/api/enrichment", json!({"enrichmentId": "email_domain", "scope": {"type": "explicit_leads", "leadIds": leads}, "input": {}}))
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId": "email_domain", "scope": {"type": "explicit_leads", "leadIds": leads}, "input": {}}),
+        )
         .await;
     assert_eq!(r.status, 202, "{r:?}");
     let run_id = r.body["runId"].as_str().unwrap().to_string();
@@ -193,9 +196,7 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     let types = ["enrichment.run.created", "enrichment.run.started", "enrichment.run.completed"];
     let log = rx
         .wait("/hook/a", "three events, each answered 500, 500, 200", |log| {
-            types.iter().all(|t| {
-                log.iter().filter(|d| body_of(d)["type"] == *t && d["status"] == 200).count() == 1
-            })
+            types.iter().all(|t| log.iter().filter(|d| body_of(d)["type"] == *t && d["status"] == 200).count() == 1)
         })
         .await;
     let mut ids = vec![];
@@ -226,15 +227,24 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     for d in &logged {
         assert!(ids.contains(&d["eventId"].as_str().unwrap().to_string()), "eventId is the webhook-id: {d}");
         assert_eq!(d["status"], "succeeded", "{d}");
-        let codes: Vec<u64> = d["attempts"].as_array().unwrap().iter().map(|a| a["statusCode"].as_u64().unwrap()).collect();
+        let codes: Vec<u64> =
+            d["attempts"].as_array().unwrap().iter().map(|a| a["statusCode"].as_u64().unwrap()).collect();
         assert_eq!(codes, [500, 500, 200], "{d}");
         assert_eq!(d["attempts"][0]["error"], "HTTP 500");
-        assert!(d["attempts"][2]["error"].is_null() && d["attempts"][2]["durationMs"].is_u64() && d["attempts"][2]["at"].is_string());
+        assert!(
+            d["attempts"][2]["error"].is_null()
+                && d["attempts"][2]["durationMs"].is_u64()
+                && d["attempts"][2]["at"].is_string()
+        );
         assert!(d["nextAttemptAt"].is_null(), "{d}");
     }
     // Newest first, paged.
     let p1 = ctx.get(&format!("/api/webhooks/{a}/deliveries?limit=2")).await;
-    assert_eq!((p1.body["deliveries"].as_array().unwrap().len(), &p1.body["page"]["hasMore"]), (2, &json!(true)), "{p1:?}");
+    assert_eq!(
+        (p1.body["deliveries"].as_array().unwrap().len(), &p1.body["page"]["hasMore"]),
+        (2, &json!(true)),
+        "{p1:?}"
+    );
     let cursor = p1.body["page"]["nextCursor"].as_str().unwrap();
     let p2 = ctx.get(&format!("/api/webhooks/{a}/deliveries?limit=2&cursor={cursor}")).await;
     assert_eq!(p2.body["deliveries"].as_array().unwrap().len(), 1, "{p2:?}");
@@ -249,11 +259,21 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     let log = rx.wait("/hook/a", "the replay", |log| of_id(log, &ids[2]).len() == 4).await;
     let replayed = of_id(&log, &ids[2])[3];
     assert_eq!((replayed["status"].as_u64(), verified(replayed)), (Some(200), vec![true]));
-    let d = wait_delivery(&ctx, &a, "the replay logged", |d| d["id"] == did && d["attempts"].as_array().unwrap().len() == 4).await;
+    let d = wait_delivery(&ctx, &a, "the replay logged", |d| {
+        d["id"] == did && d["attempts"].as_array().unwrap().len() == 4
+    })
+    .await;
     assert_eq!(d["status"], "succeeded");
 
     // The test event goes out whatever the filter.
-    let r = ctx.send("PATCH", &format!("/api/webhooks/{a}"), Some(json!({"events": ["enrichment.run.failed"]})), Some(&ctx.token)).await;
+    let r = ctx
+        .send(
+            "PATCH",
+            &format!("/api/webhooks/{a}"),
+            Some(json!({"events": ["enrichment.run.failed"]})),
+            Some(&ctx.token),
+        )
+        .await;
     assert_eq!((r.status, &r.body["webhook"]["events"]), (200, &json!(["enrichment.run.failed"])), "{r:?}");
     let r = ctx.post(&format!("/api/webhooks/{a}/test"), json!({})).await;
     assert_eq!(r.status, 202, "{r:?}");
@@ -369,7 +389,10 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     assert_eq!(r.status, 200, "{r:?}");
     let scope: Vec<&String> = flaky.iter().chain(hits.iter()).collect();
     let r = ctx
-        .post("/api/enrichment", json!({"enrichmentId": "stubby", "scope": {"type": "explicit_leads", "leadIds": scope}, "input": {}}))
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId": "stubby", "scope": {"type": "explicit_leads", "leadIds": scope}, "input": {}}),
+        )
         .await;
     assert_eq!(r.status, 202, "{r:?}");
     let first = r.body["runId"].as_str().unwrap().to_string();
@@ -380,7 +403,10 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     let log = rx.wait("/hook/b", "the cancelled run's event", |log| !log.is_empty()).await;
     let d = &log[0];
     let b_body = body_of(d);
-    assert_eq!((b_body["type"].as_str(), b_body["data"]["id"].as_str()), (Some("enrichment.run.cancelled"), Some(cancelled_run.as_str())));
+    assert_eq!(
+        (b_body["type"].as_str(), b_body["data"]["id"].as_str()),
+        (Some("enrichment.run.cancelled"), Some(cancelled_run.as_str()))
+    );
     assert_eq!(b_body["data"]["status"], "cancelled");
     assert_eq!(d["headers"]["webhook-signature"].as_str().unwrap().split(' ').count(), 2, "two secrets sign: {d}");
     assert_eq!(verified(d), [false, true, true], "the first secret retired, the other two verify: {d:#}");
@@ -428,12 +454,19 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     let tag = unique();
     let doomed = poor.leads((0..2).map(|i| named(&format!("down-{i}-{tag}"))).collect()).await;
     let r = poor
-        .post("/api/enrichment", json!({"enrichmentId": "stubby", "scope": {"type": "explicit_leads", "leadIds": doomed}, "input": {}}))
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId": "stubby", "scope": {"type": "explicit_leads", "leadIds": doomed}, "input": {}}),
+        )
         .await;
     let doomed_run = r.body["runId"].as_str().unwrap().to_string();
     assert_eq!(puffle_tests::counts(&settle(&poor, &doomed_run).await)[4], 2);
     let r = poor.post(&format!("/api/enrichment/{doomed_run}/retry"), json!({})).await;
-    assert_eq!((r.status, r.body["code"].as_str(), &r.body["required"]), (402, Some("INSUFFICIENT_CREDITS"), &json!(2)), "{r:?}");
+    assert_eq!(
+        (r.status, r.body["code"].as_str(), &r.body["required"]),
+        (402, Some("INSUFFICIENT_CREDITS"), &json!(2)),
+        "{r:?}"
+    );
     assert!(status(&poor, &doomed_run).await.get("retries").is_none());
 
     // The filter held: /hook/b only ever saw its cancelled event.

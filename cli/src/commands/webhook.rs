@@ -156,7 +156,8 @@ pub async fn run(ctx: &Ctx, args: WebhookArgs) -> Result<()> {
             print(ctx, &json!({"deleted": true, "id": a.id}))
         }
         Some(WebhookCommand::RotateSecret(a)) => {
-            let answer = ctx.client.post(&["api", "webhooks", &a.id, "rotate-secret"], &json!({}), Retry::Never).await?;
+            let answer =
+                ctx.client.post(&["api", "webhooks", &a.id, "rotate-secret"], &json!({}), Retry::Never).await?;
             eprintln!("The previous secret keeps signing beside this one for 24 hours.");
             print(ctx, &answer.body)
         }

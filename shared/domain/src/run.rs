@@ -341,9 +341,10 @@ mod tests {
 
     #[test]
     fn bad_stored_counts_read_as_counts() {
-        let c: Counts =
-            serde_json::from_value(serde_json::json!({"pending":-3,"running":1.6,"completed":"7","skipped":null,"failed":2}))
-                .unwrap();
+        let c: Counts = serde_json::from_value(
+            serde_json::json!({"pending":-3,"running":1.6,"completed":"7","skipped":null,"failed":2}),
+        )
+        .unwrap();
         assert_eq!(c, Counts { pending: 0, running: 2, completed: 7, skipped: 0, failed: 2 });
     }
 

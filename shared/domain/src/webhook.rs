@@ -41,7 +41,8 @@ impl EventFilter {
     /// From the request's `events`: `["*"]`, or known names (no repeats kept).
     pub fn parse(v: &Value) -> Result<EventFilter, DomainError> {
         let field = || json!({"field": "events", "known": known_names()});
-        let list = v.as_array().ok_or_else(|| DomainError::invalid_with("events must be an array of names", field()))?;
+        let list =
+            v.as_array().ok_or_else(|| DomainError::invalid_with("events must be an array of names", field()))?;
         if list.is_empty() {
             return Err(DomainError::invalid_with("events must name at least one event (or \"*\")", field()));
         }
@@ -211,8 +212,12 @@ mod tests {
     #[test]
     fn filters() {
         assert_eq!(EventFilter::parse(&json!(["*"])).unwrap(), EventFilter::All);
-        let f = EventFilter::parse(&json!(["enrichment.run.completed", "enrichment.run.failed", "enrichment.run.completed"]))
-            .unwrap();
+        let f = EventFilter::parse(&json!([
+            "enrichment.run.completed",
+            "enrichment.run.failed",
+            "enrichment.run.completed"
+        ]))
+        .unwrap();
         assert_eq!(f, EventFilter::Only(vec![RunEventType::Completed, RunEventType::Failed]));
         assert!(f.accepts(RunEventType::Failed) && !f.accepts(RunEventType::Created));
         assert_eq!(EventFilter::from_names(&f.names()), f);

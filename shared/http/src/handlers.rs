@@ -202,7 +202,7 @@ async fn dispatch(
         Function::Catalog => catalog(app, &ws, &req, &method, &path).await,
         Function::Create if route.path == "/api/enrichment/{id}/retry" => {
             let id = params.iter().find(|(k, _)| k == "id").map(|(_, v)| v.clone()).unwrap_or_default();
-            let b = crate::webhooks::optional_body(&req)?;
+            let b = body!();
             let key = request::header_utf8(&req, "idempotency-key")?;
             let created = app.retry_run(&ws, &id, &b, key, request_id).await?;
             let run_id = created.response.run_id.clone();
@@ -211,12 +211,12 @@ async fn dispatch(
                 run_id,
             })
         }
-        Function::WebhookApi => crate::webhooks::handle(app, &ws, &req, route.path, &params).await.map(|(status, body)| {
-            Outcome {
+        Function::WebhookApi => {
+            crate::webhooks::handle(app, &ws, &req, route.path, &params).await.map(|(status, body)| Outcome {
                 response: if status == 204 { crate::errors::empty_response(204) } else { json_response(status, &body) },
                 run_id: None,
-            }
-        }),
+            })
+        }
         Function::Create => {
             let b = body!();
             let key = request::header_utf8(&req, "idempotency-key")?;

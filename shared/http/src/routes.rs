@@ -41,11 +41,7 @@ pub const ROUTES: &[Route] = &[
     Route { method: "DELETE", path: "/api/webhooks/{id}", function: Function::WebhookApi },
     Route { method: "POST", path: "/api/webhooks/{id}/rotate-secret", function: Function::WebhookApi },
     Route { method: "GET", path: "/api/webhooks/{id}/deliveries", function: Function::WebhookApi },
-    Route {
-        method: "POST",
-        path: "/api/webhooks/{id}/deliveries/{deliveryId}/replay",
-        function: Function::WebhookApi,
-    },
+    Route { method: "POST", path: "/api/webhooks/{id}/deliveries/{deliveryId}/replay", function: Function::WebhookApi },
     Route { method: "POST", path: "/api/webhooks/{id}/test", function: Function::WebhookApi },
     // Streamable HTTP: POST carries JSON-RPC; GET and DELETE answer 405 (stateless).
     Route { method: "POST", path: "/mcp", function: Function::Mcp },

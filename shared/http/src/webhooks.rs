@@ -7,14 +7,6 @@ use serde_json::{json, Value};
 
 use crate::request::{self, BodyError};
 
-/// A body that may be absent (`{}` then); present, it must be JSON.
-pub fn optional_body(req: &Request) -> Result<Value, AppError> {
-    if request::body_bytes(req).iter().all(|b| b.is_ascii_whitespace()) {
-        return Ok(json!({}));
-    }
-    body(req)
-}
-
 pub fn body(req: &Request) -> Result<Value, AppError> {
     match request::json_body(req) {
         Ok(v) => Ok(v),

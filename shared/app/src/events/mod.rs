@@ -85,7 +85,9 @@ impl App {
                 Change::Run { old, new, inserted } => {
                     let ws = new.workspace_id.clone();
                     events.extend(
-                        events_of(&ws, old.as_ref().map(|o| &o.run), &new.run).into_iter().map(|e| (i, e, new.run.clone())),
+                        events_of(&ws, old.as_ref().map(|o| &o.run), &new.run)
+                            .into_iter()
+                            .map(|e| (i, e, new.run.clone())),
                     );
                     if inserted && new.run.status == RunStatus::Pending && new.run.trigger.trigger_run_id.is_none() {
                         if let Err(e) = self.dispatch_if_waiting(&ws, &new.run.id).await {

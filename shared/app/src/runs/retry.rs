@@ -177,7 +177,9 @@ mod tests {
         let r = RetryRequest::parse(&json!({})).unwrap();
         assert_eq!(r, RetryRequest { status: ItemStatus::Failed, idempotency_key: None });
         assert_eq!(RetryRequest::parse(&json!({"status": "skipped"})).unwrap().status, ItemStatus::Skipped);
-        for bad in [json!({"status": "completed"}), json!({"x": 1}), json!([]), Value::Null, json!({"idempotencyKey": ""})] {
+        for bad in
+            [json!({"status": "completed"}), json!({"x": 1}), json!([]), Value::Null, json!({"idempotencyKey": ""})]
+        {
             assert!(RetryRequest::parse(&bad).is_err(), "{bad}");
         }
         assert_eq!(r.key("run_1"), "retry:run_1:failed");

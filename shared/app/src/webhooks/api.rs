@@ -169,7 +169,12 @@ impl App {
         self.store().get_webhook(ws, id).await?.ok_or_else(|| webhook_not_found(id))
     }
 
-    async fn new_secret_entry(&self, ws: &str, webhook_id: &str, now: &str) -> Result<(String, WebhookSecret), AppError> {
+    async fn new_secret_entry(
+        &self,
+        ws: &str,
+        webhook_id: &str,
+        now: &str,
+    ) -> Result<(String, WebhookSecret), AppError> {
         let kek = self.webhook_kek().await?;
         let secret = webhook::new_secret();
         let id = ids::new_id("whsec");
@@ -270,15 +275,13 @@ impl App {
             .unwrap_or_else(|_| chrono::Duration::hours(24));
         let expires = (chrono::Utc::now() + overlap).to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
         self.modify_webhook(ws, id, |w| {
-            let previous = w
-                .secrets
-                .iter()
-                .find(|s| s.expires_at.as_deref().is_none_or(|e| e > now.as_str()))
-                .cloned()
-                .map(|mut s| {
-                    s.expires_at = Some(s.expires_at.clone().map_or(expires.clone(), |e| e.min(expires.clone())));
-                    s
-                });
+            let previous =
+                w.secrets.iter().find(|s| s.expires_at.as_deref().is_none_or(|e| e > now.as_str())).cloned().map(
+                    |mut s| {
+                        s.expires_at = Some(s.expires_at.clone().map_or(expires.clone(), |e| e.min(expires.clone())));
+                        s
+                    },
+                );
             w.secrets = std::iter::once(entry.clone()).chain(previous).collect();
         })
         .await?;

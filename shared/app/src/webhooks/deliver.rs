@@ -166,7 +166,12 @@ impl App {
             if elapsed_since(&since) >= self.webhook_settings().disable_after {
                 tracing::warn!(webhook_id = %w.id, failing_since = %since, "webhook disabled: its endpoint kept failing");
                 self.store()
-                    .disable_webhook(ws, &w.id, &format!("the endpoint has failed every attempt since {since}"), &time::now())
+                    .disable_webhook(
+                        ws,
+                        &w.id,
+                        &format!("the endpoint has failed every attempt since {since}"),
+                        &time::now(),
+                    )
                     .await?;
             }
         }

@@ -89,7 +89,9 @@ impl App {
             }
             match sealed::open(&kek, &w.workspace_id, &seal_name(&w.id, &s.id), &s.sealed) {
                 Ok(v) => out.push(v),
-                Err(e) => tracing::error!(webhook_id = %w.id, secret_id = %s.id, error = %e, "a webhook secret does not open"),
+                Err(e) => {
+                    tracing::error!(webhook_id = %w.id, secret_id = %s.id, error = %e, "a webhook secret does not open")
+                }
             }
         }
         Ok(out)

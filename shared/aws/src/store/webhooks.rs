@@ -99,12 +99,7 @@ impl Store {
 
     /// Replaces a webhook read at `expected_updated_at` (optimistic: a
     /// concurrent change makes this `ConditionFailed`).
-    pub async fn replace_webhook(
-        &self,
-        ws: &str,
-        w: &WebhookRow,
-        expected_updated_at: &str,
-    ) -> Result<(), StoreError> {
+    pub async fn replace_webhook(&self, ws: &str, w: &WebhookRow, expected_updated_at: &str) -> Result<(), StoreError> {
         let item = row(w, keys::webhook(ws, &w.id), &[])?;
         self.client()
             .put_item()
