@@ -25,6 +25,9 @@ export PUFFLE_LOCAL_MAX_RECEIVE_COUNT="${PUFFLE_LOCAL_MAX_RECEIVE_COUNT:-3}"
 # driven forward (AWS: 5 minutes).
 export PUFFLE_REAPER_INTERVAL_SECONDS="${PUFFLE_REAPER_INTERVAL_SECONDS:-5}"
 export PUFFLE_REAPER_STALE_SECONDS="${PUFFLE_REAPER_STALE_SECONDS:-30}"
+# The stream's and the reaper's dispatch of a run its create request may not
+# have dispatched waits this long first (AWS: 30 s), so a live request wins.
+export PUFFLE_DISPATCH_GRACE_SECONDS="${PUFFLE_DISPATCH_GRACE_SECONDS:-2}"
 # Outbound calls to providers: hosts let through the egress guard although
 # they resolve to refused addresses (comma-separated host[:port]; empty: none).
 # e.g. PUFFLE_EGRESS_ALLOW_HOSTS=127.0.0.1:8089 for a provider stub on this machine.

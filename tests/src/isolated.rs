@@ -67,6 +67,7 @@ impl Isolated {
             ("AWS_ENDPOINT_URL_EVENTBRIDGE".into(), format!("http://127.0.0.1:{}", self.events_port)),
             ("PUFFLE_REAPER_INTERVAL_SECONDS".into(), "1".into()),
             ("PUFFLE_REAPER_STALE_SECONDS".into(), "5".into()),
+            ("PUFFLE_DISPATCH_GRACE_SECONDS".into(), "1".into()),
             ("AWS_REGION".into(), "us-east-1".into()),
             ("AWS_ACCESS_KEY_ID".into(), "local".into()),
             ("AWS_SECRET_ACCESS_KEY".into(), "local".into()),

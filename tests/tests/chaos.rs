@@ -37,9 +37,12 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
             let ids: Vec<&String> = small.iter().skip(n % 50).take(1 + n % 10).collect();
             let ctx = ctx.clone();
             async move {
-                ctx.post("/api/enrichment", json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}}))
-                    .await
-                    .status
+                ctx.post(
+                    "/api/enrichment",
+                    json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}}),
+                )
+                .await
+                .status
             }
         });
         answers.extend(futures::future::join_all(calls).await);
@@ -50,7 +53,12 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
         }
     }
     for _ in 0..BIG_RUNS {
-        let r = ctx.post("/api/enrichment", json!({"enrichmentId":"email_domain","scope":{"type":"list","listId":big_list},"input":{}})).await;
+        let r = ctx
+            .post(
+                "/api/enrichment",
+                json!({"enrichmentId":"email_domain","scope":{"type":"list","listId":big_list},"input":{}}),
+            )
+            .await;
         answers.push(r.status);
     }
     let accepted = answers.iter().filter(|s| **s == 202).count();
@@ -68,7 +76,12 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
-    assert!(runs.len() >= SMALL_RUNS + BIG_RUNS, "every commit made a run: {} of {}", runs.len(), SMALL_RUNS + BIG_RUNS);
+    assert!(
+        runs.len() >= SMALL_RUNS + BIG_RUNS,
+        "every commit made a run: {} of {}",
+        runs.len(),
+        SMALL_RUNS + BIG_RUNS
+    );
     let stuck: Vec<String> = runs
         .iter()
         .filter(|r| !r.run.status.is_terminal() || r.run.scope.counts.pending > 0)

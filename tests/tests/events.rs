@@ -26,7 +26,8 @@ fn moto_url() -> String {
 impl Subscriber {
     async fn for_workspace(ws: &str) -> Subscriber {
         let sdk = sdk().await;
-        let sqs = aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(moto_url()).build());
+        let sqs =
+            aws_sdk_sqs::Client::from_conf(aws_sdk_sqs::config::Builder::from(&sdk).endpoint_url(moto_url()).build());
         let events = aws_sdk_eventbridge::Client::new(&sdk);
         let name = format!("events-{}", unique());
         let url = sqs.create_queue().queue_name(&name).send().await.unwrap().queue_url.unwrap();
@@ -41,14 +42,7 @@ impl Subscriber {
             .unwrap()[&aws_sdk_sqs::types::QueueAttributeName::QueueArn]
             .clone();
         let pattern = json!({"source": ["puffle"], "detail": {"workspaceId": [ws]}});
-        events
-            .put_rule()
-            .name(&name)
-            .event_bus_name("puffle")
-            .event_pattern(pattern.to_string())
-            .send()
-            .await
-            .unwrap();
+        events.put_rule().name(&name).event_bus_name("puffle").event_pattern(pattern.to_string()).send().await.unwrap();
         events
             .put_targets()
             .rule(&name)
@@ -65,10 +59,24 @@ impl Subscriber {
     async fn collect(&self, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
         let mut got = vec![];
         for _ in 0..120 {
-            let out = self.sqs.receive_message().queue_url(&self.url).max_number_of_messages(10).wait_time_seconds(1).send().await.unwrap();
+            let out = self
+                .sqs
+                .receive_message()
+                .queue_url(&self.url)
+                .max_number_of_messages(10)
+                .wait_time_seconds(1)
+                .send()
+                .await
+                .unwrap();
             for m in out.messages.unwrap_or_default() {
                 got.push(serde_json::from_str::<Value>(m.body.as_deref().unwrap_or("{}")).unwrap());
-                self.sqs.delete_message().queue_url(&self.url).receipt_handle(m.receipt_handle.unwrap()).send().await.unwrap();
+                self.sqs
+                    .delete_message()
+                    .queue_url(&self.url)
+                    .receipt_handle(m.receipt_handle.unwrap())
+                    .send()
+                    .await
+                    .unwrap();
             }
             if done(&got) {
                 return got;
@@ -87,7 +95,12 @@ async fn a_runs_lifecycle_arrives_on_eventbridge_in_order_with_stable_ids() {
     let ctx = Ctx::new(100).await;
     let sub = Subscriber::for_workspace(&ctx.workspace_id).await;
     let ids = ctx.people("ev", 3).await;
-    let r = ctx.post("/api/enrichment", json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}})).await;
+    let r = ctx
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}}),
+        )
+        .await;
     assert_eq!(r.status, 202, "{r:?}");
     let run_id = r.body["runId"].as_str().unwrap().to_string();
     let run = settle(&ctx, &run_id).await;
@@ -125,7 +138,12 @@ async fn a_runs_lifecycle_arrives_on_eventbridge_in_order_with_stable_ids() {
 async fn a_redelivered_stream_batch_publishes_the_same_event_ids() {
     let ctx = Ctx::new(100).await;
     let ids = ctx.people("redeliver", 2).await;
-    let r = ctx.post("/api/enrichment", json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}})).await;
+    let r = ctx
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}}),
+        )
+        .await;
     let run_id = r.body["runId"].as_str().unwrap().to_string();
     settle(&ctx, &run_id).await;
     let sub = Subscriber::for_workspace(&ctx.workspace_id).await;
@@ -281,11 +299,31 @@ async fn rule_requests_are_checked_like_creates() {
     let list = person_list(&ctx).await;
     let mixed = ctx.post("/api/lists", json!({"name":"mixed"})).await.body["list"]["id"].as_str().unwrap().to_string();
     let cases = [
-        (format!("/api/lists/list_nope/rules"), json!({"enrichmentId":"email_domain","input":{}}), 404, "LIST_NOT_FOUND"),
+        (
+            format!("/api/lists/list_nope/rules"),
+            json!({"enrichmentId":"email_domain","input":{}}),
+            404,
+            "LIST_NOT_FOUND",
+        ),
         (format!("/api/lists/{list}/rules"), json!({"enrichmentId":"nope","input":{}}), 404, "ENRICHMENT_NOT_FOUND"),
-        (format!("/api/lists/{list}/rules"), json!({"enrichmentId":"company_domain","input":{}}), 400, "SUBJECT_MISMATCH"),
-        (format!("/api/lists/{mixed}/rules"), json!({"enrichmentId":"email_domain","input":{}}), 400, "SUBJECT_MISMATCH"),
-        (format!("/api/lists/{list}/rules"), json!({"enrichmentId":"phone_normalize","input":{"defaultCountry":"usa"}}), 400, "INVALID_INPUT"),
+        (
+            format!("/api/lists/{list}/rules"),
+            json!({"enrichmentId":"company_domain","input":{}}),
+            400,
+            "SUBJECT_MISMATCH",
+        ),
+        (
+            format!("/api/lists/{mixed}/rules"),
+            json!({"enrichmentId":"email_domain","input":{}}),
+            400,
+            "SUBJECT_MISMATCH",
+        ),
+        (
+            format!("/api/lists/{list}/rules"),
+            json!({"enrichmentId":"phone_normalize","input":{"defaultCountry":"usa"}}),
+            400,
+            "INVALID_INPUT",
+        ),
         (format!("/api/lists/{list}/rules"), json!({"enrichmentId":"email_domain"}), 400, "INVALID_REQUEST"),
     ];
     for (path, body, status, code) in cases {
@@ -294,7 +332,8 @@ async fn rule_requests_are_checked_like_creates() {
     }
     let r = ctx.send("DELETE", &format!("/api/lists/{list}/rules/rule_nope"), None, Some(&ctx.token)).await;
     assert_eq!((r.status, r.body["code"].as_str()), (404, Some("RULE_NOT_FOUND")));
-    let created = ctx.post(&format!("/api/lists/{list}/rules"), json!({"enrichmentId":"email_domain","input":{}})).await;
+    let created =
+        ctx.post(&format!("/api/lists/{list}/rules"), json!({"enrichmentId":"email_domain","input":{}})).await;
     let id = created.body["rule"]["id"].as_str().unwrap();
     let r = ctx.send("DELETE", &format!("/api/lists/{list}/rules/{id}"), None, Some(&ctx.token)).await;
     assert_eq!(r.status, 204);

@@ -148,6 +148,10 @@ async fn http_enrichment_outcomes_retries_cache_and_secrets() {
         assert_eq!(i["status"], status, "{b}: {i}");
         assert_eq!(code(i), c, "{b}: {i}");
         assert_eq!(i["attempts"], attempts, "{b}: attempts = calls: {i}");
+        // Exactly those calls reached the provider: no second delivery of
+        // the chunk (a reaper re-send, a second planner) called it again.
+        let name = if b == "nodomain" { format!("hit-nodomain-{tag}") } else { format!("{b}-{tag}") };
+        assert_eq!(stub.calls_for(&name).len() as u64, attempts, "{b}: calls to the provider");
         assert_eq!(i["metadata"]["provider"], "stub", "{b}: {i}");
         assert_eq!(i["metadata"]["cached"], false, "{b}: {i}");
     }

@@ -10,7 +10,7 @@ use puffle_domain::credits::LedgerKind;
 use puffle_domain::item::Item;
 use puffle_domain::plan::WorkMessage;
 use puffle_tests::isolated::Isolated;
-use puffle_tests::{assert_counts_add_up, counts, person, settle, status, Ctx};
+use puffle_tests::{assert_counts_add_up, counts, person, settle, status, unique, Ctx};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -89,14 +89,13 @@ async fn duplicate_chunk_delivery_changes_nothing() {
     assert_eq!(attrs_before.len(), 100);
 
     // Re-delivery through the queue (the worker consumes it) ...
-    let msg =
-        WorkMessage::Chunk {
-            workspace_id: ws.clone(),
-            run_id: run_id.clone(),
-            chunk: 0,
-            lead_ids: chunk0.clone(),
-            correlation_id: None,
-        };
+    let msg = WorkMessage::Chunk {
+        workspace_id: ws.clone(),
+        run_id: run_id.clone(),
+        chunk: 0,
+        lead_ids: chunk0.clone(),
+        correlation_id: None,
+    };
     app.aws.queue.send(&msg).await.unwrap();
     // ... and a replayed plan step 0 ...
     app.aws
@@ -107,12 +106,13 @@ async fn duplicate_chunk_delivery_changes_nothing() {
             step: 0,
             cursor: None,
             correlation_id: None,
+            backstop: false,
         })
         .await
         .unwrap();
     // ... and the handler called directly, twice.
-    app.process_chunk(&ws, &run_id, 0, &chunk0, 2).await.unwrap();
-    app.process_chunk(&ws, &run_id, 0, &chunk0, 3).await.unwrap();
+    app.process_chunk(&ws, &run_id, 0, &chunk0, delivery("direct-1", 2)).await.unwrap();
+    app.process_chunk(&ws, &run_id, 0, &chunk0, delivery("direct-2", 3)).await.unwrap();
     eventually("the worker ignored the duplicate and the queue drained", || async {
         iso.log("worker").contains("duplicate delivery ignored") && app.aws.queue.depth().await.unwrap() == (0, 0)
     })
@@ -358,7 +358,7 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
 
     // What the crashed attempt of plan step 0 left behind.
     let now = puffle_domain::time::now();
-    app.store().mark_running(&ws, &run_id, &now).await.unwrap();
+    assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
     let pending: Vec<(Item, u32)> =
         ids.iter().enumerate().map(|(i, l)| (Item::pending(&run_id, l, None, &now), (i / 100) as u32)).collect();
     assert_eq!(app.store().put_items_if_absent(&pending).await.unwrap(), 150);
@@ -368,8 +368,8 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
 
     // Redelivery of the plan step, then of the chunk messages the crashed attempt sent.
     app.plan_step(&ws, &run_id, 0, None, None).await.unwrap();
-    app.process_chunk(&ws, &run_id, 0, &ids[..100], 2).await.unwrap();
-    app.process_chunk(&ws, &run_id, 1, &ids[100..], 2).await.unwrap();
+    app.process_chunk(&ws, &run_id, 0, &ids[..100], delivery("redelivered-0", 2)).await.unwrap();
+    app.process_chunk(&ws, &run_id, 1, &ids[100..], delivery("redelivered-1", 2)).await.unwrap();
 
     let run = settle(&ctx, &run_id).await;
     assert_eq!(run["status"], "cancelled");
@@ -382,4 +382,84 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
         assert_eq!(i["status"], "skipped", "{i}");
         assert_eq!(i["skippedReason"], "run_cancelled", "{i}");
     }
+}
+
+/// A second message for a chunk that a live delivery holds (a reaper
+/// re-send while a slow provider answers, a second planner) is dropped
+/// without enriching anything; the holder's own redelivery, after its worker
+/// died, takes the chunk back at once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_chunk_is_enriched_by_one_delivery_at_a_time() {
+    let mut iso = Isolated::start(&[]).await;
+    let app = iso.app().await;
+    let ctx = Ctx::on(&app, iso.api_url(), 1000).await;
+    let ws = ctx.workspace_id.clone();
+    iso.kill("worker");
+    let ids = ctx.people("lease", 100).await;
+    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    // A backstop for a run its create request dispatched plans nothing.
+    app.plan_backstop(&ws, &run_id, None).await.unwrap();
+    let rec = app.store().get_run(&ws, &run_id).await.unwrap().unwrap();
+    assert!(rec.run.trigger.trigger_run_id.is_some());
+    assert_eq!(
+        (rec.run.status.as_str(), rec.progress.planned_count),
+        ("pending", 0),
+        "a backstop started a dispatched run"
+    );
+
+    let now = puffle_domain::time::now();
+    assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
+    let pending: Vec<(Item, u32)> = ids.iter().map(|l| (Item::pending(&run_id, l, None, &now), 0)).collect();
+    assert_eq!(app.store().put_items_if_absent(&pending).await.unwrap(), 100);
+    let lease = std::time::Duration::from_secs(600);
+    assert!(app.store().lease_chunk(&run_id, 0, "holder", lease).await.unwrap());
+
+    app.process_chunk(&ws, &run_id, 0, &ids, delivery("other", 1)).await.unwrap();
+    let items = items_by_lead(&ctx, &run_id).await;
+    assert!(items.values().all(|i| i["status"] == "pending"), "a second delivery enriched a leased chunk");
+    assert!(!app.store().lease_chunk(&run_id, 0, "other", lease).await.unwrap(), "the lease moved");
+
+    app.process_chunk(&ws, &run_id, 0, &ids, delivery("holder", 2)).await.unwrap();
+    let items = items_by_lead(&ctx, &run_id).await;
+    assert_eq!(items.values().filter(|i| i["status"] == "completed").count(), 100);
+    let attrs = app.store().get_lead_attrs(&ws, &ids, "email_domain").await.unwrap();
+    assert_eq!(attrs.len(), 100);
+}
+
+/// A create request that died after its commit (injected fault) leaves a
+/// pending run nobody dispatched: a backstop plans it, once.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backstop_plans_a_run_its_create_request_never_dispatched_once() {
+    let mut iso = Isolated::start(&[("PUFFLE_FAULTS", "after_create_commit=1")]).await;
+    let app = iso.app().await;
+    let ctx = Ctx::on(&app, iso.api_url(), 1000).await;
+    let ws = ctx.workspace_id.clone();
+    iso.kill("worker");
+    let ids = ctx.people("backstop", 10).await;
+    let body =
+        json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "idempotencyKey": unique()});
+    let r = ctx.post("/api/enrichment", body.clone()).await;
+    assert_eq!(r.status, 503, "the injected fault: {r:?}");
+    let r = ctx.post("/api/enrichment", body).await;
+    let run_id =
+        r.body["runId"].as_str().unwrap_or_else(|| panic!("the key names the committed run: {r:?}")).to_string();
+    let rec = app.store().get_run(&ws, &run_id).await.unwrap().unwrap();
+    assert_eq!((rec.run.status.as_str(), rec.run.trigger.trigger_run_id.as_deref()), ("pending", None));
+
+    app.plan_backstop(&ws, &run_id, None).await.unwrap();
+    app.plan_backstop(&ws, &run_id, None).await.unwrap();
+    let rec = app.store().get_run(&ws, &run_id).await.unwrap().unwrap();
+    assert_eq!(rec.run.status.as_str(), "running");
+    assert_eq!(rec.progress.planned_count, 10, "planned once");
+    assert_eq!(items_by_lead(&ctx, &run_id).await.len(), 10);
+    // The stream's own backstop (on the queue since the INSERT) and the
+    // chunk message finish it once a worker runs.
+    iso.start_component("worker").await;
+    let run = settle(&ctx, &run_id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(counts(&run), [0, 0, 10, 0, 0]);
+}
+
+fn delivery(message_id: &str, receive_count: u32) -> puffle_app::worker::Delivery<'_> {
+    puffle_app::worker::Delivery { message_id, receive_count }
 }

@@ -11,8 +11,8 @@
 
 pub mod accounts;
 pub mod enrich;
-pub mod events;
 pub mod error;
+pub mod events;
 pub mod leads;
 pub mod lists;
 pub mod reaper;

@@ -85,7 +85,8 @@ impl App {
             return Ok(());
         }
         let now_ms = chrono::Utc::now().timestamp_millis();
-        let last = rec.reaped_at.as_deref().filter(|r| r > &run.timing.updated_at.as_str()).unwrap_or(&run.timing.updated_at);
+        let last =
+            rec.reaped_at.as_deref().filter(|r| r > &run.timing.updated_at.as_str()).unwrap_or(&run.timing.updated_at);
         if age_ms(last, now_ms) < s.stale_after.as_millis() as i64 {
             return Ok(());
         }
@@ -100,7 +101,7 @@ impl App {
         match run.status {
             RunStatus::Pending => {
                 tracing::info!(run_id = %run.id, "reaper: dispatching a run still pending");
-                self.dispatch(ws, &run.id, correlation).await?;
+                self.dispatch_backstop(ws, &run.id, correlation).await?;
                 report.dispatched += 1;
             }
             RunStatus::Running if !rec.progress.plan_done => {

@@ -114,7 +114,9 @@ impl App {
 
     async fn list_for_rules(&self, ws: &str, list_id: &str) -> Result<puffle_domain::list::List, AppError> {
         self.get_list(ws, list_id).await.map_err(|e| match e {
-            AppError::NotFound { .. } => AppError::not_found("LIST_NOT_FOUND", format!("no list {list_id} in this workspace")),
+            AppError::NotFound { .. } => {
+                AppError::not_found("LIST_NOT_FOUND", format!("no list {list_id} in this workspace"))
+            }
             other => other,
         })
     }

@@ -4,8 +4,8 @@
 //! variables (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`,
 //! `AWS_REGION`, ...), so the local stack needs no code path of its own.
 
-use crate::metrics;
 use crate::bus::EventBus;
+use crate::metrics;
 use crate::queue::Queue;
 use crate::store::Store;
 

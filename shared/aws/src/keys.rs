@@ -101,6 +101,10 @@ pub fn items_pk(run: &str) -> String {
 pub fn item(run: &str, lead: &str) -> Key {
     (items_pk(run), lead.into())
 }
+/// The lease on one chunk of a run (`store/leases.rs`).
+pub fn chunk_lease(run: &str, chunk: u32) -> Key {
+    (format!("CHUNKLEASE#{run}"), format!("{chunk:06}"))
+}
 pub fn items_by_status_pk(run: &str, status: &str) -> String {
     format!("ITEMS#{run}#{status}")
 }

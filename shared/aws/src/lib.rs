@@ -4,9 +4,9 @@
 
 pub mod bus;
 pub mod config;
-pub mod faults;
 pub mod definitions;
 pub mod error;
+pub mod faults;
 pub mod keys;
 pub mod metrics;
 pub mod queue;

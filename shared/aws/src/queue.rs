@@ -68,8 +68,22 @@ impl Queue {
     }
 
     pub async fn send_raw(&self, body: &str) -> Result<String, StoreError> {
-        let out =
-            self.sqs.send_message().queue_url(self.url().await?).message_body(body).send().await.map_err(queue_err)?;
+        self.send_raw_after(body, std::time::Duration::ZERO).await
+    }
+
+    /// Sends one message that becomes visible only after `delay` (SQS caps
+    /// it at 15 minutes).
+    pub async fn send_after(&self, msg: &WorkMessage, delay: std::time::Duration) -> Result<String, StoreError> {
+        let body = serde_json::to_string(msg).map_err(|e| StoreError::Other(e.to_string()))?;
+        self.send_raw_after(&body, delay).await
+    }
+
+    async fn send_raw_after(&self, body: &str, delay: std::time::Duration) -> Result<String, StoreError> {
+        let mut req = self.sqs.send_message().queue_url(self.url().await?).message_body(body);
+        if !delay.is_zero() {
+            req = req.delay_seconds(delay.as_secs().min(900) as i32);
+        }
+        let out = req.send().await.map_err(queue_err)?;
         out.message_id.ok_or_else(|| StoreError::Queue("SendMessage returned no id".into()))
     }
 

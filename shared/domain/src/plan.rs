@@ -31,6 +31,12 @@ pub enum WorkMessage {
         /// The request (or stream event) the run came from; follows it into logs.
         #[serde(rename = "correlationId", default, skip_serializing_if = "Option::is_none")]
         correlation_id: Option<String>,
+        /// Sent by the stream or the reaper for a run whose create request may
+        /// have died before dispatching: it plans only a run nobody dispatched
+        /// (no `triggerRunId`) and only if it is the one that starts it, so it
+        /// never runs step 0 beside the create request's own message.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        backstop: bool,
     },
     Chunk {
         #[serde(rename = "workspaceId")]
@@ -106,14 +112,13 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let m =
-            WorkMessage::Chunk {
-                workspace_id: "ws".into(),
-                run_id: "r".into(),
-                chunk: 3,
-                lead_ids: vec!["a".into()],
-                correlation_id: Some("req-1".into()),
-            };
+        let m = WorkMessage::Chunk {
+            workspace_id: "ws".into(),
+            run_id: "r".into(),
+            chunk: 3,
+            lead_ids: vec!["a".into()],
+            correlation_id: Some("req-1".into()),
+        };
         let s = serde_json::to_string(&m).unwrap();
         assert!(s.contains("\"type\":\"chunk\""));
         assert_eq!(serde_json::from_str::<WorkMessage>(&s).unwrap(), m);

@@ -110,9 +110,12 @@ mod tests {
 
     #[test]
     fn defaults_fill_output_and_policy() {
-        let r = CreateRuleRequest::parse(json!({"enrichmentId":"email_domain","input":{}}))
-            .unwrap()
-            .into_rule("rule_1".into(), "list_1", "email_domain", "now");
+        let r = CreateRuleRequest::parse(json!({"enrichmentId":"email_domain","input":{}})).unwrap().into_rule(
+            "rule_1".into(),
+            "list_1",
+            "email_domain",
+            "now",
+        );
         assert_eq!(r.output, RuleOutput { target: OutputTarget::Lead, attribute_key: "email_domain".into() });
         assert_eq!(r.write_policy, WritePolicy::Overwrite);
         assert!(r.enabled);
@@ -135,9 +138,10 @@ mod tests {
 
     #[test]
     fn a_rule_makes_a_valid_create_request() {
-        let r = CreateRuleRequest::parse(json!({"enrichmentId":"email_domain","input":{},"writePolicy":"skip_existing"}))
-            .unwrap()
-            .into_rule("rule_1".into(), "list_1", "email_domain", "now");
+        let r =
+            CreateRuleRequest::parse(json!({"enrichmentId":"email_domain","input":{},"writePolicy":"skip_existing"}))
+                .unwrap()
+                .into_rule("rule_1".into(), "list_1", "email_domain", "now");
         let body = r.create_body(&["lead_1".into()], "rule:rule_1:run_1");
         let req = CreateRequest::parse(&body, None).unwrap();
         assert_eq!(req.scope.list_id(), Some("list_1"));

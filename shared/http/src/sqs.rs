@@ -3,6 +3,7 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use futures::FutureExt;
+use puffle_app::worker::Delivery;
 use puffle_app::App;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -38,7 +39,10 @@ pub async fn handle_batch(app: &App, consumer: Consumer, batch: Vec<Message>) ->
         let result = match consumer {
             // Boxed: the flows nest deep enough to overflow rustc's layout
             // query depth in the binaries otherwise.
-            Consumer::Worker => app.handle_work(&m.body, m.receive_count).boxed().await,
+            Consumer::Worker => {
+                let delivery = Delivery { message_id: &m.id, receive_count: m.receive_count };
+                app.handle_work(&m.body, delivery).boxed().await
+            }
             Consumer::DeadLetters => app.handle_dead_letter(&m.body).boxed().await,
             Consumer::Webhooks => app.handle_webhook_delivery(&m.body).boxed().await,
         };

@@ -96,7 +96,10 @@ mod tests {
         assert_eq!(next.as_deref(), Some("it-2"));
         assert_eq!(records.len(), 1);
         let r = &records[0];
-        assert_eq!((r.kind, r.key("sk"), r.sequence_number.as_str()), (ChangeKind::Insert, Some("run_1"), "000000000000000000001"));
+        assert_eq!(
+            (r.kind, r.key("sk"), r.sequence_number.as_str()),
+            (ChangeKind::Insert, Some("run_1"), "000000000000000000001")
+        );
         let image = r.new_image.as_ref().unwrap();
         assert!(image["input"].as_m().unwrap().is_empty());
         assert!(image["deep"].as_m().unwrap()["x"].as_m().unwrap().is_empty());

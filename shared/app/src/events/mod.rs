@@ -137,7 +137,7 @@ impl App {
         let Some(rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
         if rec.run.status == RunStatus::Pending && rec.run.trigger.trigger_run_id.is_none() {
             tracing::info!(run_id = %run_id, "dispatching a run its create request did not");
-            self.dispatch(ws, run_id, Some(&rec.run.trigger.correlation_id)).await?;
+            self.dispatch_backstop(ws, run_id, Some(&rec.run.trigger.correlation_id)).await?;
         }
         Ok(())
     }

@@ -197,6 +197,7 @@ impl App {
             step: 0,
             cursor: None,
             correlation_id: correlation_id.map(str::to_string),
+            backstop: false,
         };
         let trigger_run_id = self.aws.queue.send(&msg).await?;
         if let Err(e) = self.store().set_trigger(ws, run_id, &trigger_run_id, &time::now()).await {
@@ -204,6 +205,29 @@ impl App {
             tracing::warn!(run_id = %run_id, error = %e, "could not record triggerRunId");
         }
         Ok(trigger_run_id)
+    }
+
+    /// Sends plan step 0 for a run whose create request may have died before
+    /// it dispatched (the stream and the reaper do this). The message waits
+    /// out [`dispatch_grace`] so that a live create request records its own
+    /// dispatch first; the planner then drops it (see `WorkMessage::Plan`).
+    /// It records no `triggerRunId`: that is how the planner tells the two apart.
+    pub(crate) async fn dispatch_backstop(
+        &self,
+        ws: &str,
+        run_id: &str,
+        correlation_id: Option<&str>,
+    ) -> Result<(), puffle_aws::StoreError> {
+        let msg = WorkMessage::Plan {
+            workspace_id: ws.to_string(),
+            run_id: run_id.to_string(),
+            step: 0,
+            cursor: None,
+            correlation_id: correlation_id.map(str::to_string),
+            backstop: true,
+        };
+        self.aws.queue.send_after(&msg, dispatch_grace()).await?;
+        Ok(())
     }
 
     /// A rule run the workspace cannot afford is kept as a failed run under
@@ -443,4 +467,13 @@ fn new_run(req: &CreateRequest, e: &Enrichment, planned: Planned, cost: u64, sta
         retry_of: start.retry.as_ref().map(|r| r.of.clone()),
         retries: vec![],
     }
+}
+
+/// How long a backstop dispatch waits before the planner looks at the run:
+/// far longer than a live create request takes between its commit and
+/// recording its dispatch (milliseconds). `PUFFLE_DISPATCH_GRACE_SECONDS`,
+/// default 30, at most SQS's 900.
+pub(crate) fn dispatch_grace() -> std::time::Duration {
+    let secs = std::env::var("PUFFLE_DISPATCH_GRACE_SECONDS").ok().and_then(|v| v.parse::<u64>().ok()).unwrap_or(30);
+    std::time::Duration::from_secs(secs.min(900))
 }

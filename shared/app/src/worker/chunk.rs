@@ -18,6 +18,7 @@ use puffle_domain::providers::Outcome;
 use puffle_domain::run::RunStatus;
 use puffle_domain::time;
 
+use super::Delivery;
 use crate::enrich::Enriched;
 use crate::{App, AppError};
 
@@ -28,8 +29,9 @@ impl App {
         run_id: &str,
         chunk: u32,
         lead_ids: &[String],
-        receive_count: u32,
+        delivery: Delivery<'_>,
     ) -> Result<(), AppError> {
+        let receive_count = delivery.receive_count;
         let Some(rec) = self.store().get_run(ws, run_id).await? else {
             tracing::warn!(chunk, "chunk for an unknown run; dropped");
             return Ok(());
@@ -40,6 +42,13 @@ impl App {
             if rec.run.scope.counts.pending == 0 {
                 self.store().complete_if_done(ws, run_id, &time::now()).await?;
             }
+            return Ok(());
+        }
+        if !self.store().lease_chunk(run_id, chunk, delivery.message_id, chunk_lease()).await? {
+            // Its holder's own message is still on the queue until it is
+            // done, so dropping this copy loses nothing; counting it twice
+            // is prevented anyway, calling the providers twice is not.
+            tracing::info!(chunk, "chunk is being processed by another delivery; this copy dropped");
             return Ok(());
         }
         let run = &rec.run;
@@ -164,4 +173,12 @@ impl App {
         }
         Ok(())
     }
+}
+
+/// How long a chunk stays leased to the delivery that took it: longer than
+/// a worker can work on one (the Lambda timeout), so a live holder is never
+/// joined by a second. `PUFFLE_CHUNK_LEASE_SECONDS`, default 900.
+fn chunk_lease() -> std::time::Duration {
+    let secs = std::env::var("PUFFLE_CHUNK_LEASE_SECONDS").ok().and_then(|v| v.parse().ok()).unwrap_or(900);
+    std::time::Duration::from_secs(secs)
 }

@@ -10,10 +10,18 @@ use tracing::Instrument;
 
 use crate::{App, AppError};
 
+/// Which delivery of a work message this is.
+#[derive(Debug, Clone, Copy)]
+pub struct Delivery<'a> {
+    /// The queue's id for the message: the same on every redelivery of it.
+    pub message_id: &'a str,
+    pub receive_count: u32,
+}
+
 impl App {
     /// Handles one message of the work queue. An error leaves the message
     /// on the queue (it is retried, then dead-lettered).
-    pub async fn handle_work(&self, body: &str, receive_count: u32) -> Result<(), AppError> {
+    pub async fn handle_work(&self, body: &str, delivery: Delivery<'_>) -> Result<(), AppError> {
         let msg: WorkMessage =
             serde_json::from_str(body).map_err(|e| AppError::Internal(format!("unreadable work message: {e}")))?;
         let span = tracing::info_span!(
@@ -24,11 +32,14 @@ impl App {
         );
         async move {
             match &msg {
-                WorkMessage::Plan { workspace_id, run_id, step, cursor, correlation_id } => {
+                WorkMessage::Plan { workspace_id, run_id, step: 0, backstop: true, correlation_id, .. } => {
+                    self.plan_backstop(workspace_id, run_id, correlation_id.as_deref()).await
+                }
+                WorkMessage::Plan { workspace_id, run_id, step, cursor, correlation_id, .. } => {
                     self.plan_step(workspace_id, run_id, *step, cursor.clone(), correlation_id.as_deref()).await
                 }
                 WorkMessage::Chunk { workspace_id, run_id, chunk, lead_ids, .. } => {
-                    self.process_chunk(workspace_id, run_id, *chunk, lead_ids, receive_count).await
+                    self.process_chunk(workspace_id, run_id, *chunk, lead_ids, delivery).await
                 }
             }
         }

@@ -24,6 +24,34 @@ struct Page {
 }
 
 impl App {
+    /// A backstop plan step 0 (see `WorkMessage::Plan::backstop`): plans the
+    /// run only when no create request dispatched it and this message is the
+    /// one that starts it. Otherwise the run's own message drives it, and a
+    /// second planner beside it would send every chunk twice (and call a
+    /// provider twice for each Lead).
+    pub async fn plan_backstop(&self, ws: &str, run_id: &str, correlation_id: Option<&str>) -> Result<(), AppError> {
+        let Some(rec) = self.store().get_run(ws, run_id).await? else {
+            tracing::warn!("backstop plan message for an unknown run; dropped");
+            return Ok(());
+        };
+        if let Some(trigger) = &rec.run.trigger.trigger_run_id {
+            tracing::info!(trigger_run_id = %trigger, "backstop dropped: the create request dispatched the run");
+            return Ok(());
+        }
+        let ours = match rec.run.status {
+            RunStatus::Pending => self.store().mark_running(ws, run_id, &time::now()).await?,
+            // Cancelled before anything planned it: planning writes its items skipped and ends it.
+            RunStatus::Cancelled => rec.progress.plan_step == 0 && !rec.progress.plan_done,
+            _ => false,
+        };
+        if !ours {
+            tracing::info!(status = rec.run.status.as_str(), "backstop dropped: the run is already under way");
+            return Ok(());
+        }
+        tracing::info!("backstop plans the run its create request did not dispatch");
+        self.plan_step(ws, run_id, 0, None, correlation_id).await
+    }
+
     pub async fn plan_step(
         &self,
         ws: &str,
@@ -153,6 +181,7 @@ impl App {
             step,
             cursor,
             correlation_id: correlation_id.map(str::to_string),
+            backstop: false,
         };
         self.aws.queue.send(&msg).await?;
         Ok(())

@@ -38,7 +38,8 @@ impl Store {
     /// Writes planned items only where none exists yet, 100 per
     /// transaction; items that already exist are left alone.
     pub async fn put_items_if_absent(&self, items: &[(Item, u32)]) -> Result<u64, StoreError> {
-        let rows = items.iter().map(|(i, c)| self.planned_item_row(i, *c).map(|r| vec![r])).collect::<Result<_, _>>()?;
+        let rows =
+            items.iter().map(|(i, c)| self.planned_item_row(i, *c).map(|r| vec![r])).collect::<Result<_, _>>()?;
         self.put_where(rows, "attribute_not_exists(pk)").await
     }
 
@@ -77,7 +78,10 @@ impl Store {
 
     /// Pending items of a run grouped by chunk number (the reaper's view of
     /// work whose message may be lost).
-    pub async fn pending_chunks(&self, run_id: &str) -> Result<std::collections::BTreeMap<u32, Vec<String>>, StoreError> {
+    pub async fn pending_chunks(
+        &self,
+        run_id: &str,
+    ) -> Result<std::collections::BTreeMap<u32, Vec<String>>, StoreError> {
         let mut out: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
         let mut start = None;
         loop {
@@ -107,7 +111,8 @@ impl Store {
     /// Writes items where none exists or the existing one is still pending:
     /// terminal items are never overwritten.
     pub async fn put_items_unless_terminal(&self, items: &[(Item, u32)]) -> Result<u64, StoreError> {
-        let rows = items.iter().map(|(i, c)| self.planned_item_row(i, *c).map(|r| vec![r])).collect::<Result<_, _>>()?;
+        let rows =
+            items.iter().map(|(i, c)| self.planned_item_row(i, *c).map(|r| vec![r])).collect::<Result<_, _>>()?;
         self.put_where(rows, "attribute_not_exists(pk) OR #status = :pending").await
     }
 
@@ -144,10 +149,14 @@ impl Store {
                             put = put
                                 .condition_expression(condition)
                                 .set_expression_attribute_names(
-                                    condition.contains("#status").then(|| [("#status".to_string(), "status".to_string())].into()),
+                                    condition
+                                        .contains("#status")
+                                        .then(|| [("#status".to_string(), "status".to_string())].into()),
                                 )
                                 .set_expression_attribute_values(
-                                    condition.contains(":pending").then(|| [(":pending".to_string(), s("pending"))].into()),
+                                    condition
+                                        .contains(":pending")
+                                        .then(|| [(":pending".to_string(), s("pending"))].into()),
                                 );
                         }
                         tx.push(TransactWriteItem::builder().put(put.build().expect("put")).build());
@@ -169,7 +178,12 @@ impl Store {
                         if refused.is_empty() {
                             return Err(StoreError::Unavailable(format!("item transaction cancelled: {codes:?}")));
                         }
-                        batch = batch.into_iter().enumerate().filter(|(i, _)| !refused.contains(i)).map(|(_, g)| g).collect();
+                        batch = batch
+                            .into_iter()
+                            .enumerate()
+                            .filter(|(i, _)| !refused.contains(i))
+                            .map(|(_, g)| g)
+                            .collect();
                     }
                     Err(e) => return Err(e),
                 }

@@ -5,9 +5,10 @@
 
 mod items;
 mod leads;
+mod leases;
 mod lists;
-mod rules;
 mod providers;
+mod rules;
 mod runs;
 mod webhooks;
 mod workspaces;

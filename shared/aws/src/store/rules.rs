@@ -43,7 +43,12 @@ impl Store {
     }
 
     /// The transaction action that files a run under the rule that started it.
-    pub fn rule_run_entry(&self, rule_id: &str, run_id: &str, created_at: &str) -> Result<TransactWriteItem, StoreError> {
+    pub fn rule_run_entry(
+        &self,
+        rule_id: &str,
+        run_id: &str,
+        created_at: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
         let mut r: Row = HashMap::new();
         let (pk, sk) = keys::rule_run(rule_id, run_id);
         r.insert("pk".into(), s(pk));
@@ -132,9 +137,8 @@ impl Store {
                         if refused.is_empty() {
                             return Err(StoreError::Unavailable(format!("claim transaction cancelled: {codes:?}")));
                         }
-                        let holders = self
-                            .batch_get(refused.iter().map(|l| keys::rule_claim(rule_id, l)).collect())
-                            .await?;
+                        let holders =
+                            self.batch_get(refused.iter().map(|l| keys::rule_claim(rule_id, l)).collect()).await?;
                         let mut next = vec![];
                         for (lead, prev) in todo.drain(..) {
                             if !refused.contains(&lead) {

@@ -230,7 +230,12 @@ impl Store {
 
     /// A run that was never charged nor dispatched, stored already terminal
     /// (a rule run the workspace could not afford), with its `extra` actions.
-    pub async fn put_unfunded_run(&self, ws: &str, run: &Run, extra: Vec<TransactWriteItem>) -> Result<bool, StoreError> {
+    pub async fn put_unfunded_run(
+        &self,
+        ws: &str,
+        run: &Run,
+        extra: Vec<TransactWriteItem>,
+    ) -> Result<bool, StoreError> {
         let mut r = self.new_run_row(ws, run)?;
         r.remove("gsi2pk");
         r.remove("gsi2sk");
@@ -395,7 +400,9 @@ impl Store {
     }
 
     /// pending → running (no-op if it already moved).
-    pub async fn mark_running(&self, ws: &str, run_id: &str, now: &str) -> Result<(), StoreError> {
+    /// pending → running. Returns whether this call made the move (false:
+    /// the run had already started, or was cancelled or ended meanwhile).
+    pub async fn mark_running(&self, ws: &str, run_id: &str, now: &str) -> Result<bool, StoreError> {
         let u = self
             .run_update(ws, run_id, MARK_RUNNING, Some("#status = :pendingS"))
             .expression_attribute_values(":running", s("running"))
@@ -404,8 +411,9 @@ impl Store {
             .build()
             .expect("update");
         match self.exec_update(u).await {
-            Err(StoreError::ConditionFailed) => Ok(()),
-            other => other,
+            Ok(()) => Ok(true),
+            Err(StoreError::ConditionFailed) => Ok(false),
+            Err(e) => Err(e),
         }
     }
 
