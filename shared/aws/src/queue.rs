@@ -78,27 +78,12 @@ impl Queue {
         self.send_raw_after(&body, delay).await
     }
 
-    async fn send_raw_after(&self, body: &str, delay: std::time::Duration) -> Result<String, StoreError> {
+    pub async fn send_raw_after(&self, body: &str, delay: std::time::Duration) -> Result<String, StoreError> {
         let mut req = self.sqs.send_message().queue_url(self.url().await?).message_body(body);
         if !delay.is_zero() {
-            req = req.delay_seconds(delay.as_secs().min(900) as i32);
+            req = req.delay_seconds(delay.as_secs().min(MAX_DELAY_SECONDS as u64) as i32);
         }
         let out = req.send().await.map_err(queue_err)?;
-        out.message_id.ok_or_else(|| StoreError::Queue("SendMessage returned no id".into()))
-    }
-
-    /// Sends one message that becomes visible after `delay_seconds` (SQS
-    /// allows at most 900; longer waits are the consumer's to re-send).
-    pub async fn send_delayed(&self, body: &str, delay_seconds: u32) -> Result<String, StoreError> {
-        let out = self
-            .sqs
-            .send_message()
-            .queue_url(self.url().await?)
-            .message_body(body)
-            .delay_seconds(delay_seconds.min(MAX_DELAY_SECONDS) as i32)
-            .send()
-            .await
-            .map_err(queue_err)?;
         out.message_id.ok_or_else(|| StoreError::Queue("SendMessage returned no id".into()))
     }
 

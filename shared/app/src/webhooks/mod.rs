@@ -111,8 +111,9 @@ impl App {
 
     async fn send_delivery_message(&self, msg: &DeliveryMessage, delay_ms: u64) -> Result<(), AppError> {
         let body = serde_json::to_string(msg).map_err(|e| AppError::Internal(e.to_string()))?;
-        let delay_s = delay_ms.div_ceil(1000).min(puffle_aws::queue::MAX_DELAY_SECONDS as u64) as u32;
-        self.aws.webhook_queue.send_delayed(&body, delay_s).await?;
+        // Whole seconds, rounded up: an attempt never runs before its time.
+        let delay_s = delay_ms.div_ceil(1000).min(puffle_aws::queue::MAX_DELAY_SECONDS as u64);
+        self.aws.webhook_queue.send_raw_after(&body, std::time::Duration::from_secs(delay_s)).await?;
         Ok(())
     }
 }
