@@ -41,3 +41,7 @@ export SQS_EMULATOR="${SQS_EMULATOR:-fauxqs}"
 export RUN_DIR="${RUN_DIR:-$ROOT/.run}"
 export NODE22="$ROOT/devstack/node_modules/node/bin/node"
 export VENV="$ROOT/.venv"
+# Webhook retries: locally the first retries come after ~2 s and ~4–8 s (AWS:
+# 30 s doubling to 1 h, for a day); tests shorten them further.
+export PUFFLE_WEBHOOK_RETRY_BASE_MS="${PUFFLE_WEBHOOK_RETRY_BASE_MS:-2000}"
+export PUFFLE_WEBHOOK_RETRY_MAX_MS="${PUFFLE_WEBHOOK_RETRY_MAX_MS:-60000}"

@@ -73,6 +73,11 @@ impl Client {
         self.send(Method::POST, url, Some(body), retry).await
     }
 
+    pub async fn patch(&self, segments: &[&str], body: &Value) -> Result<Answer> {
+        let url = self.url(segments, &[]);
+        self.send(Method::PATCH, url, Some(body), Retry::Never).await
+    }
+
     pub async fn delete(&self, segments: &[&str]) -> Result<Answer> {
         let url = self.url(segments, &[]);
         self.send(Method::DELETE, url, None, Retry::Safe).await

@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use clap::{CommandFactory, Parser, Subcommand};
 
-use crate::commands::{account, enrichment, lead, list, Ctx};
+use crate::commands::{account, enrichment, lead, list, webhook, Ctx};
 use crate::config::{Given, Source};
 use crate::error::{CliError, EXIT_CODES_HELP};
 use crate::output::Format;
@@ -47,6 +47,7 @@ enum Command {
     Enrichment(enrichment::EnrichmentArgs),
     Lead(lead::LeadArgs),
     List(list::ListArgs),
+    Webhook(webhook::WebhookArgs),
     /// The workspace's credit balance (GET /api/credits)
     Credits,
     /// Save --token (and --api-url) to the profile file, mode 0600
@@ -130,6 +131,7 @@ async fn run(
         Command::Enrichment(a) => enrichment::run(&ctx, a).await,
         Command::Lead(a) => lead::run(&ctx, a).await,
         Command::List(a) => list::run(&ctx, a).await,
+        Command::Webhook(a) => webhook::run(&ctx, a).await,
         Command::Credits => account::credits(&ctx).await,
         Command::Admin(_) | Command::Config | Command::Login(_) | Command::Completions { .. } | Command::Mcp => Ok(()),
     }
@@ -150,6 +152,13 @@ mod tests {
         assert!(Cli::try_parse_from(["puffle", "list", "lead", "add", "--id", "l", "--lead-ids", "a,b"]).is_ok());
         assert!(Cli::try_parse_from(["puffle", "enrichment", "--id", "email_domain"]).is_ok());
         assert!(Cli::try_parse_from(["puffle", "enrichment", "status"]).is_err());
+        assert!(Cli::try_parse_from(["puffle", "enrichment", "retry", "--id", "r", "--status", "skipped"]).is_ok());
+        assert!(Cli::try_parse_from(["puffle", "enrichment", "retry", "--id", "r", "--status", "completed"]).is_err());
+        assert!(
+            Cli::try_parse_from(["puffle", "webhook", "create", "--url", "https://x.test/h", "--events", "*"]).is_ok()
+        );
+        assert!(Cli::try_parse_from(["puffle", "webhook", "replay", "--id", "wh_1"]).is_err(), "--delivery-id");
+        assert!(Cli::try_parse_from(["puffle", "webhook", "update", "--id", "wh_1", "--enabled", "false"]).is_ok());
         assert!(Cli::try_parse_from(["puffle", "enrichment", "results", "--id", "r", "--limit", "101"]).is_err());
         assert!(Cli::try_parse_from(["puffle", "lead", "--limit", "0"]).is_err());
         assert!(Cli::try_parse_from(["puffle", "lead", "import", "x.csv", "--map", "a=salary"]).is_err());

@@ -86,6 +86,18 @@ async fn main() -> anyhow::Result<()> {
             args.retry_delay,
             shutdown.clone(),
         )));
+        // Webhook deliveries: their own pollers, so a slow endpoint never
+        // holds up the worker (nor, with several pollers, another endpoint).
+        for _ in 0..2 {
+            tasks.push(tokio::spawn(poller::run(
+                app.clone(),
+                app.aws.webhook_queue.clone(),
+                Consumer::Webhooks,
+                10,
+                args.retry_delay,
+                shutdown.clone(),
+            )));
+        }
         tasks.push(tokio::spawn(stream::run(
             app.clone(),
             std::time::Duration::from_millis(args.stream_window_ms),

@@ -104,6 +104,12 @@ fn help_for_every_command_mentions_its_flags() {
         (&["enrichment", "status"], &["--id", "--watch", "--poll-interval"]),
         (&["enrichment", "results"], &["--id", "--status", "--lead-id", "--cursor", "--limit", "--all", "--format"]),
         (&["enrichment", "cancel"], &["--id"]),
+        (&["enrichment", "retry"], &["--id", "--status", "--idempotency-key", "--wait"]),
+        (&["webhook"], &["--id", "create", "update", "delete", "rotate-secret", "deliveries", "replay", "test"]),
+        (&["webhook", "create"], &["--url", "--events", "--description"]),
+        (&["webhook", "update"], &["--id", "--url", "--events", "--enabled"]),
+        (&["webhook", "deliveries"], &["--id", "--limit", "--cursor"]),
+        (&["webhook", "replay"], &["--id", "--delivery-id"]),
         (&["lead"], &["--id", "--type", "--limit", "--cursor", "--all", "add", "import"]),
         (
             &["lead", "add"],
@@ -752,4 +758,62 @@ async fn list_rules_are_created_listed_run_and_deleted() {
     assert_eq!(deleted["deleted"], true);
     assert_eq!(cli.json(&["list", "rule", "--id", &list_id])["rules"], json!([]));
     cli.cmd().args(["list", "rule", "delete", "--id", &list_id, "--rule-id", &rule_id]).assert().code(3);
+}
+
+#[tokio::test]
+async fn webhooks_and_retries_from_the_cli() {
+    let cli = Cli::new(100).await;
+    // `.invalid` never resolves (RFC 6761): accepted, never reached.
+    let created = cli.json(&[
+        "webhook",
+        "create",
+        "--url",
+        "https://hooks.invalid/puffle",
+        "--events",
+        "enrichment.run.completed,enrichment.run.failed",
+    ]);
+    let id = s(&created["webhook"]["id"]);
+    assert!(s(&created["secret"]).starts_with("whsec_"));
+    assert_eq!(created["webhook"]["events"], json!(["enrichment.run.completed", "enrichment.run.failed"]));
+    assert_eq!(cli.json(&["webhook"])["webhooks"][0]["id"], id.as_str());
+    assert_eq!(cli.json(&["webhook", "--id", &id])["webhook"]["enabled"], true);
+    let updated = cli.json(&["webhook", "update", "--id", &id, "--events", "*", "--enabled", "false"]);
+    assert_eq!((&updated["webhook"]["events"], &updated["webhook"]["enabled"]), (&json!(["*"]), &json!(false)));
+    let rotated = cli.json(&["webhook", "rotate-secret", "--id", &id]);
+    assert!(s(&rotated["secret"]).starts_with("whsec_") && rotated["secret"] != created["secret"]);
+    let test = cli.json(&["webhook", "test", "--id", &id]);
+    assert_eq!(test["delivery"]["eventType"], "webhook.test");
+    let log = cli.json(&["webhook", "deliveries", "--id", &id, "--limit", "5"]);
+    assert_eq!(log["deliveries"][0]["id"], test["delivery"]["id"]);
+    let dlv = s(&test["delivery"]["id"]);
+    assert_eq!(cli.json(&["webhook", "replay", "--id", &id, "--delivery-id", &dlv])["delivery"]["id"], dlv.as_str());
+    // The API's refusals are exit code 3.
+    cli.cmd()
+        .args(["webhook", "create", "--url", "http://169.254.169.254/", "--events", "*"])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("INVALID_REQUEST"));
+    cli.cmd().args(["webhook", "update", "--id", &id]).assert().code(2);
+    assert_eq!(cli.json(&["webhook", "delete", "--id", &id])["deleted"], true);
+    cli.cmd().args(["webhook", "--id", &id]).assert().code(3).stderr(predicate::str::contains("WEBHOOK_NOT_FOUND"));
+
+    // Retry: a completed run without failed items has nothing to retry.
+    let lead = cli.ctx.people("cli-retry", 1).await;
+    let run = cli.json(&[
+        "enrichment",
+        "create",
+        "--enrichment-id",
+        "email_domain",
+        "--scope",
+        &format!("leads:{}", lead[0]),
+        "--wait",
+    ]);
+    let run_id = s(&run["run"]["id"]);
+    cli.cmd()
+        .args(["enrichment", "retry", "--id", &run_id])
+        .assert()
+        .code(3)
+        .stderr(predicate::str::contains("EMPTY_LEAD_SCOPE"));
+    cli.cmd().args(["enrichment", "retry", "--id", &run_id, "--status", "skipped"]).assert().code(3);
+    cli.cmd().args(["enrichment", "retry", "--id", &run_id, "--status", "pending"]).assert().code(2);
 }

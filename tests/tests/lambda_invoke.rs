@@ -62,6 +62,7 @@ async fn every_function_binary_answers_its_sample_event() {
         ("cancel", 409),
         // A JSON-RPC tools/call (get_run) under a stage prefix, answered in JSON.
         ("mcp", 200),
+        ("webhook-api", 200),
     ];
     for (function, status) in expect {
         let resp = invoke(function, &env);
@@ -74,6 +75,7 @@ async fn every_function_binary_answers_its_sample_event() {
             "status" => assert_eq!(body["run"]["id"], run_id.as_str()),
             "items" => assert_eq!(body["items"][0]["leadId"], lead.as_str()),
             "cancel" => assert_eq!(body["reason"], "run_not_cancellable"),
+            "webhook-api" => assert_eq!(body["webhooks"], json!([])),
             "mcp" => {
                 let result = &body["result"];
                 assert_eq!(result["isError"], false, "{body}");
@@ -85,7 +87,8 @@ async fn every_function_binary_answers_its_sample_event() {
 
     // The SQS consumers: a duplicate of the run's chunk 0 changes nothing
     // (it was counted), and both report no batch item failures.
-    for function in ["worker", "dlq"] {
+    // The webhooks consumer: a message for a delivery that does not exist is dropped.
+    for function in ["worker", "dlq", "webhooks"] {
         let resp = invoke(function, &env);
         assert_eq!(resp["batchItemFailures"], json!([]), "{function}: {resp}");
     }

@@ -111,7 +111,7 @@ fn template_routes_and_the_route_table_name_the_same_functions() {
     }
     for r in ROUTES {
         let params: Vec<&str> = r.path.split('/').filter(|s| s.starts_with('{')).collect();
-        assert!(params.iter().all(|p| *p == "{id}" || *p == "{ruleId}"), "{}: {params:?}", r.path);
+        assert!(params.iter().all(|p| ["{id}", "{ruleId}", "{deliveryId}"].contains(p)), "{}: {params:?}", r.path);
     }
 }
 
@@ -137,7 +137,7 @@ fn every_binary_is_a_template_function_and_every_template_function_has_a_binary(
     for f in Function::ALL {
         assert!(binaries.contains(f.binary()), "{f:?} ({}) is not deployed", f.binary());
     }
-    for extra in ["worker", "dlq"] {
+    for extra in ["worker", "dlq", "webhooks"] {
         assert!(binaries.contains(extra), "{extra} is not deployed");
     }
 }
@@ -147,7 +147,7 @@ fn worker_and_dlq_consume_their_queues_with_partial_batch_failures() {
     let doc = template();
     let fns = functions(&doc);
     let by_binary: BTreeMap<&str, &BTreeMap<String, Value>> = fns.values().map(|(b, e)| (b.as_str(), e)).collect();
-    for (binary, queue) in [("worker", "WorkQueue"), ("dlq", "WorkDeadLetterQueue")] {
+    for (binary, queue) in [("worker", "WorkQueue"), ("dlq", "WorkDeadLetterQueue"), ("webhooks", "WebhookQueue")] {
         let events = by_binary.get(binary).unwrap_or_else(|| panic!("no {binary} function"));
         let sqs: Vec<&Value> = events.values().filter(|e| e["Type"].as_str() == Some("SQS")).collect();
         assert_eq!(sqs.len(), 1, "{binary} has one SQS event: {events:?}");
@@ -181,7 +181,7 @@ fn worker_and_dlq_consume_their_queues_with_partial_batch_failures() {
     assert!(reaper.values().all(|e| e["Type"].as_str() == Some("Schedule")) && reaper.len() == 1, "{reaper:?}");
     // Nothing else consumes a queue or a stream.
     for (id, (binary, events)) in &fns {
-        if !["worker", "dlq", "events", "reaper"].contains(&binary.as_str()) {
+        if !["worker", "dlq", "webhooks", "events", "reaper"].contains(&binary.as_str()) {
             assert!(events.values().all(|e| e["Type"].as_str() == Some("HttpApi")), "{id} has a non-HTTP event");
         }
     }

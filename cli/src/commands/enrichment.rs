@@ -38,6 +38,34 @@ pub enum EnrichmentCommand {
     Results(ResultsArgs),
     /// Cancel a pending or running run (POST /api/enrichment/{id}/cancel)
     Cancel(CancelArgs),
+    /// A new run over a finished run's failed (or skipped) items (POST /api/enrichment/{id}/retry)
+    Retry(RetryArgs),
+}
+
+#[derive(Debug, Clone, Copy, ValueEnum)]
+pub enum RetryStatus {
+    Failed,
+    Skipped,
+}
+
+#[derive(Args, Debug)]
+#[command(after_help = "Example: puffle enrichment retry --id run_01h... --status failed --wait")]
+pub struct RetryArgs {
+    /// Run id (a finished run)
+    #[arg(long)]
+    pub id: String,
+    /// Which items' Leads to run again [default: failed]
+    #[arg(long, value_enum)]
+    pub status: Option<RetryStatus>,
+    /// Repeat-safe key [default: derived from the run and status, so a repeat answers the same run]
+    #[arg(long, value_name = "KEY")]
+    pub idempotency_key: Option<String>,
+    /// Wait until the new run is terminal, then print its status
+    #[arg(long)]
+    pub wait: bool,
+    /// Seconds between polls with --wait
+    #[arg(long, value_name = "SECONDS", default_value_t = 2.0)]
+    pub poll_interval: f64,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -161,6 +189,7 @@ pub async fn run(ctx: &Ctx, args: EnrichmentArgs) -> Result<()> {
         Some(EnrichmentCommand::Status(a)) => status(ctx, a).await,
         Some(EnrichmentCommand::Results(a)) => results(ctx, a).await,
         Some(EnrichmentCommand::Cancel(a)) => cancel(ctx, a).await,
+        Some(EnrichmentCommand::Retry(a)) => retry(ctx, a).await,
     }
 }
 
@@ -358,6 +387,34 @@ async fn cancel(ctx: &Ctx, a: CancelArgs) -> Result<()> {
     let answer = ctx.client.post(&["api", "enrichment", &a.id, "cancel"], &json!({}), Retry::Never).await?;
     print_object(ctx.format, &answer.body);
     Ok(())
+}
+
+async fn retry(ctx: &Ctx, a: RetryArgs) -> Result<()> {
+    require_single_object_format(ctx.format, "enrichment retry")?;
+    let interval = poll_interval(a.poll_interval)?;
+    let mut body = Map::new();
+    if let Some(s) = a.status {
+        body.insert("status".into(), json!(format!("{s:?}").to_lowercase()));
+    }
+    if let Some(k) = &a.idempotency_key {
+        if k.trim().is_empty() {
+            return Err(CliError::usage("--idempotency-key must not be empty"));
+        }
+        body.insert("idempotencyKey".into(), json!(k));
+    }
+    // Safe to repeat: the server derives a key when none is given.
+    let answer = ctx.client.post(&["api", "enrichment", &a.id, "retry"], &Value::Object(body), Retry::Safe).await?;
+    let run_id = answer.body.get("runId").and_then(Value::as_str).map(str::to_string);
+    match (a.wait, run_id) {
+        (true, Some(run_id)) => {
+            eprintln!("retry run {run_id} accepted (HTTP {}); waiting for it to finish", answer.status);
+            wait_and_print(ctx, &run_id, interval).await
+        }
+        _ => {
+            print_object(ctx.format, &answer.body);
+            Ok(())
+        }
+    }
 }
 
 #[cfg(test)]

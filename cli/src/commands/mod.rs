@@ -4,6 +4,7 @@ pub mod account;
 pub mod enrichment;
 pub mod lead;
 pub mod list;
+pub mod webhook;
 
 use std::time::Duration;
 

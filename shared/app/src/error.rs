@@ -26,6 +26,9 @@ pub enum AppError {
     /// The request clashes with what exists (`409`).
     #[error("{message}")]
     Conflict { code: &'static str, message: String, details: serde_json::Value },
+    /// A request body over the limit (`413`), met after routing.
+    #[error("bodies are limited to {0} bytes")]
+    PayloadTooLarge(usize),
     #[error("a backend is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -56,6 +59,7 @@ impl AppError {
             AppError::NotCancellable { .. } => "RUN_NOT_CANCELLABLE",
             AppError::EnrichmentDisabled { .. } => "ENRICHMENT_DISABLED",
             AppError::Conflict { code, .. } => code,
+            AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
             AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }

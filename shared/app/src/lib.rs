@@ -7,6 +7,7 @@
 //!   [`worker::chunk`] (enrich, write, count), [`worker::dead_letter`]
 //! - running an enrichment on Leads (the provider seam): [`enrich`]
 //! - Leads and Lists: [`leads`], [`lists`]; tokens and credits: [`accounts`]
+//! - webhooks (signed, retried, logged deliveries of run events): [`webhooks`]
 
 pub mod accounts;
 pub mod enrich;
@@ -17,6 +18,7 @@ pub mod lists;
 pub mod reaper;
 pub mod rules;
 pub mod runs;
+pub mod webhooks;
 pub mod worker;
 
 use puffle_aws::AwsContext;
@@ -36,6 +38,7 @@ pub struct App {
     secrets: std::sync::Arc<enrich::secrets::SecretState>,
     resilience: std::sync::Arc<enrich::resilience::Registry>,
     egress: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, puffle_egress::Egress>>>,
+    webhooks: std::sync::Arc<webhooks::WebhookState>,
 }
 
 impl App {
@@ -47,6 +50,7 @@ impl App {
             secrets: Default::default(),
             resilience: Default::default(),
             egress: Default::default(),
+            webhooks: Default::default(),
         }
     }
 

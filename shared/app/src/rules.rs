@@ -154,6 +154,7 @@ impl App {
         let start = Start {
             correlation_id: first.event_id.clone(),
             rule: Some(RuleStart { rule_id: rule.id.clone(), run_id: run_id.clone() }),
+            retry: None,
         };
         match self.start_run(ws, &req, start).await {
             Ok(created) => {

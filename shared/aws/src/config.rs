@@ -19,6 +19,9 @@ pub struct Settings {
     pub dlq_name: String,
     /// The EventBridge bus lifecycle events go to.
     pub event_bus_name: String,
+    /// The webhook delivery queue (URL on AWS, name locally).
+    pub webhook_queue_url: Option<String>,
+    pub webhook_queue_name: String,
 }
 
 impl Settings {
@@ -30,6 +33,11 @@ impl Settings {
             queue_name: var("PUFFLE_QUEUE_NAME", crate::definitions::local_name("WorkQueue").as_str()),
             dlq_name: var("PUFFLE_DLQ_NAME", crate::definitions::local_name("WorkDeadLetterQueue").as_str()),
             event_bus_name: var("PUFFLE_EVENT_BUS_NAME", "puffle"),
+            webhook_queue_url: std::env::var("PUFFLE_WEBHOOK_QUEUE_URL").ok().filter(|v| !v.is_empty()),
+            webhook_queue_name: var(
+                "PUFFLE_WEBHOOK_QUEUE_NAME",
+                crate::definitions::local_name("WebhookQueue").as_str(),
+            ),
         }
     }
 }
@@ -41,6 +49,8 @@ pub struct AwsContext {
     pub sdk: aws_config::SdkConfig,
     pub store: Store,
     pub queue: Queue,
+    /// Webhook deliveries (one message per attempt).
+    pub webhook_queue: Queue,
     pub bus: EventBus,
     pub settings: Settings,
 }
@@ -79,6 +89,11 @@ impl AwsContext {
         let sqs = aws_sdk_sqs::Client::from_conf(sqs_conf);
         AwsContext {
             store: Store::new(db, settings.table_name.clone()),
+            webhook_queue: Queue::new(
+                sqs.clone(),
+                settings.webhook_queue_url.clone(),
+                settings.webhook_queue_name.clone(),
+            ),
             queue: Queue::new(sqs, settings.queue_url.clone(), settings.queue_name.clone()),
             bus: EventBus::new(aws_sdk_eventbridge::Client::from_conf(bus_conf), settings.event_bus_name.clone()),
             sdk,

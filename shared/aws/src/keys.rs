@@ -22,6 +22,8 @@
 //! | ws enrichment     | `WSENR#{ws}`            | `{slug}`                |
 //! | ws secret         | `SECRETS#{ws}`          | `{name}`                |
 //! | provider result   | `PCACHE#{ws}#{slug}#{hash}` | `PCACHE`            |
+//! | webhook           | `WEBHOOKS#{ws}`         | `{webhookId}`           |
+//! | webhook delivery  | `DELIVERIES#{webhookId}`| `{deliveryId}`          |
 //!
 //! GSI `gsi1` (one index, overloaded by prefix):
 //!
@@ -146,4 +148,17 @@ pub fn secret(ws: &str, name: &str) -> Key {
 /// wherever they are, and no partition grows hot.
 pub fn provider_cache(ws: &str, slug: &str, hash: &str) -> Key {
     (format!("PCACHE#{ws}#{slug}#{hash}"), "PCACHE".into())
+}
+pub fn webhooks_pk(ws: &str) -> String {
+    format!("WEBHOOKS#{ws}")
+}
+pub fn webhook(ws: &str, id: &str) -> Key {
+    (webhooks_pk(ws), id.into())
+}
+/// A webhook's deliveries, newest last (delivery ids are ULIDs).
+pub fn deliveries_pk(webhook: &str) -> String {
+    format!("DELIVERIES#{webhook}")
+}
+pub fn delivery(webhook: &str, id: &str) -> Key {
+    (deliveries_pk(webhook), id.into())
 }

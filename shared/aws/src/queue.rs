@@ -8,6 +8,9 @@ use tokio::sync::OnceCell;
 
 use crate::error::{classify, StoreError};
 
+/// SQS's longest message delay.
+pub const MAX_DELAY_SECONDS: u32 = 900;
+
 #[derive(Clone)]
 pub struct Queue {
     sqs: aws_sdk_sqs::Client,
@@ -75,10 +78,10 @@ impl Queue {
         self.send_raw_after(&body, delay).await
     }
 
-    async fn send_raw_after(&self, body: &str, delay: std::time::Duration) -> Result<String, StoreError> {
+    pub async fn send_raw_after(&self, body: &str, delay: std::time::Duration) -> Result<String, StoreError> {
         let mut req = self.sqs.send_message().queue_url(self.url().await?).message_body(body);
         if !delay.is_zero() {
-            req = req.delay_seconds(delay.as_secs().min(900) as i32);
+            req = req.delay_seconds(delay.as_secs().min(MAX_DELAY_SECONDS as u64) as i32);
         }
         let out = req.send().await.map_err(queue_err)?;
         out.message_id.ok_or_else(|| StoreError::Queue("SendMessage returned no id".into()))

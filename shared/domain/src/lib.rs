@@ -8,7 +8,8 @@
 //! - Leads and who they are: [`lead`], [`identity`]; Lists: [`list`];
 //! - credits: [`credits`]; idempotency: [`idempotency`]; paging: [`cursor`], [`page`];
 //! - the catalog and the enrichment providers: [`catalog`], [`providers`];
-//!   outside providers' HTTP bindings: [`binding`]; sealed secrets: [`secrets`].
+//!   outside providers' HTTP bindings: [`binding`]; sealed secrets: [`secrets`];
+//! - webhooks (Standard Webhooks signatures, filters, secrets): [`webhook`].
 
 pub mod binding;
 pub mod catalog;
@@ -33,5 +34,6 @@ pub mod run;
 pub mod scope;
 pub mod secrets;
 pub mod time;
+pub mod webhook;
 
 pub use error::DomainError;

@@ -227,6 +227,12 @@ pub struct Run {
     /// Input given to the enrichment (validated against its inputSchema).
     #[serde(default)]
     pub input: Value,
+    /// The run whose items this one retries (`POST …/retry`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retry_of: Option<String>,
+    /// Runs that retry this one's items, oldest first.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retries: Vec<String>,
 }
 
 /// What the worker keeps beside the public record to plan exactly once.
@@ -314,6 +320,8 @@ pub(crate) fn test_run(status: RunStatus) -> Run {
             cancelled_at: (status == RunStatus::Cancelled).then(|| "2026-12-01T00:00:00.700Z".into()),
         },
         input: Value::Null,
+        retry_of: None,
+        retries: vec![],
     }
 }
 

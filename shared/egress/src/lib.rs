@@ -220,6 +220,51 @@ impl Resolve for GuardedResolver {
     }
 }
 
+/// Limits of one request beyond the guard itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Redirects followed (each checked); `None`: a 3xx is the answer.
+    pub redirects: Option<usize>,
+    /// Body bytes read at most.
+    pub max_body: usize,
+    /// Past `max_body`: stop reading and keep what was read (true), or fail
+    /// with [`EgressError::TooLarge`] (false).
+    pub truncate: bool,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits { redirects: Some(MAX_REDIRECTS), max_body: MAX_BODY_BYTES, truncate: false }
+    }
+}
+
+impl Limits {
+    /// Webhook deliveries: redirects are not followed and only the first
+    /// 64 KB of an answer is read (its status is what counts).
+    pub const WEBHOOK: Limits = Limits { redirects: None, max_body: 64 * 1024, truncate: true };
+}
+
+/// Whether `url`'s host, resolved now, has an address the guard would let
+/// a connection reach. For refusing a URL when it is registered; the
+/// connection's resolver checks again at every request (DNS can change).
+/// A name that does not resolve passes: delivery fails and is retried.
+pub async fn check_resolved(url: &Url, allow: &AllowList) -> Result<(), Refusal> {
+    check_url(url, allow)?;
+    let host = url.host_str().unwrap_or_default();
+    let port = url.port_or_known_default().unwrap_or(0);
+    if allow.check(host, port)? {
+        return Ok(());
+    }
+    let Some(url::Host::Domain(name)) = url.host() else { return Ok(()) };
+    let Ok(found) = tokio::net::lookup_host((name, port)).await else { return Ok(()) };
+    let found: Vec<SocketAddr> = found.collect();
+    let refused: Vec<&'static str> = found.iter().filter_map(|a| refused_range(a.ip())).collect();
+    if !found.is_empty() && refused.len() == found.len() {
+        return Err(Refusal::Resolved { host: normalise_host(name), range: refused[0] });
+    }
+    Ok(())
+}
+
 /// One outbound request.
 #[derive(Debug, Clone)]
 pub struct Outbound {
@@ -266,16 +311,27 @@ impl Egress {
 
     /// Sends `req`, following redirects under the guard, and reads the body.
     pub async fn send(&self, req: Outbound) -> Result<Fetched, EgressError> {
+        self.send_with(req, Limits::default()).await
+    }
+
+    /// [`Egress::send`] under other [`Limits`].
+    pub async fn send_with(&self, req: Outbound, limits: Limits) -> Result<Fetched, EgressError> {
         let deadline = tokio::time::Instant::now() + req.timeout;
-        match tokio::time::timeout_at(deadline, self.send_inner(req, deadline)).await {
+        match tokio::time::timeout_at(deadline, self.send_inner(req, deadline, limits)).await {
             Ok(r) => r,
             Err(_) => Err(EgressError::Timeout),
         }
     }
 
-    async fn send_inner(&self, req: Outbound, deadline: tokio::time::Instant) -> Result<Fetched, EgressError> {
+    async fn send_inner(
+        &self,
+        req: Outbound,
+        deadline: tokio::time::Instant,
+        limits: Limits,
+    ) -> Result<Fetched, EgressError> {
         let Outbound { mut method, mut url, mut headers, mut body, .. } = req;
-        for redirect in 0..=MAX_REDIRECTS {
+        let max_redirects = limits.redirects.unwrap_or(0);
+        for redirect in 0..=max_redirects {
             check_url(&url, &self.allow).map_err(EgressError::Refused)?;
             let left = deadline.saturating_duration_since(tokio::time::Instant::now());
             let mut rb = self.client.request(method.clone(), url.clone()).headers(headers.clone()).timeout(left);
@@ -284,9 +340,9 @@ impl Egress {
             }
             let resp = rb.send().await.map_err(classify)?;
             let status = resp.status();
-            if status.is_redirection() && status != StatusCode::NOT_MODIFIED {
+            if status.is_redirection() && status != StatusCode::NOT_MODIFIED && limits.redirects.is_some() {
                 if let Some(next) = resp.headers().get(LOCATION).and_then(|l| l.to_str().ok()) {
-                    if redirect == MAX_REDIRECTS {
+                    if redirect == max_redirects {
                         return Err(EgressError::TooManyRedirects);
                     }
                     let next = url.join(next).map_err(|e| EgressError::Invalid(format!("bad redirect target: {e}")))?;
@@ -314,21 +370,27 @@ impl Egress {
                 }
             }
             let headers = resp.headers().clone();
-            let body = read_capped(resp).await?;
+            let body = read_capped(resp, limits).await?;
             return Ok(Fetched { status, headers, body });
         }
         Err(EgressError::TooManyRedirects)
     }
 }
 
-async fn read_capped(mut resp: reqwest::Response) -> Result<Bytes, EgressError> {
-    if resp.content_length().is_some_and(|n| n > MAX_BODY_BYTES as u64) {
+async fn read_capped(mut resp: reqwest::Response, limits: Limits) -> Result<Bytes, EgressError> {
+    let max = limits.max_body;
+    if !limits.truncate && resp.content_length().is_some_and(|n| n > max as u64) {
         return Err(EgressError::TooLarge);
     }
     let mut buf = BytesMut::new();
     while let Some(chunk) = resp.chunk().await.map_err(classify)? {
-        if buf.len() + chunk.len() > MAX_BODY_BYTES {
-            return Err(EgressError::TooLarge);
+        if buf.len() + chunk.len() > max {
+            if !limits.truncate {
+                return Err(EgressError::TooLarge);
+            }
+            // Dropping the response closes the connection: the rest is never read.
+            buf.extend_from_slice(&chunk[..max - buf.len()]);
+            break;
         }
         buf.extend_from_slice(&chunk);
     }

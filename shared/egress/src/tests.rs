@@ -212,3 +212,41 @@ async fn a_closed_port_is_a_connect_error_and_a_slow_one_times_out() {
     req.timeout = Duration::from_millis(200);
     assert!(matches!(open.send(req).await.unwrap_err(), EgressError::Timeout));
 }
+
+#[tokio::test]
+async fn webhook_limits_do_not_follow_redirects_and_read_64_kb() {
+    let addr = stub().await;
+    let base = format!("http://127.0.0.1:{}", addr.port());
+    let open = Egress::new(AllowList::parse(&format!("127.0.0.1:{}", addr.port())), Duration::from_secs(2)).unwrap();
+    // The 302 is the answer (a failed delivery), even to the same origin.
+    let r = open.send_with(get_req(&format!("{base}/to?u=/ok")), Limits::WEBHOOK).await.unwrap();
+    assert_eq!(r.status.as_u16(), 302);
+    // The answer is read up to 64 KB and no further: not an error.
+    let r = open.send_with(get_req(&format!("{base}/big")), Limits::WEBHOOK).await.unwrap();
+    assert_eq!((r.status.as_u16(), r.body.len()), (200, 64 * 1024));
+    // The guard still stands: a loopback name and a refused literal.
+    let err = open.send_with(get_req(&format!("http://localhost:{}/ok", addr.port())), Limits::WEBHOOK).await;
+    assert!(matches!(err, Err(EgressError::Refused(Refusal::LocalName(_)))), "{err:?}");
+}
+
+#[tokio::test]
+async fn check_resolved_refuses_names_of_refused_addresses_only() {
+    let none = AllowList::default();
+    let r = check_resolved(&url("http://localhost:8080/hook"), &none).await;
+    assert!(matches!(r, Err(Refusal::LocalName(_))), "{r:?}");
+    assert!(matches!(check_resolved(&url("http://10.0.0.1/"), &none).await, Err(Refusal::Address { .. })));
+    // `.invalid` never resolves: accepted (its deliveries fail and retry).
+    assert!(check_resolved(&url("https://hooks.invalid/x"), &none).await.is_ok());
+    assert!(check_resolved(&url("http://127.0.0.1:9/x"), &AllowList::parse("127.0.0.1:9")).await.is_ok());
+    if let Ok(h) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        let h = h.trim();
+        let loopback = tokio::net::lookup_host((h, 80)).await.is_ok_and(|a| {
+            let a: Vec<SocketAddr> = a.collect();
+            !a.is_empty() && a.iter().all(|x| x.ip().is_loopback())
+        });
+        if loopback {
+            let r = check_resolved(&url(&format!("http://{h}/x")), &none).await;
+            assert!(matches!(r, Err(Refusal::Resolved { range: "loopback", .. })), "{r:?}");
+        }
+    }
+}

@@ -69,6 +69,7 @@ pub fn error_response(err: &AppError) -> Response<Body> {
             (400, b)
         }
         AppError::Conflict { code, message, details } => (409, with_details(body(code, message), details)),
+        AppError::PayloadTooLarge(_) => (413, body("PAYLOAD_TOO_LARGE", err)),
         AppError::Unavailable(m) => {
             tracing::warn!(error = %m, "backend unavailable");
             let mut r = json_response(503, &body("SERVICE_UNAVAILABLE", "a backend is unavailable; retry shortly"));

@@ -28,6 +28,7 @@ pub enum Function {
     Cancel,
     Leads,
     Lists,
+    WebhookApi,
     Mcp,
 }
 
@@ -42,6 +43,7 @@ impl Function {
         Function::Cancel,
         Function::Leads,
         Function::Lists,
+        Function::WebhookApi,
         Function::Mcp,
     ];
 
@@ -57,6 +59,7 @@ impl Function {
             Function::Cancel => "cancel",
             Function::Leads => "leads",
             Function::Lists => "lists",
+            Function::WebhookApi => "webhook-api",
             Function::Mcp => "mcp",
         }
     }
@@ -197,6 +200,23 @@ async fn dispatch(
         Function::Health | Function::Mcp => unreachable!("handled above"),
         Function::Credits => ok(200, json!({"balance": app.balance(&ws).await?})),
         Function::Catalog => catalog(app, &ws, &req, &method, &path).await,
+        Function::Create if route.path == "/api/enrichment/{id}/retry" => {
+            let id = params.iter().find(|(k, _)| k == "id").map(|(_, v)| v.clone()).unwrap_or_default();
+            let b = body!();
+            let key = request::header_utf8(&req, "idempotency-key")?;
+            let created = app.retry_run(&ws, &id, &b, key, request_id).await?;
+            let run_id = created.response.run_id.clone();
+            Ok(Outcome {
+                response: json_response(if created.new_run { 202 } else { 200 }, &to_json(&created.response)),
+                run_id,
+            })
+        }
+        Function::WebhookApi => {
+            crate::webhooks::handle(app, &ws, &req, route.path, &params).await.map(|(status, body)| Outcome {
+                response: if status == 204 { crate::errors::empty_response(204) } else { json_response(status, &body) },
+                run_id: None,
+            })
+        }
         Function::Create => {
             let b = body!();
             let key = request::header_utf8(&req, "idempotency-key")?;

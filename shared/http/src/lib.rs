@@ -12,6 +12,7 @@ pub mod request;
 pub mod routes;
 pub mod sqs;
 pub mod stream;
+pub mod webhooks;
 
 pub use handlers::Function;
 

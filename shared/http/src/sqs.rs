@@ -10,6 +10,8 @@ use puffle_app::App;
 pub enum Consumer {
     Worker,
     DeadLetters,
+    /// The webhooks function: one delivery attempt per message.
+    Webhooks,
 }
 
 /// One message to handle: its id, body and how often it was received.
@@ -42,6 +44,7 @@ pub async fn handle_batch(app: &App, consumer: Consumer, batch: Vec<Message>) ->
                 app.handle_work(&m.body, delivery).boxed().await
             }
             Consumer::DeadLetters => app.handle_dead_letter(&m.body).boxed().await,
+            Consumer::Webhooks => app.handle_webhook_delivery(&m.body).boxed().await,
         };
         match result {
             Ok(()) => None,

@@ -83,7 +83,7 @@ impl App {
             .cloned()
     }
 
-    async fn kek(&self) -> Result<Option<Kek>, AppError> {
+    pub(crate) async fn kek(&self) -> Result<Option<Kek>, AppError> {
         if let Ok(k) = std::env::var(KEK_NAME) {
             if !k.is_empty() {
                 return Kek::from_base64(&k)

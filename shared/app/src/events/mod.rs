@@ -4,6 +4,7 @@
 //! create / worker / cancel / reaper ──write──▶ table ──stream──▶ handle_stream
 //!     run INSERT (pending, not yet dispatched) ─▶ dispatch plan step 0 (backstop)
 //!     run status change ───────────────────────▶ lifecycle event on EventBridge
+//!                                               and a delivery per matching webhook
 //!     membership INSERT ───────────────────────▶ the List's rules start runs
 //! ```
 //!
@@ -16,7 +17,7 @@ use std::collections::BTreeMap;
 use puffle_aws::store::RunRecord;
 use puffle_aws::stream::{ChangeKind, StreamRecord};
 use puffle_domain::events::{events_of, RunEvent};
-use puffle_domain::run::RunStatus;
+use puffle_domain::run::{Run, RunStatus};
 
 use crate::{App, AppError};
 
@@ -69,7 +70,7 @@ impl App {
     /// delivers it and everything after it again (ReportBatchItemFailures).
     pub async fn handle_stream(&self, records: &[StreamRecord]) -> Option<String> {
         let mut failed: Vec<String> = vec![];
-        let mut events: Vec<(usize, RunEvent)> = vec![];
+        let mut events: Vec<(usize, RunEvent, Run)> = vec![];
         let mut joins: BTreeMap<(String, String), Vec<Joined>> = BTreeMap::new();
         for (i, r) in records.iter().enumerate() {
             let change = match decode(r) {
@@ -83,7 +84,11 @@ impl App {
             match change {
                 Change::Run { old, new, inserted } => {
                     let ws = new.workspace_id.clone();
-                    events.extend(events_of(&ws, old.as_ref().map(|o| &o.run), &new.run).into_iter().map(|e| (i, e)));
+                    events.extend(
+                        events_of(&ws, old.as_ref().map(|o| &o.run), &new.run)
+                            .into_iter()
+                            .map(|e| (i, e, new.run.clone())),
+                    );
                     if inserted && new.run.status == RunStatus::Pending && new.run.trigger.trigger_run_id.is_none() {
                         if let Err(e) = self.dispatch_if_waiting(&ws, &new.run.id).await {
                             tracing::warn!(run_id = %new.run.id, error = %e, "stream dispatch failed; retried");
@@ -98,7 +103,7 @@ impl App {
             }
         }
         if !events.is_empty() {
-            let batch: Vec<RunEvent> = events.iter().map(|(_, e)| e.clone()).collect();
+            let batch: Vec<RunEvent> = events.iter().map(|(_, e, _)| e.clone()).collect();
             match self.aws.bus.publish(&batch).await {
                 Ok(()) => {
                     for e in &batch {
@@ -109,6 +114,11 @@ impl App {
                     tracing::warn!(error = %e, events = batch.len(), "publishing events failed; retried");
                     failed.push(records[events[0].0].sequence_number.clone());
                 }
+            }
+            let with_runs: Vec<(RunEvent, Run)> = events.iter().map(|(_, e, r)| (e.clone(), r.clone())).collect();
+            if let Err(e) = self.fan_out_webhooks(&with_runs).await {
+                tracing::warn!(error = %e, events = with_runs.len(), "webhook deliveries failed; retried");
+                failed.push(records[events[0].0].sequence_number.clone());
             }
         }
         for ((ws, list_id), joined) in joins {

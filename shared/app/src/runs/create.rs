@@ -40,6 +40,17 @@ pub struct Start {
     pub correlation_id: String,
     /// Set for rule runs: the rule, and the run id its stream batch fixed.
     pub rule: Option<RuleStart>,
+    /// Set for retries of a run's items (`POST /api/enrichment/{id}/retry`).
+    pub retry: Option<RetryStart>,
+}
+
+#[derive(Debug, Clone)]
+pub struct RetryStart {
+    /// The run retried.
+    pub of: String,
+    /// The idempotency hash: what was asked (run and status), not the Leads
+    /// it resolved to, so a repeat matches however the request is replayed.
+    pub request_hash: String,
 }
 
 #[derive(Debug, Clone)]
@@ -58,7 +69,7 @@ impl App {
     ) -> Result<Created, AppError> {
         // Rule 1: shape.
         let req = CreateRequest::parse(body, idempotency_header)?;
-        self.start_run(ws, &req, Start { correlation_id: correlation_id.to_string(), rule: None }).await
+        self.start_run(ws, &req, Start { correlation_id: correlation_id.to_string(), ..Default::default() }).await
     }
 
     /// Rules 2–7 for a parsed request, whoever made it.
@@ -70,7 +81,7 @@ impl App {
         let enrichment: &Enrichment = &enrichment;
         check_input(enrichment, &req.input)?;
 
-        let hash = request_hash(req);
+        let hash = start.retry.as_ref().map(|r| r.request_hash.clone()).unwrap_or_else(|| request_hash(req));
         // A repeat of a request we already accepted answers with its run,
         // even if the List or balance changed since (rule 7).
         if req.mode == Mode::Persisted {
@@ -119,10 +130,13 @@ impl App {
             &run.id,
             &now,
         );
-        let extra = match &start.rule {
+        let mut extra = match &start.rule {
             Some(r) => vec![self.store().rule_run_entry(&r.rule_id, &run.id, &now)?],
             None => vec![],
         };
+        if let Some(r) = &start.retry {
+            extra.push(self.store().retry_link_entry(ws, &r.of, &run.id));
+        }
         match self.store().create_run(ws, &run, cost, idem.as_ref(), &charge, extra).await? {
             CreateOutcome::Created => {}
             CreateOutcome::KeyTaken | CreateOutcome::RunExists => {
@@ -242,7 +256,7 @@ impl App {
     }
 
     /// The run an idempotency key already stands for, or a 422 when the body differs.
-    async fn reuse(&self, ws: &str, key: &str, hash: &str) -> Result<Option<Created>, AppError> {
+    pub(crate) async fn reuse(&self, ws: &str, key: &str, hash: &str) -> Result<Option<Created>, AppError> {
         let Some(rec) = self.store().get_idempotency(ws, key).await? else { return Ok(None) };
         if rec.request_hash != hash {
             return Err(AppError::IdempotencyKeyReused);
@@ -450,6 +464,8 @@ fn new_run(req: &CreateRequest, e: &Enrichment, planned: Planned, cost: u64, sta
         error: None,
         timing: RunTiming { created_at: now.to_string(), updated_at: now.to_string(), ..Default::default() },
         input: req.input.clone(),
+        retry_of: start.retry.as_ref().map(|r| r.of.clone()),
+        retries: vec![],
     }
 }
 

@@ -3,6 +3,7 @@
 pub mod cancel;
 pub mod create;
 pub mod items;
+pub mod retry;
 
 use puffle_aws::store::RunRecord;
 use puffle_domain::ids;

@@ -10,6 +10,7 @@ mod lists;
 mod providers;
 mod rules;
 mod runs;
+mod webhooks;
 mod workspaces;
 
 use std::collections::HashMap;
@@ -26,6 +27,7 @@ pub use items::ItemPage;
 pub use leads::{AttrWrite, LeadPage};
 pub use lists::{AddOutcome, MemberPage, MemberRow};
 pub use providers::{CachedResult, SecretRow};
+pub use webhooks::{AttemptRecord, DeliveryRow, WebhookRow, WebhookSecret, DELIVERY_TTL_SECONDS};
 pub use runs::{active_shard_pk, ChunkDelta, CreateOutcome, IdempotencyRecord, RunRecord, ACTIVE_SHARDS};
 
 pub type Row = HashMap<String, AttributeValue>;

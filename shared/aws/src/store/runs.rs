@@ -268,6 +268,22 @@ impl Store {
         )
     }
 
+    /// A create-transaction action that links a retry to the run it retries
+    /// (`retries` on the original), so the link lands with the new run or not at all.
+    pub fn retry_link_entry(&self, ws: &str, original: &str, retry: &str) -> TransactWriteItem {
+        let update = Update::builder()
+            .table_name(self.table())
+            .set_key(Some(key_of(keys::run(ws, original))))
+            .update_expression("SET #r = list_append(if_not_exists(#r, :empty), :new)")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_names("#r", "retries")
+            .expression_attribute_values(":empty", AttributeValue::L(vec![]))
+            .expression_attribute_values(":new", AttributeValue::L(vec![s(retry)]))
+            .build()
+            .expect("update");
+        TransactWriteItem::builder().update(update).build()
+    }
+
     pub async fn get_idempotency(&self, ws: &str, key: &str) -> Result<Option<IdempotencyRecord>, StoreError> {
         let rec: Option<IdempotencyRecord> =
             self.get_row(keys::idempotency(ws, key)).await?.map(from_row).transpose()?;

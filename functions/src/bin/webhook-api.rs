@@ -1,0 +1,6 @@
+//! The `webhook-api` Lambda: `/api/webhooks…` (subscriptions, secrets, the delivery log, replay, test).
+
+#[tokio::main]
+async fn main() -> Result<(), lambda_http::Error> {
+    puffle_http::serve_http(puffle_http::Function::WebhookApi).await
+}
