@@ -27,8 +27,8 @@ pub use items::ItemPage;
 pub use leads::{AttrWrite, LeadPage};
 pub use lists::{AddOutcome, MemberPage, MemberRow};
 pub use providers::{CachedResult, SecretRow};
-pub use webhooks::{AttemptRecord, DeliveryRow, WebhookRow, WebhookSecret, DELIVERY_TTL_SECONDS};
 pub use runs::{active_shard_pk, ChunkDelta, CreateOutcome, IdempotencyRecord, RunRecord, ACTIVE_SHARDS};
+pub use webhooks::{AttemptRecord, DeliveryRow, WebhookRow, WebhookSecret, DELIVERY_TTL_SECONDS};
 
 pub type Row = HashMap<String, AttributeValue>;
 
