@@ -52,6 +52,18 @@ pub enum WorkMessage {
 }
 
 impl WorkMessage {
+    /// Plan step 0 of a run: what create sends, or a backstop (see `backstop`).
+    pub fn first_step(ws: &str, run_id: &str, correlation_id: Option<&str>, backstop: bool) -> WorkMessage {
+        WorkMessage::Plan {
+            workspace_id: ws.to_string(),
+            run_id: run_id.to_string(),
+            step: 0,
+            cursor: None,
+            correlation_id: correlation_id.map(str::to_string),
+            backstop,
+        }
+    }
+
     pub fn run_id(&self) -> &str {
         match self {
             WorkMessage::Plan { run_id, .. } | WorkMessage::Chunk { run_id, .. } => run_id,

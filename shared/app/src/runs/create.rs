@@ -191,14 +191,7 @@ impl App {
         run_id: &str,
         correlation_id: Option<&str>,
     ) -> Result<String, puffle_aws::StoreError> {
-        let msg = WorkMessage::Plan {
-            workspace_id: ws.to_string(),
-            run_id: run_id.to_string(),
-            step: 0,
-            cursor: None,
-            correlation_id: correlation_id.map(str::to_string),
-            backstop: false,
-        };
+        let msg = WorkMessage::first_step(ws, run_id, correlation_id, false);
         let trigger_run_id = self.aws.queue.send(&msg).await?;
         if let Err(e) = self.store().set_trigger(ws, run_id, &trigger_run_id, &time::now()).await {
             // The run is dispatched; only the bookkeeping lagged.
@@ -218,14 +211,7 @@ impl App {
         run_id: &str,
         correlation_id: Option<&str>,
     ) -> Result<(), puffle_aws::StoreError> {
-        let msg = WorkMessage::Plan {
-            workspace_id: ws.to_string(),
-            run_id: run_id.to_string(),
-            step: 0,
-            cursor: None,
-            correlation_id: correlation_id.map(str::to_string),
-            backstop: true,
-        };
+        let msg = WorkMessage::first_step(ws, run_id, correlation_id, true);
         self.aws.queue.send_after(&msg, dispatch_grace()).await?;
         Ok(())
     }

@@ -1,6 +1,6 @@
 //! `/api/webhooks`: subscriptions, secrets, the delivery log, replay, test.
 
-use puffle_aws::store::{DeliveryRow, WebhookRow, WebhookSecret, DELIVERY_TTL_SECONDS};
+use puffle_aws::store::{DeliveryRow, WebhookRow, WebhookSecret};
 use puffle_aws::StoreError;
 use puffle_domain::secrets as sealed;
 use puffle_domain::webhook::{self, Attempt, DeliveryStatus, Envelope, EventFilter, MAX_WEBHOOKS};
@@ -368,20 +368,7 @@ impl App {
             timestamp: now.clone(),
             data: json!({"webhookId": w.id, "workspaceId": ws, "message": "a test event from Puffle"}),
         };
-        let d = DeliveryRow {
-            id: ids::new_id("dlv"),
-            webhook_id: w.id.clone(),
-            workspace_id: ws.to_string(),
-            event_id,
-            event_type: webhook::TEST_EVENT.into(),
-            status: DeliveryStatus::Pending,
-            attempts: vec![],
-            next_attempt_at: Some(now.clone()),
-            payload: envelope.body(),
-            series_start: 0,
-            created_at: now,
-            ttl: time::epoch_seconds() + DELIVERY_TTL_SECONDS,
-        };
+        let d = super::fanout::new_delivery(ids::new_id("dlv"), &w, ws, &event_id, &envelope);
         self.store().put_delivery_if_new(&d).await?;
         self.enqueue_attempt(&d, 0, 0).await?;
         Ok(DeliveryView::from(&d))

@@ -23,13 +23,25 @@ pub fn delivery_for(webhook: &WebhookRow, event: &RunEvent, run: &Run) -> Delive
         timestamp: event.occurred_at.clone(),
         data: serde_json::to_value(run).unwrap_or_default(),
     };
+    let id = ids::derived_id("dlv", occurred_ms(event), &format!("{}\n{}", webhook.id, event.event_id));
+    new_delivery(id, webhook, &event.workspace_id, &event.event_id, &envelope)
+}
+
+/// A delivery of `envelope` to `webhook`, due now, before any attempt.
+pub(crate) fn new_delivery(
+    id: String,
+    webhook: &WebhookRow,
+    ws: &str,
+    event_id: &str,
+    envelope: &Envelope,
+) -> DeliveryRow {
     let now = time::now();
     DeliveryRow {
-        id: ids::derived_id("dlv", occurred_ms(event), &format!("{}\n{}", webhook.id, event.event_id)),
+        id,
         webhook_id: webhook.id.clone(),
-        workspace_id: event.workspace_id.clone(),
-        event_id: event.event_id.clone(),
-        event_type: event.event_type.as_str().to_string(),
+        workspace_id: ws.to_string(),
+        event_id: event_id.to_string(),
+        event_type: envelope.event_type.clone(),
         status: DeliveryStatus::Pending,
         attempts: vec![],
         next_attempt_at: Some(now.clone()),
