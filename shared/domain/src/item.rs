@@ -49,6 +49,14 @@ pub struct ItemMetadata {
     /// Outside providers only: the result came from the provider result cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached: Option<bool>,
+    /// Waterfalls: every step tried (`enrichmentId`, `provider`, `outcome`,
+    /// `reason`, `cost`, `durationMs`, `calls`), in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Value>,
+    /// LLM enrichments: tokens used (`promptTokens`, `completionTokens`,
+    /// `totalTokens`, `calls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
