@@ -21,7 +21,7 @@ venv: .venv/.installed ## install Python tools (moto, cfn-lint, aws-sam-cli, car
 	@touch $@
 
 build-debug: ## build the server, the CLI and the functions (debug: fast to link; tests use it)
-	cargo build -p puffle-local -p puffle-cli -p puffle-functions
+	cargo build --workspace --bins
 
 up: deps build-debug ## start DynamoDB Local, the SQS emulator and the API in the background
 	scripts/stack.sh up

@@ -60,6 +60,24 @@ pub struct ItemTiming {
     pub completed_at: Option<String>,
 }
 
+/// What one item costs: the credits its run reserved for it, and how they
+/// settled. A pending item holds its reservation; a completed one is
+/// charged it (unless the enrichment waives cached hits), a skipped or
+/// failed one has it released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemCost {
+    pub reserved: u64,
+    pub charged: u64,
+    pub released: u64,
+}
+
+impl ItemCost {
+    fn settle(&mut self, charged: bool) {
+        (self.charged, self.released) = if charged { (self.reserved, 0) } else { (0, self.reserved) };
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Item {
@@ -74,6 +92,9 @@ pub struct Item {
     pub error: Option<RunError>,
     pub attempts: u32,
     pub metadata: ItemMetadata,
+    /// Items written before billing by outcome read as zero.
+    #[serde(default)]
+    pub cost: ItemCost,
     pub timing: ItemTiming,
 }
 
@@ -100,12 +121,27 @@ impl Item {
             error: None,
             attempts: 0,
             metadata: ItemMetadata::default(),
+            cost: ItemCost::default(),
             timing: ItemTiming { created_at: now.into(), updated_at: now.into(), ..Default::default() },
         }
     }
 
+    /// The credits the run reserved for this item (its `creditsPerLead`).
+    pub fn reserving(mut self, credits: u64) -> Item {
+        self.cost = ItemCost { reserved: credits, ..Default::default() };
+        self
+    }
+
+    /// A completed item whose charge the enrichment waives (a cached hit
+    /// with `cache.chargeHits: false`): its reservation is released.
+    pub fn waive_charge(mut self) -> Item {
+        self.cost.settle(false);
+        self
+    }
+
     pub fn skipped(mut self, reason: &str, now: &str) -> Item {
         self.status = ItemStatus::Skipped;
+        self.cost.settle(false);
         self.skipped_reason = Some(reason.to_string());
         self.timing.updated_at = now.into();
         self.timing.completed_at = Some(now.into());
@@ -114,6 +150,7 @@ impl Item {
 
     pub fn failed(mut self, message: &str, code: &str, now: &str) -> Item {
         self.status = ItemStatus::Failed;
+        self.cost.settle(false);
         self.error = Some(RunError { message: message.to_string(), details: serde_json::json!({"code": code}) });
         self.timing.updated_at = now.into();
         self.timing.completed_at = Some(now.into());
@@ -126,6 +163,7 @@ impl Item {
         match outcome {
             Outcome::Completed(v) => {
                 self.status = ItemStatus::Completed;
+                self.cost.settle(true);
                 self.result = Some(v.clone());
                 self.metadata.result = v.clone();
                 self.timing.updated_at = now.into();
