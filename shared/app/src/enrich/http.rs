@@ -329,6 +329,7 @@ async fn call(ctx: &Ctx<'_>, req: Outbound) -> Called {
             status: None,
         };
     }
+    let started = Instant::now();
     let calls = AtomicU32::new(0);
     let attempt = || async {
         ctx.limiter.until_ready().await;
@@ -366,6 +367,7 @@ async fn call(ctx: &Ctx<'_>, req: Outbound) -> Called {
         })
         .await;
     let calls = calls.into_inner();
+    crate::emf::provider_call(&ctx.provider, started.elapsed().as_secs_f64() * 1000.0, 1, result.is_err() as u64);
     match result {
         Ok(f) => {
             ctx.circuit.success();

@@ -163,10 +163,17 @@ impl App {
         leads: &[&Lead],
     ) -> Result<Vec<Enriched>, AppError> {
         match &enrichment.tool_binding {
-            ToolBinding::Builtin { provider } => Ok(leads
-                .iter()
-                .map(|lead| Enriched::builtin(&enrichment.slug, providers::run(provider, lead, input)))
-                .collect()),
+            ToolBinding::Builtin { provider } => {
+                let started = std::time::Instant::now();
+                let out: Vec<Enriched> = leads
+                    .iter()
+                    .map(|lead| Enriched::builtin(&enrichment.slug, providers::run(provider, lead, input)))
+                    .collect();
+                let errors = out.iter().filter(|e| matches!(e.outcome, Outcome::Failed { .. })).count() as u64;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                crate::emf::provider_call(&format!("builtin:{}", enrichment.slug), ms, out.len() as u64, errors);
+                Ok(out)
+            }
             ToolBinding::Http(h) => self.enrich_http(ws, enrichment, h, input, leads).await,
         }
     }

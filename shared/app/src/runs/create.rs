@@ -139,7 +139,7 @@ impl App {
         }
         let price = enrichment.cost_model.credits_per_lead;
         match self.store().create_run(ws, &run, price, cost, idem.as_ref(), &reserve, extra).await? {
-            CreateOutcome::Created => {}
+            CreateOutcome::Created => crate::emf::run_created(&enrichment.slug, run.scope.resolved_count, cost),
             CreateOutcome::KeyTaken | CreateOutcome::RunExists => {
                 // A concurrent request with this key (or a replayed rule batch) won: answer with its run.
                 if let Some(key) = &req.idempotency_key {
@@ -175,6 +175,7 @@ impl App {
                 };
                 let release = LedgerEntry::release(cost, "dispatch failed", &run.id, &time::now());
                 if self.store().fail_dispatch(ws, &run, &error, &release, &time::now()).await? {
+                    crate::emf::credits_released(cost);
                     Err(AppError::DispatchFailed { run_id: run.id, trigger_run_id: None })
                 } else {
                     // The stream dispatched it meanwhile: the run is under way.

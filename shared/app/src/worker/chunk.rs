@@ -179,6 +179,9 @@ impl App {
                 }
             }
             Some(after) => {
+                crate::emf::leads_enriched(&after.run.enrichment.slug, delta.completed, delta.skipped, delta.failed);
+                crate::emf::credits_charged(delta.charged);
+                crate::emf::credits_released(delta.released);
                 tracing::info!(
                     chunk,
                     completed = delta.completed,

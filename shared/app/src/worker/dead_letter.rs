@@ -14,6 +14,7 @@ use crate::{App, AppError};
 
 impl App {
     pub async fn handle_dead_letter(&self, body: &str) -> Result<(), AppError> {
+        crate::emf::dead_letter_arrived();
         let msg: WorkMessage = match serde_json::from_str(body) {
             Ok(m) => m,
             Err(e) => {

@@ -155,6 +155,7 @@ impl App {
         if !recorded {
             return Ok(()); // a concurrent delivery of this step did it
         }
+        crate::emf::credits_released(shrink.as_ref().map_or(0, |(_, refund, _)| *refund));
         if last {
             // Everything may already be counted (tiny runs, cancelled runs).
             self.store().complete_if_done(ws, run_id, &time::now()).await?;
