@@ -21,7 +21,7 @@ venv: .venv/.installed ## install Python tools (moto, cfn-lint, aws-sam-cli, car
 	@touch $@
 
 build-debug: ## build the server, the CLI and the functions (debug: fast to link; tests use it)
-	cargo build -p puffle-local -p puffle-cli -p puffle-functions
+	cargo build --workspace --bins
 
 up: deps build-debug ## start DynamoDB Local, the SQS emulator and the API in the background
 	scripts/stack.sh up
@@ -50,16 +50,23 @@ build: venv ## release arm64 Lambda zips for every function (cargo lambda) and t
 
 invoke: venv build-debug ## run one function binary under the Lambda runtime emulator: make invoke FN=create EVENT=events/create.json
 	@test -n "$(FN)" || (echo "usage: make invoke FN=<function> [EVENT=events/<function>.json]" >&2; exit 2)
+	@$(ENV) $(PUFFLE) admin seed-events >/dev/null
 	scripts/invoke.sh "$(FN)" "$(or $(EVENT),events/$(FN).json)"
 
 smoke: build-debug ## short end-to-end check (create, poll, items, cancel): make smoke [URL=https://… TOKEN=…]
 	$(ENV) scripts/smoke.sh "$(or $(URL),$$PUFFLE_API_URL)" "$(TOKEN)"
 
-deploy: venv ## deploy to AWS with SAM (first time: guided; then samconfig.toml)
-	scripts/deploy.sh
+sam-build: venv ## sam build from this clone (FN=HealthFunction for one; SAM_BUILD_MODE=debug for a fast debug build; ARGS=--cached)
+	scripts/sam-build.sh $(FN) $(ARGS)
 
-destroy: venv ## delete the deployed stack (the table survives if DeletionProtection=true)
-	source scripts/env.sh && .venv/bin/sam delete --no-prompts $(if $(STACK),--stack-name $(STACK),)
+events: build-debug ## write the fixtures events/*.json name into the local stack (for make invoke and sam local invoke)
+	@$(ENV) $(PUFFLE) admin seed-events
+
+deploy: venv ## build with SAM and deploy: make deploy [STAGE=dev] [ALARM_EMAIL=you@example.com]
+	STAGE="$(or $(STAGE),dev)" ALARM_EMAIL="$(ALARM_EMAIL)" STACK="$(STACK)" scripts/deploy.sh
+
+destroy: venv ## delete the deployed stack; says what it keeps (the table is retained): make destroy [STAGE=dev]
+	STAGE="$(or $(STAGE),dev)" STACK="$(STACK)" scripts/destroy.sh
 
 demo: deps build-debug ## the whole product in one command on the local stack (imports samples/leads.csv, runs every built-in)
 	@$(ENV) curl -fsS -o /dev/null $$PUFFLE_API_URL/api/health 2>/dev/null || scripts/stack.sh up
@@ -78,4 +85,4 @@ bench: deps venv ## benchmarks against the local stack: prints a table, writes b
 load: deps ## 50 clients for 60 s on one workspace, then an audit of credits, counts and keys
 	scripts/load.sh
 
-.PHONY: bench load help deps venv build-debug up down run status workspace test unit lint lint-template build invoke smoke deploy destroy demo
+.PHONY: bench load help deps venv build-debug up down run status workspace test unit lint lint-template build sam-build events invoke smoke deploy destroy demo

@@ -7,6 +7,7 @@ cd "$ROOT"
 export PATH="$VENV/bin:$PATH"
 # Release (LTO) builds get their own target dir: they never block debug/test builds.
 export CARGO_TARGET_DIR="${LAMBDA_TARGET_DIR:-$HOME/.cache/puffle-target-lambda}"
+source "$ROOT/scripts/lambda-env.sh"
 rustup target list --installed | grep -q aarch64-unknown-linux-gnu || rustup target add aarch64-unknown-linux-gnu
 cargo lambda build --release --arm64 --output-format zip -p puffle-functions --bins --lambda-dir "$ROOT/target/lambda"
 printf '%-10s %12s %12s\n' function "zip bytes" "zip MB"

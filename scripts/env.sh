@@ -17,6 +17,9 @@ export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_ACCESS_KEY_ID="${AWS_ACCESS_KEY_ID:-local}"
 export AWS_SECRET_ACCESS_KEY="${AWS_SECRET_ACCESS_KEY:-local}"
 export AWS_EC2_METADATA_DISABLED=true
+# Paging cursors are signed with this key. On AWS the stack's CursorSecret is
+# resolved into it at deploy; locally a fixed dev value does the same job.
+export PUFFLE_CURSOR_SECRET="${PUFFLE_CURSOR_SECRET:-puffle-local-cursor-secret}"
 # Local queues: a 10 s visibility timeout instead of the template's 360 s, so
 # a killed worker's chunk comes back quickly; redrive after 3 receives.
 export PUFFLE_LOCAL_VISIBILITY_TIMEOUT="${PUFFLE_LOCAL_VISIBILITY_TIMEOUT:-10}"

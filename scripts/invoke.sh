@@ -3,9 +3,14 @@
 # Runs a function's real binary under cargo-lambda's Lambda runtime API
 # emulator (`cargo lambda watch --only-lambda-apis`) against the local stack,
 # sends it the event with `cargo lambda invoke`, prints the response, and
-# stops both processes. `${PUFFLE_TOKEN}`, `${LEAD_ID}`, `${RUN_ID}` and
-# `${WORKSPACE_ID}` in the event are replaced from the environment.
-# BIN_DIR picks the binaries (default: the host's debug build).
+# stops both processes. The shipped events name the fixtures of
+# `puffle admin seed-events`; `${NAME}` placeholders in an event of your own
+# are replaced from the environment.
+#   BIN_DIR       the binaries (default: the host's debug build)
+#   ENV_FILE      a `sam local --env-vars` file (events/env.json): the function
+#                 gets its Parameters instead of the SDK endpoint variables, as
+#                 under `sam local invoke` (ports follow PUFFLE_*_PORT)
+#   FUNCTION_LOG  keep the function's own output (its log lines) in this file
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 FN="${1:?usage: invoke.sh FUNCTION EVENT_FILE}"
@@ -23,6 +28,21 @@ text = open(sys.argv[1]).read()
 text = re.sub(r"\$\{([A-Z_]+)\}", lambda m: os.environ.get(m.group(1), m.group(0)), text)
 open(sys.argv[2], "w").write(text)
 PY
+
+if [[ -n "${ENV_FILE:-}" ]]; then
+  # What sam local would set: the file's variables, and no AWS_ENDPOINT_URL_*.
+  unset AWS_ENDPOINT_URL_DYNAMODB AWS_ENDPOINT_URL_SQS AWS_ENDPOINT_URL_EVENTBRIDGE
+  while IFS= read -r line; do export "$line"; done < <(python3 - "$ENV_FILE" <<'PY'
+import json, os, sys
+params = json.load(open(sys.argv[1])).get("Parameters", {})
+ports = {":8000": ":" + os.environ["PUFFLE_DDB_PORT"], ":9324": ":" + os.environ["PUFFLE_SQS_PORT"], ":9325": ":" + os.environ["PUFFLE_EVENTS_PORT"]}
+for k, v in params.items():
+    for a, b in ports.items():
+        v = v.replace(a, b)
+    print(f"{k}={v}")
+PY
+)
+fi
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
@@ -43,3 +63,7 @@ if ! timeout 60 cargo lambda invoke _ -A 127.0.0.1 -P "$PORT" --data-file "$tmp/
   exit 1
 fi
 echo
+if [[ -n "${FUNCTION_LOG:-}" ]]; then
+  # Lines are written (stdout is line-buffered) before the function answers.
+  cp "$tmp/function.log" "$FUNCTION_LOG"
+fi

@@ -13,5 +13,5 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$PUFFLE_ROOT"
 # The private stack runs the debug puffle-local (tests/src/isolated.rs).
-cargo build -p puffle-local -p puffle-load
+cargo build --workspace --bins
 exec "$CARGO_TARGET_DIR/debug/puffle-load" "$@"

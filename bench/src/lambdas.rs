@@ -26,7 +26,7 @@ use crate::stats::{median, round2};
 use crate::suite::Ctx;
 
 pub const FUNCTIONS: &[&str] =
-    &["health", "catalog", "credits", "leads", "lists", "create", "status", "items", "cancel", "worker", "dlq"];
+    &["health", "catalog", "credits", "leads", "lists", "create", "status", "items", "cancel", "mcp", "worker", "dlq"];
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -37,6 +37,9 @@ pub struct LambdaRow {
     /// The host (x86_64) release binary that was measured.
     pub host_binary_bytes: Option<u64>,
     pub cold_start_ms: Option<ColdStart>,
+    /// Median `init_ms` the function logged: from `main` to ready for its
+    /// first event (SDK clients built, logging set up).
+    pub init_ms: Option<f64>,
     /// Median of the second invocation (same work, warm process): cold − warm
     /// is roughly what starting the process and initialising costs.
     pub warm_invoke_ms: Option<f64>,
@@ -84,17 +87,29 @@ fn vm_hwm_kib(pid: u32) -> Option<u64> {
     status.lines().find(|l| l.starts_with("VmHWM:"))?.split_whitespace().nth(1)?.parse().ok()
 }
 
-/// `${NAME}` → value, as scripts/invoke.sh does.
+/// The shipped events name the local event fixtures
+/// (puffle_app::fixtures); the bench's private stack has its own ids.
 fn substitute(text: &str, vars: &[(&str, &str)]) -> String {
     let mut out = text.to_string();
     for (k, v) in vars {
-        out = out.replace(&format!("${{{k}}}"), v);
+        out = out.replace(k, v);
     }
     out
 }
 
+/// `init_ms` of the function's "initialised" log line (main → ready for the
+/// first event), from its log file.
+fn init_ms(log: &Path) -> Option<f64> {
+    let text = std::fs::read_to_string(log).ok()?;
+    text.lines()
+        .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        .find(|v| v["message"] == "initialised")
+        .and_then(|v| v["init_ms"].as_f64())
+}
+
 struct Sample {
     cold_ms: f64,
+    init_ms: Option<f64>,
     warm_ms: f64,
     rss_kib: Option<u64>,
     response: String,
@@ -132,9 +147,10 @@ async fn one_sample(
     let mut bodies = vec![];
     for _ in 0..2 {
         let run_id = pending_run(ctx).await?;
+        use puffle_app::fixtures as f;
         bodies.push(substitute(
             event,
-            &[("PUFFLE_TOKEN", &ctx.token), ("WORKSPACE_ID", &ctx.ws), ("LEAD_ID", &ctx.lead_id), ("RUN_ID", &run_id)],
+            &[(f::TOKEN, &ctx.token), (f::WORKSPACE_ID, &ctx.ws), (f::LEAD_ID, &ctx.lead_id), (f::RUN_ID, &run_id)],
         ));
     }
 
@@ -152,7 +168,8 @@ async fn one_sample(
         bail!("cargo lambda watch did not open port {port} (log in {})", log_dir.display());
     }
 
-    let fn_log = std::fs::File::create(log_dir.join(format!("{function}.log")))?;
+    let fn_log_path = log_dir.join(format!("{function}.log"));
+    let fn_log = std::fs::File::create(&fn_log_path)?;
     let mut cmd = Command::new(binary);
     cmd.env("AWS_LAMBDA_RUNTIME_API", format!("http://127.0.0.1:{port}/.rt"))
         .env("AWS_LAMBDA_FUNCTION_NAME", "_")
@@ -190,7 +207,7 @@ async fn one_sample(
         Some(c) => format!("HTTP {c}"),
         None => truncate(&text, 80),
     };
-    Ok(Sample { cold_ms, warm_ms, rss_kib, response })
+    Ok(Sample { cold_ms, init_ms: init_ms(&fn_log_path), warm_ms, rss_kib, response })
 }
 
 pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>> {
@@ -206,6 +223,7 @@ pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>>
             zip_bytes: std::fs::metadata(&zip).ok().map(|m| m.len()),
             host_binary_bytes: std::fs::metadata(&binary).ok().map(|m| m.len()),
             cold_start_ms: None,
+            init_ms: None,
             warm_invoke_ms: None,
             peak_rss_kib: None,
             response: None,
@@ -223,12 +241,14 @@ pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>>
             (Ok(event), true, true) => {
                 eprintln!("bench: lambda {function} — {} cold start(s)", opts.samples);
                 let mut ms = vec![];
+                let mut inits = vec![];
                 let mut warm = vec![];
                 let mut rss = vec![];
                 for _ in 0..opts.samples.max(1) {
                     match one_sample(ctx, opts, function, &binary, event, &log_dir).await {
                         Ok(s) => {
                             ms.push(s.cold_ms);
+                            inits.extend(s.init_ms);
                             warm.push(s.warm_ms);
                             rss.extend(s.rss_kib);
                             row.response.get_or_insert(s.response);
@@ -247,6 +267,7 @@ pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>>
                         max: round2(ms.iter().copied().fold(0.0, f64::max)),
                     });
                     row.warm_invoke_ms = Some(round2(median(warm)));
+                    row.init_ms = (!inits.is_empty()).then(|| round2(median(inits)));
                     row.peak_rss_kib = rss.into_iter().max();
                 }
             }

@@ -170,11 +170,11 @@ pub fn table(r: &Report) -> String {
 
     if !r.lambdas.is_empty() {
         let _ = writeln!(o);
-        let _ = writeln!(o, "Lambda functions (zip: arm64 `make build`; cold start, warm 2nd invocation, peak RSS: host x86_64 release build under cargo lambda watch)");
+        let _ = writeln!(o, "Lambda functions (zip: arm64 `make build`; init (main → ready, logged by the function), cold start, warm 2nd invocation, peak RSS: host x86_64 release build under cargo lambda watch)");
         let _ = writeln!(
             o,
-            "  {:<8} {:>7} {:>8} {:>15} {:>13} {:>8} {:>9}  first response",
-            "function", "zip MB", "host MB", "cold start ms", "min–max", "warm ms", "peak RSS"
+            "  {:<8} {:>7} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  first response",
+            "function", "zip MB", "host MB", "init ms", "cold start ms", "min–max", "warm ms", "peak RSS"
         );
         for l in &r.lambdas {
             let mb = |b: Option<u64>| b.map(|b| format!("{:.2}", b as f64 / 1_048_576.0)).unwrap_or_else(|| "-".into());
@@ -185,10 +185,11 @@ pub fn table(r: &Report) -> String {
             let rss = l.peak_rss_kib.map(|k| format!("{:.1} MB", k as f64 / 1024.0)).unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 o,
-                "  {:<8} {:>7} {:>8} {:>15} {:>13} {:>8} {:>9}  {}{}",
+                "  {:<8} {:>7} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  {}{}",
                 l.function,
                 mb(l.zip_bytes),
                 mb(l.host_binary_bytes),
+                l.init_ms.map(f1).unwrap_or_else(|| "-".into()),
                 cold,
                 range,
                 l.warm_invoke_ms.map(f1).unwrap_or_else(|| "-".into()),

@@ -27,6 +27,9 @@ enum AdminCommand {
         #[command(subcommand)]
         command: TokenCommand,
     },
+    /// Write the fixed workspace, token, Lead, List and run that events/*.json
+    /// name (local stack only; idempotent), so the events work as shipped.
+    SeedEvents,
 }
 
 #[derive(Subcommand, Debug)]
@@ -65,6 +68,12 @@ enum TokenCommand {
         #[arg(long)]
         workspace_id: String,
     },
+    /// Revoke an API token: every function refuses it within seconds (their
+    /// token cache lasts 5 s). Pass the token itself, or `-` to read it from stdin.
+    Revoke {
+        #[arg(long)]
+        token: String,
+    },
 }
 
 pub async fn run(args: AdminArgs) -> i32 {
@@ -95,6 +104,24 @@ pub async fn run(args: AdminArgs) -> i32 {
         }
         AdminCommand::Token { command: TokenCommand::Create { workspace_id } } => {
             app.create_token(&workspace_id).await.map(|t| json!({"workspaceId": workspace_id, "token": t}))
+        }
+        AdminCommand::SeedEvents => app.seed_event_fixtures().await.map(|()| {
+            use puffle_app::fixtures as f;
+            json!({"workspaceId": f::WORKSPACE_ID, "token": f::TOKEN, "leadId": f::LEAD_ID, "listId": f::LIST_ID, "runId": f::RUN_ID})
+        }),
+        AdminCommand::Token { command: TokenCommand::Revoke { token } } => {
+            let token = if token == "-" {
+                let mut s = String::new();
+                let _ = std::io::stdin().read_line(&mut s);
+                s.trim().to_string()
+            } else {
+                token
+            };
+            match app.revoke_token(&token).await {
+                Ok(true) => Ok(json!({"revoked": true})),
+                Ok(false) => Err(puffle_app::AppError::not_found("TOKEN_NOT_FOUND", "no such token")),
+                Err(e) => Err(e),
+            }
         }
     };
     match result {

@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use puffle_app::App;
 use puffle_aws::store::RunRecord;
-use puffle_domain::credits::{replay, LedgerKind};
+use puffle_domain::credits::{replay, LedgerKind, Totals};
 
 use crate::client::CreateRec;
 
@@ -44,12 +44,22 @@ pub struct RunSummary {
     pub skipped: u64,
     pub failed: u64,
     pub grants: u64,
+    pub reserves: u64,
     pub charges: u64,
-    pub refunds: u64,
+    pub releases: u64,
     pub balance: u64,
     pub keys: usize,
     pub keys_with_run: usize,
     pub max_requests_per_key: usize,
+}
+
+/// A run's ledger lines, summed.
+#[derive(Debug, Default, Clone, Copy)]
+struct PerRun {
+    reserve_lines: usize,
+    reserved: u64,
+    charged: u64,
+    released: u64,
 }
 
 fn show(r: &RunRecord) -> String {
@@ -89,9 +99,12 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
     let balance = app.balance(ws).await?;
     let mut checks = vec![];
 
-    // 1. The balance is what the ledger says, to the credit.
-    let sum = |k: LedgerKind| ledger.iter().filter(|e| e.kind == k).map(|e| e.amount).sum::<u64>();
-    let (grants, charges, refunds) = (sum(LedgerKind::Grant), sum(LedgerKind::Charge), sum(LedgerKind::Refund));
+    // 1. The balance is what the ledger says, to the credit: grants −
+    // charges − what is still held for unsettled items, and nothing held
+    // once every run is terminal with nothing pending.
+    let totals = Totals::of(&ledger);
+    let Totals { grants, reserves, charges, releases } = totals;
+    let held = totals.held();
     let replayed = replay(&ledger);
     let mut d = vec![];
     if replayed != balance as i128 {
@@ -100,21 +113,36 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
             balance as i128 - replayed
         ));
     }
+    if totals.expected_balance() != balance as i128 {
+        d.push(format!(
+            "grants {grants} − charges {charges} − held {held} = {} but the stored balance is {balance}",
+            totals.expected_balance()
+        ));
+    }
     if grants != inp.granted {
         d.push(format!("the ledger holds {grants} credits of grants; the load granted {}", inp.granted));
     }
+    let open: u64 = runs.iter().map(|r| r.run.cost.held()).sum();
+    if held != open as i128 {
+        d.push(format!("the ledger holds {held} credits reserved and unsettled; the runs hold {open}"));
+    }
+    let all_settled = runs.iter().all(|r| r.run.status.is_terminal() && r.run.scope.counts.pending == 0);
+    if all_settled && held != 0 {
+        d.push(format!("every run is terminal with nothing pending, yet {held} credits are still reserved"));
+    }
     checks.push(Check::new(
-        "balance = grants − charges + refunds (ledger replay)",
+        "balance = grants − charges − held (held = reserves − charges − releases; 0 once all runs are terminal)",
         d,
         format!(
-            "{grants} − {charges} + {refunds} = {replayed}; stored balance {balance}; {} ledger lines",
+            "{grants} − {charges} − {held} = {}; stored balance {balance}; reserved {reserves}, released {releases}; {} ledger lines",
+            totals.expected_balance(),
             ledger.len()
         ),
     ));
 
-    // 2. Each run's ledger lines match its cost.
+    // 2. Each run's ledger lines match its cost, and its cost its items.
     let by_id: HashMap<&str, &RunRecord> = runs.iter().map(|r| (r.run.id.as_str(), r)).collect();
-    let mut per_run: HashMap<&str, (usize, u64, u64)> = HashMap::new();
+    let mut per_run: HashMap<&str, PerRun> = HashMap::new();
     let mut d = vec![];
     for e in &ledger {
         match (&e.kind, e.run_id.as_deref()) {
@@ -127,38 +155,61 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
                     ));
                 }
                 let slot = per_run.entry(id).or_default();
-                if *kind == LedgerKind::Charge {
-                    slot.0 += 1;
-                    slot.1 += e.amount;
-                } else {
-                    slot.2 += e.amount;
+                match kind {
+                    LedgerKind::Reserve => {
+                        slot.reserve_lines += 1;
+                        slot.reserved += e.amount;
+                    }
+                    LedgerKind::Charge => slot.charged += e.amount,
+                    LedgerKind::Release => slot.released += e.amount,
+                    LedgerKind::Grant => {}
                 }
             }
             (kind, None) => d.push(format!("ledger {kind:?} {} of {} credits names no run", e.id, e.amount)),
         }
     }
     for r in &runs {
-        let (n, charged, refunded) = per_run.get(r.run.id.as_str()).copied().unwrap_or_default();
-        let cost = &r.run.cost;
-        let want_lines = usize::from(cost.preview > 0);
-        if n != want_lines || charged != cost.preview || charged < refunded || charged - refunded != cost.actual {
+        let l = per_run.get(r.run.id.as_str()).copied().unwrap_or_default();
+        let (cost, counts, price) = (&r.run.cost, r.run.scope.counts, r.credits_per_lead);
+        let settled = r.run.status.is_terminal() && counts.pending == 0;
+        let mut wrong = vec![];
+        if l.reserve_lines != usize::from(cost.reserved > 0) || l.reserved != cost.reserved {
+            wrong.push(format!("{} reserve line(s) of {}", l.reserve_lines, l.reserved));
+        }
+        if l.charged != cost.charged || cost.actual != cost.charged {
+            wrong.push(format!("charge lines {}", l.charged));
+        }
+        if l.released != cost.released {
+            wrong.push(format!("release lines {}", l.released));
+        }
+        // Built-ins charge every found Lead and nothing else.
+        if cost.reserved > 0 && cost.charged != counts.completed * price {
+            wrong.push(format!("{} completed at {price} each", counts.completed));
+        }
+        if settled && cost.charged + cost.released != cost.reserved {
+            wrong.push("terminal, yet charged + released ≠ reserved".into());
+        }
+        if !wrong.is_empty() {
             d.push(format!(
-                "run {} ({}): {n} charge line(s) of {charged}, refunds {refunded}; cost.preview {} cost.actual {}",
+                "run {} ({}): {}; cost {{reserved {}, charged {}, released {}, actual {}}}",
                 r.run.id,
                 r.run.status.as_str(),
-                cost.preview,
+                wrong.join(", "),
+                cost.reserved,
+                cost.charged,
+                cost.released,
                 cost.actual
             ));
         }
     }
-    let refunded_runs = per_run.values().filter(|v| v.2 > 0).count();
+    let released_runs = per_run.values().filter(|v| v.released > 0).count();
     checks.push(Check::new(
-        "per run: one charge = cost.preview, charge − refunds = cost.actual",
+        "per run: reserve = cost.reserved, charges = cost.charged = completed × price, releases = cost.released, settled = reserved",
         d,
         format!(
-            "{} runs, {} charge lines, {refunded_runs} runs with refunds",
+            "{} runs, {} reserve lines, {released_runs} runs with releases",
             runs.len(),
-            per_run.values().map(|v| v.0).sum::<usize>()
+            per_run.values().map(|v| v.reserve_lines).sum::<usize>()
         ),
     ));
 
@@ -340,7 +391,7 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
         }
         if r.status == 202 {
             if let Some(run) = r.run_id.as_deref().and_then(|id| by_id.get(id)) {
-                if run.run.scope.resolved_count != want || run.run.cost.actual != run.run.cost.preview {
+                if run.run.scope.resolved_count != want || run.run.cost.reserved != run.run.cost.preview {
                     d.push(format!(
                         "run {}: stored resolvedCount {} cost {:?}, the scope holds {want}",
                         run.run.id, run.run.scope.resolved_count, run.run.cost
@@ -387,8 +438,9 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
         skipped,
         failed,
         grants,
+        reserves,
         charges,
-        refunds,
+        releases,
         balance,
         keys: by_key.len(),
         keys_with_run,

@@ -245,7 +245,7 @@ pub fn gen_body(rng: &mut StdRng, w: &World) -> (Value, Option<u64>) {
         )
     } else {
         // "Leads not enriched yet": concurrent runs change what it matches
-        // between create and plan, so the planner refunds the difference.
+        // between create and plan, so the planner releases the difference.
         (
             json!({"type": "filtered_list", "listId": list.id, "filter": {"all": [{"field": format!("attributes.{enrichment}"), "op": "not_exists"}]}}),
             None,

@@ -458,8 +458,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         sum.failed
     );
     println!(
-        "ledger: grants {} − charges {} + refunds {} = balance {}; {} idempotency keys ({} with a run, up to {} requests on one key)",
-        sum.grants, sum.charges, sum.refunds, sum.balance, sum.keys, sum.keys_with_run, sum.max_requests_per_key
+        "ledger: grants {} − charges {} − held {} = balance {} (reserved {}, released {}); {} idempotency keys ({} with a run, up to {} requests on one key)",
+        sum.grants,
+        sum.charges,
+        sum.reserves as i128 - sum.charges as i128 - sum.releases as i128,
+        sum.balance,
+        sum.reserves,
+        sum.releases,
+        sum.keys,
+        sum.keys_with_run,
+        sum.max_requests_per_key
     );
     let transport = samples.iter().filter(|s| s.status == 0).count();
     if transport > 0 {

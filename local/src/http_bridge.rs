@@ -9,6 +9,7 @@ use axum::Router;
 use lambda_http::RequestExt;
 use puffle_app::App;
 use puffle_http::errors::client_error;
+use puffle_http::request::{usable_request_id, with_request_id, REQUEST_ID_HEADER};
 use puffle_http::routes::{resolve, Resolved};
 
 /// API Gateway HTTP APIs accept up to 10 MB; the function answers 413 past 6 MiB.
@@ -19,14 +20,25 @@ pub fn router(app: App) -> Router {
 }
 
 async fn handle(State(app): State<App>, req: axum::extract::Request) -> AxumResponse {
+    puffle_http::logging::invocation_started();
     let (parts, body) = req.into_parts();
     let path = parts.uri.path().to_string();
     if path == "/_local/metrics" {
         return to_axum(local_metrics(parts.method.as_str()));
     }
+    // What API Gateway answers itself (413, 404, 405) still says which
+    // request it answers; the handlers do the same for everything else.
+    let request_id = parts
+        .headers
+        .get(REQUEST_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .filter(|id| usable_request_id(id))
+        .map(str::to_string)
+        .unwrap_or_else(|| puffle_domain::ids::new_id("req"));
+    let early = |resp| to_axum(with_request_id(resp, &request_id));
     let bytes = match axum::body::to_bytes(body, GATEWAY_LIMIT).await {
         Ok(b) => b,
-        Err(_) => return to_axum(client_error(413, "PAYLOAD_TOO_LARGE", "the request body is too large")),
+        Err(_) => return early(client_error(413, "PAYLOAD_TOO_LARGE", "the request body is too large")),
     };
     let (function, params) = match resolve(parts.method.as_str(), &path) {
         Resolved::Found(route, params) => (route.function, params),
@@ -37,10 +49,10 @@ async fn handle(State(app): State<App>, req: axum::extract::Request) -> AxumResp
                 format!("{} is not allowed on {path}; use {}", parts.method, allowed.join(", ")),
             );
             r.headers_mut().insert("allow", allowed.join(", ").parse().expect("header"));
-            return to_axum(r);
+            return early(r);
         }
         Resolved::NotFound => {
-            return to_axum(client_error(404, "NOT_FOUND", format!("no route {} {path}", parts.method)))
+            return early(client_error(404, "NOT_FOUND", format!("no route {} {path}", parts.method)))
         }
     };
     let query: Vec<(String, String)> =
@@ -51,9 +63,11 @@ async fn handle(State(app): State<App>, req: axum::extract::Request) -> AxumResp
     }
     let path_map: HashMap<String, String> = params.into_iter().collect();
     let mut builder = http::Request::builder().method(parts.method.clone()).uri(parts.uri.clone());
-    for (k, v) in parts.headers.iter() {
+    for (k, v) in parts.headers.iter().filter(|(k, _)| k.as_str() != REQUEST_ID_HEADER) {
         builder = builder.header(k, v);
     }
+    // The id chosen above, so a generated one matches what the handler logs.
+    builder = builder.header(REQUEST_ID_HEADER, request_id.as_str());
     let body = if bytes.is_empty() {
         lambda_http::Body::Empty
     } else {

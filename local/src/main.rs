@@ -48,7 +48,7 @@ struct Args {
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    puffle_http::logging::init();
+    puffle_http::logging::init("puffle-local");
     let args = Args::parse();
     let app = puffle_app::App::from_env().await;
     puffle_aws::definitions::provision(

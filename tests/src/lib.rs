@@ -213,3 +213,47 @@ pub async fn settle(ctx: &Ctx, run_id: &str) -> Value {
     }
     panic!("run {run_id} did not settle within 5 minutes");
 }
+
+/// Billing by outcome, checked on a settled run: each item shows its cost
+/// (`reserved` = the price; completed items charged, the rest released),
+/// the run's `cost` sums its items (plus Leads released without an item:
+/// never planned, or gone from a shrunk scope), `actual = charged`, nothing
+/// is still held, and the run's ledger lines say the same. Returns
+/// (charged, released).
+pub async fn assert_billed(app: &puffle_app::App, ws: &str, run: &Value, items: &[Value], price: u64) -> (u64, u64) {
+    use puffle_domain::credits::LedgerKind;
+    let cost = &run["cost"];
+    let n = |v: &Value, k: &str| v[k].as_u64().unwrap_or_else(|| panic!("{k} missing in {v}"));
+    let (reserved, charged, released) = (n(cost, "reserved"), n(cost, "charged"), n(cost, "released"));
+    assert_eq!(n(cost, "actual"), charged, "actual = charged: {cost}");
+    assert_eq!(charged + released, reserved, "a settled run holds nothing back: {cost}");
+    let (mut item_charged, mut item_released) = (0, 0);
+    for i in items {
+        let c = &i["cost"];
+        let (r, ch, rel) = (n(c, "reserved"), n(c, "charged"), n(c, "released"));
+        assert_eq!(r, price, "each item reserves the price: {i}");
+        if i["status"] == "completed" {
+            // Charged, or released when the enrichment waives cached hits.
+            assert!((ch, rel) == (price, 0) || (ch, rel) == (0, price), "{i}");
+        } else {
+            assert_eq!((ch, rel), (0, price), "a skipped or failed item is released: {i}");
+        }
+        item_charged += ch;
+        item_released += rel;
+    }
+    assert_eq!(charged, item_charged, "charged = the items' charges: {cost}");
+    // Leads without an item (a shrunk scope, never planned, a failed
+    // dispatch) are released whole.
+    assert_eq!(released, item_released + reserved - price * items.len() as u64, "{cost}");
+    let run_id = run["id"].as_str().unwrap();
+    let lines: Vec<_> =
+        app.ledger(ws).await.unwrap().into_iter().filter(|e| e.run_id.as_deref() == Some(run_id)).collect();
+    let sum = |k: LedgerKind| lines.iter().filter(|e| e.kind == k).map(|e| e.amount).sum::<u64>();
+    assert_eq!(lines.iter().filter(|e| e.kind == LedgerKind::Reserve).count(), usize::from(reserved > 0), "{lines:?}");
+    assert_eq!(
+        (sum(LedgerKind::Reserve), sum(LedgerKind::Charge), sum(LedgerKind::Release)),
+        (reserved, charged, released),
+        "the run's ledger lines: {lines:?}"
+    );
+    (charged, released)
+}

@@ -583,7 +583,7 @@ impl InProcess {
             let body = json!({"leads": [person("fz0"), person("fz1"), company("fzc")]}).to_string().into_bytes();
             let r = puffle_http::handlers::handle(
                 &app,
-                puffle_http::handlers::Function::Leads,
+                puffle_http::routes::Function::Leads,
                 lambda_request("POST", "/api/leads", None, &ws.token, HashMap::new(), body),
             )
             .await;
@@ -594,7 +594,7 @@ impl InProcess {
             let body = json!({"name": "fuzz", "leadIds": lead_ids}).to_string().into_bytes();
             let r = puffle_http::handlers::handle(
                 &app,
-                puffle_http::handlers::Function::Lists,
+                puffle_http::routes::Function::Lists,
                 lambda_request("POST", "/api/lists", None, &ws.token, HashMap::new(), body),
             )
             .await;

@@ -2,12 +2,13 @@
 //! boundary, by injected failures (`PUFFLE_FAULTS`) and by killing the
 //! worker, over 200+ runs on a private stack. Afterwards every run is
 //! terminal, its counts add up, it has exactly one terminal item per
-//! resolved Lead, and the ledger replays to the stored balance to the credit.
+//! resolved Lead, each item settled once (found Leads charged, the rest
+//! released), and the ledger replays to the stored balance to the credit.
 
 use std::collections::HashSet;
 use std::time::Duration;
 
-use puffle_domain::credits::replay;
+use puffle_domain::credits::{replay, Totals};
 use puffle_domain::item::ItemStatus;
 use puffle_tests::isolated::Isolated;
 use puffle_tests::{person, Ctx};
@@ -89,6 +90,7 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
         .collect();
     assert!(stuck.is_empty(), "runs left unfinished: {stuck:?}\nworker log tail: {}", tail(&iso.log("worker")));
 
+    let ledger = app.store().ledger(&ws).await.unwrap();
     for r in &runs {
         let c = r.run.scope.counts;
         assert_eq!(c.total(), r.run.scope.resolved_count, "counts add up for {}", r.run.id);
@@ -108,10 +110,30 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
             "counts match the items of {}",
             r.run.id
         );
+        // Settled exactly once per item, whatever died when: the run's
+        // charges are its items' charges (every found Lead), the rest of
+        // the reservation released, the ledger lines the same.
+        let cost = &r.run.cost;
+        let charged: u64 = items.iter().map(|i| i.cost.charged).sum();
+        let released: u64 = items.iter().map(|i| i.cost.released).sum();
+        assert_eq!((cost.charged, cost.actual), (charged, charged), "charges of {}: {cost:?}", r.run.id);
+        assert_eq!(charged, c.completed * r.credits_per_lead, "every found Lead of {} charged once", r.run.id);
+        assert_eq!(cost.charged + cost.released, cost.reserved, "nothing held by {}: {cost:?}", r.run.id);
+        assert_eq!(cost.released, released + cost.reserved - items.len() as u64 * r.credits_per_lead, "{}", r.run.id);
+        let lines = Totals::of(ledger.iter().filter(|e| e.run_id.as_deref() == Some(r.run.id.as_str())));
+        assert_eq!(
+            (lines.reserves, lines.charges, lines.releases),
+            (cost.reserved, cost.charged, cost.released),
+            "ledger lines of {}",
+            r.run.id
+        );
     }
-    let ledger = app.store().ledger(&ws).await.unwrap();
     let balance = app.store().balance(&ws).await.unwrap().unwrap();
     assert_eq!(replay(&ledger), balance as i128, "the ledger replays to the balance");
+    let totals = Totals::of(&ledger);
+    assert_eq!(totals.held(), 0, "every run terminal, nothing reserved: {totals:?}");
+    assert_eq!(totals.expected_balance(), balance as i128, "balance = grants − charges: {totals:?}");
+    assert_eq!(totals.grants, 1_000_000);
     println!(
         "chaos: {} runs ({accepted} accepted, {interrupted} interrupted after commit), {} Leads in all",
         runs.len(),

@@ -118,7 +118,7 @@ async fn items_by_lead(ctx: &Ctx, run_id: &str) -> HashMap<String, Value> {
 
 /// The run's end state, checked the same way by every test: completed, every
 /// Lead exactly one completed item, every Lead's attribute written by this
-/// run, one charge and no refund.
+/// run, every Lead charged once and nothing released.
 async fn assert_completed_exactly(app: &puffle_app::App, ctx: &Ctx, run_id: &str, ids: &[String]) {
     let n = ids.len() as u64;
     let run = settle(ctx, run_id).await;
@@ -126,6 +126,7 @@ async fn assert_completed_exactly(app: &puffle_app::App, ctx: &Ctx, run_id: &str
     assert_eq!(run["scope"]["resolvedCount"], n, "{run}");
     assert_eq!(counts(&run), [0, 0, n, 0, 0], "{}", run["scope"]);
     assert_eq!(run["cost"]["actual"], n, "{run}");
+    assert_eq!(run["cost"]["reserved"], n, "{run}");
 
     let items = items_by_lead(ctx, run_id).await;
     assert_eq!(items.len() as u64, n);
@@ -145,10 +146,12 @@ async fn assert_completed_exactly(app: &puffle_app::App, ctx: &Ctx, run_id: &str
         assert_eq!(puffle_aws::store::get_s(row, "runId").as_deref(), Some(run_id), "{lead}: {row:?}");
     }
 
-    let moves: Vec<_> =
-        app.ledger(&ctx.workspace_id).await.unwrap().into_iter().filter(|e| e.kind != LedgerKind::Grant).collect();
-    assert_eq!(moves.len(), 1, "{moves:?}");
-    assert_eq!((moves[0].kind, moves[0].amount), (LedgerKind::Charge, n));
+    let all: Vec<serde_json::Value> = items.values().cloned().collect();
+    assert_eq!(puffle_tests::assert_billed(app, &ctx.workspace_id, &run, &all, 1).await, (n, 0));
+    let reserves: Vec<_> =
+        app.ledger(&ctx.workspace_id).await.unwrap().into_iter().filter(|e| e.kind == LedgerKind::Reserve).collect();
+    assert_eq!(reserves.len(), 1, "{reserves:?}");
+    assert_eq!(reserves[0].amount, n);
 }
 
 fn assert_no_panic(iso: &Isolated, name: &str) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use puffle_tests::isolated::Isolated;
 use puffle_tests::stub::Stub;
-use puffle_tests::{assert_counts_add_up, settle, unique, Ctx};
+use puffle_tests::{assert_billed, assert_counts_add_up, settle, unique, Ctx};
 use serde_json::{json, Value};
 
 /// A person named `name` at a company domain.
@@ -172,10 +172,20 @@ async fn http_enrichment_outcomes_retries_cache_and_secrets() {
     assert!(stub.calls().iter().all(|c| c.authorization.as_deref() == Some(&format!("Bearer {ws_secret}"))));
     let r = ctx.get(&format!("/api/leads?id={}", by_name["hit"])).await;
     assert_eq!(r.body["lead"]["attributes"]["stub_finder"]["email"], json!(found), "{r:?}");
+    // Billing by outcome: the three found are charged; the misses, the
+    // missing_input skip and the failures (timeouts, 5xx, bad bodies, egress)
+    // are released.
+    let first_items: Vec<Value> = items.values().cloned().collect();
+    assert_eq!(assert_billed(&app, &ctx.workspace_id, &first, &first_items, 1).await, (3, 8));
+    assert_eq!(hit["cost"], json!({"reserved": 1, "charged": 1, "released": 0}));
+    for b in ["miss", "gone", "nodomain", "slow", "down", "meta"] {
+        assert_eq!(item(b)["cost"], json!({"reserved": 1, "charged": 0, "released": 1}), "{b}");
+    }
+    assert_eq!(ctx.balance().await, 997);
 
     // The same request again comes from the cache: no call, attempts 0.
     let before = stub.calls().len();
-    let (_, again) =
+    let (again_run, again) =
         run_of(&ctx, "stub_finder", &[by_name["hit"].to_string(), by_name["flaky"].to_string()], json!({})).await;
     for b in ["hit", "flaky"] {
         let i = &again[by_name[b]];
@@ -186,6 +196,30 @@ async fn http_enrichment_outcomes_retries_cache_and_secrets() {
     assert_eq!(again[by_name["hit"]]["result"], hit["result"]);
     assert_eq!(stub.calls().len(), before, "cached results make no call");
     responses.push_str(&serde_json::to_string(&again).unwrap());
+    // A cached hit is charged as a hit…
+    let again_items: Vec<Value> = again.values().cloned().collect();
+    assert_eq!(assert_billed(&app, &ctx.workspace_id, &again_run, &again_items, 1).await, (2, 0));
+    assert_eq!(ctx.balance().await, 995);
+    // …unless the enrichment says otherwise (`cache.chargeHits: false`).
+    let waives = json!({"cache": {"ttlSeconds": 3600, "chargeHits": false}});
+    let r = ctx.post("/api/enrichments", definition("stub_free_hits", &stub, "STUB_KEY", waives)).await;
+    assert_eq!(r.status, 201, "{r:?}");
+    let hit_only = [by_name["hit"].to_string()];
+    let (paid, paid_items) = run_of(&ctx, "stub_free_hits", &hit_only, json!({})).await;
+    assert_eq!(paid_items[by_name["hit"]]["metadata"]["cached"], false);
+    let paid_items: Vec<Value> = paid_items.into_values().collect();
+    assert_eq!(
+        assert_billed(&app, &ctx.workspace_id, &paid, &paid_items, 1).await,
+        (1, 0),
+        "a call that finds is charged"
+    );
+    let (free, free_items) = run_of(&ctx, "stub_free_hits", &hit_only, json!({})).await;
+    let i = &free_items[by_name["hit"]];
+    assert_eq!((i["status"].as_str(), i["metadata"]["cached"].as_bool()), (Some("completed"), Some(true)), "{i}");
+    assert_eq!(i["cost"], json!({"reserved": 1, "charged": 0, "released": 1}), "{i}");
+    let free_items: Vec<Value> = free_items.into_values().collect();
+    assert_eq!(assert_billed(&app, &ctx.workspace_id, &free, &free_items, 1).await, (0, 1));
+    assert_eq!(ctx.balance().await, 994);
 
     // A catalog file's provider: the platform key, unless the workspace brings its own.
     let acme_leads = ctx.leads(vec![lead(&format!("hit-acme1-{tag}")), lead(&format!("hit-acme2-{tag}"))]).await;

@@ -10,7 +10,7 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use puffle_domain::credits::LedgerKind;
-use puffle_tests::{assert_counts_add_up, company, counts, person, settle, status, unique, Ctx, Resp};
+use puffle_tests::{assert_billed, assert_counts_add_up, company, counts, person, settle, status, unique, Ctx, Resp};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -562,10 +562,10 @@ async fn idempotency_key_reuse_returns_the_run_and_a_different_body_is_422() {
     assert_eq!(r.status, 202, "{r:?}");
     assert_ne!(r.body["runId"], run_id.as_str());
 
-    let charges: Vec<_> = ledger(&ctx).await.into_iter().filter(|e| e.kind == LedgerKind::Charge).collect();
-    assert_eq!(charges.len(), 1);
-    assert_eq!(charges[0].amount, 3);
-    assert_eq!(charges[0].run_id.as_deref(), Some(run_id.as_str()));
+    let reserves: Vec<_> = ledger(&ctx).await.into_iter().filter(|e| e.kind == LedgerKind::Reserve).collect();
+    assert_eq!(reserves.len(), 1);
+    assert_eq!(reserves[0].amount, 3);
+    assert_eq!(reserves[0].run_id.as_deref(), Some(run_id.as_str()));
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -590,10 +590,10 @@ async fn twenty_concurrent_creates_with_one_key_make_one_run_and_one_charge() {
         assert_eq!(r.body["runId"], run_id, "{r:?}");
     }
     assert_eq!(ctx.balance().await, 97);
-    let charges: Vec<_> = ledger(&ctx).await.into_iter().filter(|e| e.kind == LedgerKind::Charge).collect();
-    assert_eq!(charges.len(), 1, "{charges:?}");
-    assert_eq!(charges[0].amount, 3);
-    assert_eq!(charges[0].run_id.as_deref(), Some(run_id));
+    let reserves: Vec<_> = ledger(&ctx).await.into_iter().filter(|e| e.kind == LedgerKind::Reserve).collect();
+    assert_eq!(reserves.len(), 1, "{reserves:?}");
+    assert_eq!(reserves[0].amount, 3);
+    assert_eq!(reserves[0].run_id.as_deref(), Some(run_id));
     assert_eq!(run_count(&ctx).await, 1);
     let run = settle(&ctx, run_id).await;
     assert_eq!(run["status"], "completed");
@@ -641,8 +641,8 @@ async fn ten_concurrent_creates_with_credits_for_three_runs_give_three_202_and_s
     }
     assert_eq!(ctx.balance().await, 0);
     assert_eq!(run_count(&ctx).await, 3);
-    let charges = ledger(&ctx).await.into_iter().filter(|e| e.kind == LedgerKind::Charge).count();
-    assert_eq!(charges, 3);
+    let reserves = ledger(&ctx).await.into_iter().filter(|e| e.kind == LedgerKind::Reserve).count();
+    assert_eq!(reserves, 3);
 }
 
 // ------------------------------------------------------- rule 4: preview
@@ -782,6 +782,13 @@ async fn phone_normalize_writes_e164_and_fails_unparseable_numbers() {
     assert_failed(&items[&ids[2]], "INVALID_PHONE");
     assert_skipped(&items[&ids[3]], "missing_input");
     assert_eq!(counts(&run), [0, 0, 2, 1, 1]);
+    // Billing by outcome: the two found are charged; the missing_input skip
+    // and the unparseable number are released.
+    let all: Vec<Value> = items.values().cloned().collect();
+    assert_eq!(assert_billed(&puffle_tests::app().await, &ctx.workspace_id, &run, &all, 1).await, (2, 2));
+    assert_eq!(items[&ids[0]]["cost"], json!({"reserved": 1, "charged": 1, "released": 0}));
+    assert_eq!(items[&ids[3]]["cost"], json!({"reserved": 1, "charged": 0, "released": 1}));
+    assert_eq!(ctx.balance().await, 18);
     assert_eq!(lead(&ctx, &ids[0]).await["attributes"]["phone_normalize"], json!({"e164": "+14155550123"}));
     assert_eq!(lead(&ctx, &ids[1]).await["attributes"]["phone_normalize"], json!({"e164": "+442079460958"}));
     assert!(lead(&ctx, &ids[2]).await["attributes"].get("phone_normalize").is_none());
@@ -869,7 +876,7 @@ async fn explicit_scope_counts_duplicate_lead_ids_once() {
     assert_eq!(run["scope"]["resolvedCount"], 2);
     assert_eq!(run["scope"]["type"], "explicit_leads");
     assert_eq!(run["scope"]["requested"]["leadIds"], json!(ids));
-    assert_eq!(run["cost"], json!({"preview": 2, "actual": 2}));
+    assert_eq!(run["cost"], json!({"preview": 2, "reserved": 2, "charged": 2, "released": 0, "actual": 2}));
     assert_eq!(counts(&run), [0, 0, 2, 0, 0]);
     let items = items_by_lead(&ctx, run_id).await;
     assert_eq!(items.keys().cloned().collect::<HashSet<_>>(), ids.iter().cloned().collect::<HashSet<_>>());
@@ -1270,7 +1277,7 @@ async fn unknown_and_foreign_runs_are_404_run_not_found() {
 // ------------------------------------------------------- cancel
 
 #[tokio::test(flavor = "multi_thread")]
-async fn cancel_of_a_large_run_skips_pending_items_and_keeps_the_charge() {
+async fn cancel_of_a_large_run_skips_pending_items_and_releases_them() {
     let ctx = Ctx::new(3000).await;
     let ids = ctx.people("big", 2000).await;
     let list = ctx.list(&ids).await;
@@ -1303,14 +1310,12 @@ async fn cancel_of_a_large_run_skips_pending_items_and_keeps_the_charge() {
     let completed = items.iter().filter(|i| i["status"] == "completed").count() as u64;
     assert_eq!(completed, c[2]);
     assert!(items.iter().all(|i| i["status"] != "pending" && i["status"] != "running"));
-    // No refund: the charge stays.
-    let entries = ledger(&ctx).await;
-    let charges: Vec<_> = entries.iter().filter(|e| e.kind == LedgerKind::Charge).collect();
-    assert_eq!(charges.len(), 1);
-    assert_eq!(charges[0].amount, 2000);
-    assert!(entries.iter().all(|e| e.kind != LedgerKind::Refund), "{entries:?}");
-    assert_eq!(ctx.balance().await, 1000);
-    assert_eq!(run["cost"]["actual"], 2000);
+    // Billing by outcome: only what ran is charged; what the cancel kept
+    // from running comes back.
+    let (charged, released) = assert_billed(&puffle_tests::app().await, &ctx.workspace_id, &run, &items, 1).await;
+    assert_eq!((charged, released), (c[2], c[3]));
+    assert_eq!(run["cost"]["reserved"], 2000);
+    assert_eq!(ctx.balance().await, 3000 - c[2]);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1332,6 +1337,7 @@ async fn cancel_of_a_completed_run_is_409() {
 async fn cancel_racing_completion_leaves_a_consistent_run() {
     let ctx = Ctx::new(100).await;
     let delays = [0u64, 10, 30, 60, 100, 150, 250, 400];
+    let mut charged_total = 0;
     let mut tasks = vec![];
     for (n, delay) in delays.into_iter().enumerate() {
         let ctx = ctx.clone();
@@ -1366,10 +1372,14 @@ async fn cancel_racing_completion_leaves_a_consistent_run() {
             }
             other => panic!("cancel answered {other}: {r:?}"),
         }
-        // Item states agree with the counts.
+        // Item states agree with the counts, and credits with both.
         let n = |st: &str| items.iter().filter(|i| i["status"] == st).count() as u64;
         assert_eq!([n("pending"), n("running"), n("completed"), n("skipped"), n("failed")], c, "{run}");
+        let (charged, _) = assert_billed(&puffle_tests::app().await, &ctx.workspace_id, &run, &items, 1).await;
+        assert_eq!(charged, c[2], "{run}");
+        charged_total += charged;
     }
+    assert_eq!(ctx.balance().await, 100 - charged_total, "the balance is the grant minus what was charged");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -1411,5 +1421,7 @@ async fn cancel_mid_run_lets_met_chunks_finish_and_skips_the_rest() {
     assert!(lead(&ctx, done["leadId"].as_str().unwrap()).await["attributes"]["email_domain"].is_object());
     let skipped = items.iter().find(|i| i["status"] == "skipped").unwrap();
     assert!(lead(&ctx, skipped["leadId"].as_str().unwrap()).await["attributes"].get("email_domain").is_none());
-    assert_eq!(ctx.balance().await, 1000, "a cancel refunds nothing");
+    let (charged, released) = assert_billed(&puffle_tests::app().await, &ctx.workspace_id, &run, &items, 1).await;
+    assert_eq!((charged, released), (c[2], c[3]));
+    assert_eq!(ctx.balance().await, 5000 - c[2], "what the cancel kept from running is released");
 }

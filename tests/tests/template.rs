@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
 use puffle_aws::definitions::{definitions, local_name};
-use puffle_http::handlers::Function;
+use puffle_http::routes::Function;
 use puffle_http::routes::ROUTES;
 use serde_yaml::Value;
 
@@ -56,8 +56,13 @@ fn functions(doc: &Value) -> BTreeMap<String, (String, BTreeMap<String, Value>)>
         .into_iter()
         .filter(|(_, r)| r["Type"].as_str() == Some("AWS::Serverless::Function"))
         .map(|(id, r)| {
-            let binary =
-                r["Metadata"]["Binary"].as_str().unwrap_or_else(|| panic!("{id} has no Metadata.Binary")).to_string();
+            // SAM's rust-cargolambda build reads the binary from here (and
+            // builds every binary when it is missing).
+            let binary = r["Metadata"]["BuildProperties"]["Binary"]
+                .as_str()
+                .unwrap_or_else(|| panic!("{id} has no Metadata.BuildProperties.Binary"))
+                .to_string();
+            assert!(r["Metadata"]["Binary"].is_null(), "{id}: Binary belongs under Metadata.BuildProperties");
             let events = r["Properties"]["Events"]
                 .as_mapping()
                 .map(|m| m.iter().map(|(k, v)| (k.as_str().unwrap().to_string(), v.clone())).collect())
@@ -105,7 +110,7 @@ fn template_routes_and_the_route_table_name_the_same_functions() {
         "only in template.yaml: {only_template:?}\nonly in ROUTES: {only_table:?}"
     );
     // Every HTTP function serves at least one route, and path parameters are
-    // all `{id}` (the name the handlers read).
+    // `{id}` or `{ruleId}` (the names the handlers read).
     for f in Function::ALL {
         assert!(ROUTES.iter().any(|r| r.function == *f), "{f:?} serves no route");
     }
@@ -133,7 +138,7 @@ fn every_binary_is_a_template_function_and_every_template_function_has_a_binary(
             "template binary {b} has no functions/src/bin/{b}.rs"
         );
     }
-    assert_eq!(files, binaries, "functions/src/bin/*.rs vs the template's Metadata.Binary");
+    assert_eq!(files, binaries, "functions/src/bin/*.rs vs the template's Metadata.BuildProperties.Binary");
     for f in Function::ALL {
         assert!(binaries.contains(f.binary()), "{f:?} ({}) is not deployed", f.binary());
     }
@@ -179,11 +184,15 @@ fn worker_and_dlq_consume_their_queues_with_partial_batch_failures() {
     // The reaper runs on a schedule.
     let reaper = by_binary.get("reaper").expect("a reaper function");
     assert!(reaper.values().all(|e| e["Type"].as_str() == Some("Schedule")) && reaper.len() == 1, "{reaper:?}");
-    // Nothing else consumes a queue or a stream.
+    // Every other function is HTTP.
     for (id, (binary, events)) in &fns {
-        if !["worker", "dlq", "webhooks", "events", "reaper"].contains(&binary.as_str()) {
-            assert!(events.values().all(|e| e["Type"].as_str() == Some("HttpApi")), "{id} has a non-HTTP event");
-        }
+        let allowed = match binary.as_str() {
+            "worker" | "dlq" | "webhooks" => "SQS",
+            "events" => "DynamoDB",
+            "reaper" => "Schedule",
+            _ => "HttpApi",
+        };
+        assert!(events.values().all(|e| e["Type"].as_str() == Some(allowed)), "{id}: only {allowed} events");
     }
 }
 
@@ -352,4 +361,116 @@ async fn local_work_queue_redrives_to_the_dlq() {
     // The app's queue is that queue.
     let app_url = app.aws.queue.url().await.expect("app queue url");
     assert!(app_url.ends_with(&local_name("WorkQueue")), "{app_url}");
+}
+
+fn resource<'a>(doc: &'a Value, id: &str) -> &'a Value {
+    let r = &doc["Resources"][id];
+    assert!(!r.is_null(), "no resource {id}");
+    r
+}
+
+#[test]
+fn the_table_outlives_the_stack_and_is_protected_in_prod() {
+    let doc = template();
+    let t = resource(&doc, "Table");
+    assert_eq!(t["DeletionPolicy"].as_str(), Some("Retain"));
+    assert_eq!(t["UpdateReplacePolicy"].as_str(), Some("Retain"));
+    // DeletionProtectionEnabled follows the ProtectTable condition, which is
+    // on for Stage=prod unless DeletionProtection says otherwise.
+    let p = &t["Properties"]["DeletionProtectionEnabled"];
+    let Value::Tagged(if_) = p else { panic!("{p:?}") };
+    assert_eq!(if_.tag.to_string(), "!If");
+    assert_eq!(scalar(&if_.value[0]), "ProtectTable");
+    let cond = format!("{:?}", doc["Conditions"]["ProtectTable"]);
+    assert!(cond.contains("IsProd") && cond.contains("auto"), "{cond}");
+    assert_eq!(format!("{:?}", doc["Conditions"]["IsProd"]).matches("prod").count(), 1);
+    assert_eq!(doc["Parameters"]["DeletionProtection"]["Default"].as_str(), Some("auto"));
+}
+
+#[test]
+fn functions_trace_and_only_the_self_feeding_worker_allows_recursive_loops() {
+    let doc = template();
+    assert_eq!(doc["Globals"]["Function"]["Tracing"].as_str(), Some("Active"));
+    for (id, (binary, _)) in functions(&doc) {
+        let p = &resource(&doc, &id)["Properties"];
+        let want = if binary == "worker" { Some("Allow") } else { None };
+        assert_eq!(p["RecursiveLoop"].as_str(), want, "{id}");
+    }
+}
+
+/// Deployed functions are arm64; x86_64 exists only for building where
+/// Rust's aarch64 standard library is missing (CI's sam build check), and no
+/// function overrides the one global setting.
+#[test]
+fn functions_are_arm64_unless_the_build_asks_otherwise() {
+    let doc = template();
+    let archs = doc["Globals"]["Function"]["Architectures"].as_sequence().expect("Globals Architectures");
+    assert_eq!(archs.iter().map(tagged).collect::<Vec<_>>(), vec![("Ref".to_string(), "Architecture".to_string())]);
+    let param = &doc["Parameters"]["Architecture"];
+    assert_eq!(param["Default"].as_str(), Some("arm64"));
+    let allowed: Vec<String> =
+        param["AllowedValues"].as_sequence().expect("AllowedValues").iter().map(scalar).collect();
+    assert_eq!(allowed, ["arm64", "x86_64"]);
+    for (id, _) in functions(&doc) {
+        assert!(resource(&doc, &id)["Properties"]["Architectures"].is_null(), "{id} sets its own Architectures");
+    }
+}
+
+/// Every alarm the README documents, each wired to the alarm topic.
+#[test]
+fn alarms_cover_dead_letters_queue_age_functions_api_and_table_throttles() {
+    let doc = template();
+    let res = resources(&doc);
+    let alarms: BTreeMap<&String, &Value> =
+        res.iter().filter(|(_, r)| r["Type"].as_str() == Some("AWS::CloudWatch::Alarm")).collect();
+    for (id, a) in &alarms {
+        let actions: Vec<(String, String)> =
+            a["Properties"]["AlarmActions"].as_sequence().expect("AlarmActions").iter().map(tagged).collect();
+        assert_eq!(actions, vec![("Ref".to_string(), "AlarmTopic".to_string())], "{id}");
+    }
+    assert_eq!(resource(&doc, "AlarmTopic")["Type"].as_str(), Some("AWS::SNS::Topic"));
+    let sub = resource(&doc, "AlarmEmailSubscription");
+    assert_eq!(sub["Condition"].as_str(), Some("HasAlarmEmail"));
+    assert_eq!(tagged(&sub["Properties"]["Endpoint"]), ("Ref".into(), "AlarmEmail".into()));
+    let metric = |a: &Value| a["Properties"]["MetricName"].as_str().unwrap_or_default().to_string();
+    let dlq = alarms[&"DeadLetterAlarm".to_string()];
+    assert_eq!(metric(dlq), "NumberOfMessagesReceived", "the DLQ handler drains the DLQ: alarm on arrivals");
+    assert!(format!("{:?}", dlq["Properties"]["Dimensions"]).contains("WorkDeadLetterQueue"));
+    assert_eq!(metric(alarms[&"QueueAgeAlarm".to_string()]), "ApproximateAgeOfOldestMessage");
+    let api = format!("{:?}", alarms[&"Api5xxAlarm".to_string()]["Properties"]["Metrics"]);
+    assert!(api.contains("5xx") && api.contains("Count"), "a rate: 5xx over requests");
+    let ddb = format!("{:?}", alarms[&"TableThrottleAlarm".to_string()]["Properties"]["Metrics"]);
+    assert!(ddb.contains("ReadThrottleEvents") && ddb.contains("WriteThrottleEvents") && ddb.contains("gsi1"));
+    // Errors and throttles of every function, whatever functions exist.
+    for id in functions(&doc).keys() {
+        for m in ["Errors", "Throttles"] {
+            let found = alarms.values().any(|a| {
+                metric(a) == m
+                    && a["Properties"]["Namespace"].as_str() == Some("AWS/Lambda")
+                    && format!("{:?}", a["Properties"]["Dimensions"]).contains(&format!("\"{id}\""))
+            });
+            assert!(found, "no {m} alarm for {id}");
+        }
+    }
+    let dash = resource(&doc, "Dashboard");
+    assert_eq!(dash["Type"].as_str(), Some("AWS::CloudWatch::Dashboard"));
+}
+
+#[test]
+fn costly_routes_have_their_own_throttles_and_concurrency_is_a_parameter() {
+    let doc = template();
+    let api = &resource(&doc, "HttpApi")["Properties"];
+    for route in ["POST /api/enrichment", "POST /api/leads"] {
+        let s = &api["RouteSettings"][route];
+        assert!(!s["ThrottlingRateLimit"].is_null() && !s["ThrottlingBurstLimit"].is_null(), "{route}");
+        assert!(ROUTES.iter().any(|r| format!("{} {}", r.method, r.path) == route), "{route} is a route");
+    }
+    for p in ["ApiReservedConcurrency", "WorkerReservedConcurrency", "TokenRateLimits", "AlarmEmail"] {
+        assert!(!doc["Parameters"][p].is_null(), "parameter {p}");
+    }
+    let worker = &resource(&doc, "WorkerFunction")["Properties"];
+    assert!(format!("{:?}", worker["ReservedConcurrentExecutions"]).contains("WorkerReservedConcurrency"));
+    assert!(
+        format!("{:?}", doc["Globals"]["Function"]["ReservedConcurrentExecutions"]).contains("ApiReservedConcurrency")
+    );
 }

@@ -461,6 +461,19 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
         .await;
     let doomed_run = r.body["runId"].as_str().unwrap().to_string();
     assert_eq!(puffle_tests::counts(&settle(&poor, &doomed_run).await)[4], 2);
+    // Failed Leads are released, so the balance is back to 2: a found Lead
+    // elsewhere spends one of them.
+    let spender = poor.people("spend", 1).await;
+    let r = poor
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId": "email_domain", "scope": {"type": "explicit_leads", "leadIds": spender}, "input": {}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let spent = settle(&poor, r.body["runId"].as_str().unwrap()).await;
+    assert_eq!(puffle_tests::counts(&spent)[2], 1, "{spent}");
+    assert_eq!(poor.balance().await, 1);
     let r = poor.post(&format!("/api/enrichment/{doomed_run}/retry"), json!({})).await;
     assert_eq!(
         (r.status, r.body["code"].as_str(), &r.body["required"]),

@@ -10,7 +10,7 @@ use puffle_domain::credits::LedgerKind;
 use puffle_domain::item::Item;
 use puffle_domain::plan::WorkMessage;
 use puffle_tests::isolated::Isolated;
-use puffle_tests::{assert_counts_add_up, counts, person, settle, status, unique, Ctx};
+use puffle_tests::{assert_billed, assert_counts_add_up, counts, person, settle, status, unique, Ctx};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -127,9 +127,11 @@ async fn duplicate_chunk_delivery_changes_nothing() {
     assert_eq!(items_after, items_before, "a duplicate delivery rewrote items");
     let attrs_after = app.store().get_lead_attrs(&ws, &chunk0, "email_domain").await.unwrap();
     assert_eq!(attrs_after, attrs_before, "a duplicate delivery rewrote attribute values");
-    let charges: Vec<_> = app.ledger(&ws).await.unwrap().into_iter().filter(|e| e.kind != LedgerKind::Grant).collect();
-    assert_eq!(charges.len(), 1, "{charges:?}");
-    assert_eq!(charges[0].amount, 150);
+    // Settled once: one reserve, charges for the 150 found, nothing twice.
+    let all: Vec<Value> = items_after.values().cloned().collect();
+    assert_eq!(assert_billed(&app, &ws, &after, &all, 1).await, (150, 0));
+    assert_eq!(after["cost"], before["cost"], "a duplicate delivery settled again");
+    assert_eq!(ctx.balance().await, 850);
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -172,11 +174,8 @@ async fn worker_killed_repeatedly_mid_run_still_completes_exactly() {
     let leads: HashSet<&str> = items.iter().map(|i| i["leadId"].as_str().unwrap()).collect();
     assert_eq!(leads, ids.iter().map(String::as_str).collect::<HashSet<_>>());
     assert!(items.iter().all(|i| i["status"] == "completed"));
-    // One charge, no refund.
-    let entries = app.ledger(&ctx.workspace_id).await.unwrap();
-    let moves: Vec<_> = entries.iter().filter(|e| e.kind != LedgerKind::Grant).collect();
-    assert_eq!(moves.len(), 1, "{moves:?}");
-    assert_eq!((moves[0].kind, moves[0].amount), (LedgerKind::Charge, 3000));
+    // Each chunk settled once despite the kills: 3000 charged, nothing released.
+    assert_eq!(assert_billed(&app, &ctx.workspace_id, &run, &items, 1).await, (3000, 0));
     assert_eq!(ctx.balance().await, 2000);
     // Every Lead got its value.
     let attrs = app.store().get_lead_attrs(&ctx.workspace_id, &ids, "email_domain").await.unwrap();
@@ -256,16 +255,56 @@ async fn dead_lettered_chunk_fails_its_items_and_the_run_still_ends() {
     let failed = app.store().get_lead_attrs(&ws, &leads0, "email_domain").await.unwrap();
     assert!(failed.is_empty(), "gave-up leads got values");
 
-    // The handler is idempotent and leaves counted chunks alone.
+    // The given-up chunk is released, the delivered one charged.
+    let all: Vec<Value> = items.values().cloned().collect();
+    assert_eq!(assert_billed(&app, &ws, &run, &all, 1).await, (50, 100));
+    assert_eq!(ctx.balance().await, 950);
+
+    // The handler is idempotent and leaves counted chunks alone (nothing
+    // released twice).
     app.handle_dead_letter(&body0).await.unwrap();
     app.handle_dead_letter(&body1).await.unwrap();
     let again = status(&ctx, &run_id).await;
     assert_eq!(counts(&again), [0, 0, 50, 0, 100]);
+    assert_eq!(again["cost"], run["cost"]);
     assert_eq!(items_by_lead(&ctx, &run_id).await, items);
+    assert_eq!(ctx.balance().await, 950);
+}
+
+/// A run cancelled before it was planned, whose plan step then dead-letters:
+/// the Leads never planned are skipped and their reservation comes back,
+/// and the run stays cancelled.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_cancelled_run_whose_planning_is_given_up_releases_everything() {
+    let mut iso = Isolated::start(&[]).await;
+    let app = iso.app().await;
+    let ctx = Ctx::on(&app, iso.api_url(), 1000).await;
+    let ws = ctx.workspace_id.clone();
+    iso.kill("worker");
+    let ids = ctx.people("cancel-dlq", 150).await;
+    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    assert_eq!(ctx.balance().await, 850);
+    let r = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
+    assert_eq!(r.status, 200, "{r:?}");
+
+    let bodies = drain_work_queue(&app).await;
+    let plan = bodies
+        .iter()
+        .find(|b| matches!(serde_json::from_str(b).unwrap(), WorkMessage::Plan { step: 0, .. }))
+        .unwrap_or_else(|| panic!("no plan step 0 on the queue: {bodies:?}"));
+    app.handle_dead_letter(plan).await.unwrap();
+    // A second dead-lettered copy changes nothing.
+    app.handle_dead_letter(plan).await.unwrap();
+
+    let run = status(&ctx, &run_id).await;
+    assert_eq!(run["status"], "cancelled", "{run}");
+    assert_eq!(counts(&run), [0, 0, 0, 150, 0], "{run}");
+    assert_eq!(assert_billed(&app, &ws, &run, &[], 1).await, (0, 150));
+    assert_eq!(ctx.balance().await, 1000);
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn dispatch_rejected_by_the_queue_is_502_and_refunded() {
+async fn dispatch_rejected_by_the_queue_is_502_and_released() {
     let mut iso = Isolated::start(&[]).await;
     let app = iso.app().await;
     let ctx = Ctx::on(&app, iso.api_url(), 10).await;
@@ -280,21 +319,22 @@ async fn dispatch_rejected_by_the_queue_is_502_and_refunded() {
     assert_eq!(run["status"], "failed");
     assert_eq!(counts(&run), [0, 0, 0, 0, 3]);
     assert_counts_add_up(&run);
-    assert_eq!(run["cost"]["actual"], 0);
+    assert_eq!(run["cost"], json!({"preview": 3, "reserved": 3, "charged": 0, "released": 3, "actual": 0}));
     assert_eq!(run["error"]["details"]["code"], "DISPATCH_FAILED");
     assert_eq!(ctx.balance().await, 10);
     let entries = app.ledger(&ctx.workspace_id).await.unwrap();
     let kinds: Vec<(LedgerKind, u64)> =
         entries.iter().filter(|e| e.kind != LedgerKind::Grant).map(|e| (e.kind, e.amount)).collect();
     assert_eq!(kinds.len(), 2, "{entries:?}");
-    assert!(kinds.contains(&(LedgerKind::Charge, 3)) && kinds.contains(&(LedgerKind::Refund, 3)), "{entries:?}");
+    assert!(kinds.contains(&(LedgerKind::Reserve, 3)) && kinds.contains(&(LedgerKind::Release, 3)), "{entries:?}");
+    assert_billed(&app, &ctx.workspace_id, &run, &[], 1).await;
     // A failed run cannot be cancelled.
     let r = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
     assert_eq!(r.status, 409, "{r:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn scope_shrinking_before_planning_is_refunded_and_growth_is_not_planned() {
+async fn scope_shrinking_before_planning_is_released_and_growth_is_not_planned() {
     let mut iso = Isolated::start(&[]).await;
     let app = iso.app().await;
     let ctx = Ctx::on(&app, iso.api_url(), 10).await;
@@ -329,15 +369,17 @@ async fn scope_shrinking_before_planning_is_refunded_and_growth_is_not_planned()
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(run["scope"]["resolvedCount"], 1);
     assert_eq!(counts(&run), [0, 0, 1, 0, 0]);
-    assert_eq!(run["cost"]["actual"], 1);
+    assert_eq!(run["cost"], json!({"preview": 2, "reserved": 2, "charged": 1, "released": 1, "actual": 1}));
     let items = items_by_lead(&ctx, &run_id).await;
     assert_eq!(items.keys().cloned().collect::<Vec<_>>(), vec![ids[0].clone()]);
     assert_eq!(ctx.balance().await, 9);
-    let refunds: Vec<_> =
-        app.ledger(&ctx.workspace_id).await.unwrap().into_iter().filter(|e| e.kind == LedgerKind::Refund).collect();
-    assert_eq!(refunds.len(), 1);
-    assert_eq!(refunds[0].amount, 1);
-    assert_eq!(refunds[0].run_id.as_deref(), Some(run_id.as_str()));
+    let releases: Vec<_> =
+        app.ledger(&ctx.workspace_id).await.unwrap().into_iter().filter(|e| e.kind == LedgerKind::Release).collect();
+    assert_eq!(releases.len(), 1);
+    assert_eq!(releases[0].amount, 1);
+    assert_eq!(releases[0].run_id.as_deref(), Some(run_id.as_str()));
+    let all: Vec<Value> = items.values().cloned().collect();
+    assert_eq!(assert_billed(&app, &ctx.workspace_id, &run, &all, 1).await, (1, 1));
 }
 
 /// The worker dies after a plan step wrote its pending items and sent its
@@ -359,8 +401,11 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
     // What the crashed attempt of plan step 0 left behind.
     let now = puffle_domain::time::now();
     assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
-    let pending: Vec<(Item, u32)> =
-        ids.iter().enumerate().map(|(i, l)| (Item::pending(&run_id, l, None, &now), (i / 100) as u32)).collect();
+    let pending: Vec<(Item, u32)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, l)| (Item::pending(&run_id, l, None, &now).reserving(1), (i / 100) as u32))
+        .collect();
     assert_eq!(app.store().put_items_if_absent(&pending).await.unwrap(), 150);
 
     let r = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
@@ -382,6 +427,11 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
         assert_eq!(i["status"], "skipped", "{i}");
         assert_eq!(i["skippedReason"], "run_cancelled", "{i}");
     }
+    // Nothing ran, so all of it came back — once, though the chunks met
+    // the cancel twice (the replayed step and the late chunk messages).
+    let all: Vec<Value> = items.values().cloned().collect();
+    assert_eq!(assert_billed(&app, &ws, &run, &all, 1).await, (0, 150));
+    assert_eq!(ctx.balance().await, 1000);
 }
 
 /// A second message for a chunk that a live delivery holds (a reaper

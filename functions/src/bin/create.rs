@@ -1,6 +1,6 @@
-//! The `create` Lambda: see puffle_http::handlers for what it serves.
+//! The `create` Lambda: serves puffle_http::handlers::create (and links only that module's handlers).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    puffle_http::serve_http(puffle_http::Function::Create).await
+    puffle_http::serve_http::<puffle_http::handlers::create::Create>().await
 }

@@ -1,6 +1,6 @@
-//! The `credits` Lambda: see puffle_http::handlers for what it serves.
+//! The `credits` Lambda: serves puffle_http::handlers::credits (and links only that module's handlers).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    puffle_http::serve_http(puffle_http::Function::Credits).await
+    puffle_http::serve_http::<puffle_http::handlers::credits::Credits>().await
 }

@@ -1,6 +1,6 @@
-//! The `items` Lambda: see puffle_http::handlers for what it serves.
+//! The `items` Lambda: serves puffle_http::handlers::items (and links only that module's handlers).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    puffle_http::serve_http(puffle_http::Function::Items).await
+    puffle_http::serve_http::<puffle_http::handlers::items::Items>().await
 }

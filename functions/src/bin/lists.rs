@@ -1,6 +1,6 @@
-//! The `lists` Lambda: see puffle_http::handlers for what it serves.
+//! The `lists` Lambda: serves puffle_http::handlers::lists (and links only that module's handlers).
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    puffle_http::serve_http(puffle_http::Function::Lists).await
+    puffle_http::serve_http::<puffle_http::handlers::lists::Lists>().await
 }

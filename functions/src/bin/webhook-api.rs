@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
-    puffle_http::serve_http(puffle_http::Function::WebhookApi).await
+    puffle_http::serve_http::<puffle_http::handlers::webhooks::WebhookApi>().await
 }

@@ -14,7 +14,18 @@ use crate::{App, AppError};
 #[derive(Clone, Default)]
 pub struct TokenCache(Arc<Mutex<HashMap<String, (String, Instant)>>>);
 
-const TOKEN_CACHE_TTL: Duration = Duration::from_secs(300);
+/// How long a warm function trusts a token it has read: a revoked token
+/// fails within this long (one GetItem per token per warm function per TTL).
+pub const TOKEN_CACHE_TTL: Duration = Duration::from_secs(5);
+
+/// The token of an `Authorization: Bearer <token>` header.
+pub fn bearer_token(authorization: Option<&str>) -> Result<&str, AppError> {
+    authorization
+        .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
+        .map(str::trim)
+        .filter(|t| !t.is_empty() && t.len() <= 256)
+        .ok_or(AppError::Unauthenticated)
+}
 
 #[derive(Debug, Clone, serde::Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -26,11 +37,7 @@ pub struct NewWorkspace {
 impl App {
     /// `Authorization: Bearer <token>` → workspace id.
     pub async fn authenticate(&self, authorization: Option<&str>) -> Result<String, AppError> {
-        let token = authorization
-            .and_then(|h| h.strip_prefix("Bearer ").or_else(|| h.strip_prefix("bearer ")))
-            .map(str::trim)
-            .filter(|t| !t.is_empty() && t.len() <= 256)
-            .ok_or(AppError::Unauthenticated)?;
+        let token = bearer_token(authorization)?;
         let hash = ids::token_hash(token);
         if let Ok(cache) = self.tokens.0.lock() {
             if let Some((ws, at)) = cache.get(&hash) {

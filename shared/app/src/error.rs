@@ -29,6 +29,8 @@ pub enum AppError {
     /// A request body over the limit (`413`), met after routing.
     #[error("bodies are limited to {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("this token's limit of {} requests is used up; retry in {} s", .0.limit, .0.reset_seconds)]
+    RateLimited(puffle_domain::rate::Verdict),
     #[error("a backend is unavailable: {0}")]
     Unavailable(String),
     #[error("internal error: {0}")]
@@ -60,6 +62,7 @@ impl AppError {
             AppError::EnrichmentDisabled { .. } => "ENRICHMENT_DISABLED",
             AppError::Conflict { code, .. } => code,
             AppError::PayloadTooLarge(_) => "PAYLOAD_TOO_LARGE",
+            AppError::RateLimited(_) => "RATE_LIMITED",
             AppError::Unavailable(_) => "SERVICE_UNAVAILABLE",
             AppError::Internal(_) => "INTERNAL",
         }

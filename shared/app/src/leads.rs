@@ -195,3 +195,54 @@ impl App {
         Ok(LeadsPage { leads: page.leads, next_cursor })
     }
 }
+
+/// A `POST /api/leads` body: one Lead object, or `{"leads": [...]}`.
+#[derive(Debug)]
+pub enum UpsertBody {
+    One(Value),
+    Batch(Vec<Value>),
+}
+
+impl UpsertBody {
+    /// The batch rules: a batch body holds only `leads`, an array of
+    /// 1..=MAX_LEADS_PER_UPSERT Leads; anything else that is an object is one Lead.
+    pub fn parse(body: Value) -> Result<UpsertBody, DomainError> {
+        match body {
+            Value::Object(mut m) if m.contains_key("leads") => {
+                if m.len() != 1 {
+                    return Err(DomainError::invalid("a batch body holds only `leads`"));
+                }
+                let list = match m.remove("leads") {
+                    Some(Value::Array(a)) => a,
+                    _ => return Err(DomainError::invalid("`leads` must be an array")),
+                };
+                if list.is_empty() || list.len() > MAX_LEADS_PER_UPSERT {
+                    return Err(DomainError::invalid_with(
+                        format!("`leads` holds {} leads; send 1..{MAX_LEADS_PER_UPSERT}", list.len()),
+                        json!({"field": "leads", "max": MAX_LEADS_PER_UPSERT}),
+                    ));
+                }
+                Ok(UpsertBody::Batch(list))
+            }
+            one @ Value::Object(_) => Ok(UpsertBody::One(one)),
+            _ => Err(DomainError::invalid("send one Lead object or {\"leads\": [...]}")),
+        }
+    }
+}
+
+#[cfg(test)]
+mod upsert_body_tests {
+    use super::*;
+
+    #[test]
+    fn batch_rules() {
+        assert!(matches!(UpsertBody::parse(json!({"leads": [{}]})), Ok(UpsertBody::Batch(v)) if v.len() == 1));
+        assert!(matches!(UpsertBody::parse(json!({"type": "person"})), Ok(UpsertBody::One(_))));
+        assert!(UpsertBody::parse(json!({"leads": []})).is_err());
+        assert!(UpsertBody::parse(json!({"leads": {}})).is_err());
+        assert!(UpsertBody::parse(json!({"leads": [{}], "x": 1})).is_err());
+        assert!(UpsertBody::parse(json!([{}])).is_err());
+        let too_many = Value::Array(vec![json!({}); MAX_LEADS_PER_UPSERT + 1]);
+        assert!(UpsertBody::parse(json!({ "leads": too_many })).is_err());
+    }
+}

@@ -10,9 +10,12 @@
 //! - webhooks (signed, retried, logged deliveries of run events): [`webhooks`]
 
 pub mod accounts;
+pub mod admission;
+pub mod emf;
 pub mod enrich;
 pub mod error;
 pub mod events;
+pub mod fixtures;
 pub mod leads;
 pub mod lists;
 pub mod reaper;
@@ -59,6 +62,11 @@ impl App {
 
     pub async fn from_env() -> App {
         App::new(AwsContext::from_env().await)
+    }
+
+    /// The app of a Lambda function (see [`AwsContext::for_lambda`]).
+    pub async fn for_lambda() -> App {
+        App::new(AwsContext::for_lambda().await)
     }
 
     pub fn store(&self) -> &puffle_aws::Store {

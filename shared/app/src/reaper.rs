@@ -6,7 +6,7 @@
 //! |---|---|
 //! | terminal, nothing pending | takes it out of the live index |
 //! | pending (create died before it dispatched) | sends plan step 0 |
-//! | running, planning not done (a step's message was lost) | re-sends step `planStep` |
+//! | running or cancelled, planning not done (a step's message was lost) | re-sends step `planStep` |
 //! | running or cancelled, planned, items pending | re-sends the chunks of the pending items |
 //! | running, nothing pending | completes it |
 //! | driven `max_reaps` times and still stuck | gives up: fails what is left |
@@ -104,7 +104,9 @@ impl App {
                 self.dispatch_backstop(ws, &run.id, correlation).await?;
                 report.dispatched += 1;
             }
-            RunStatus::Running if !rec.progress.plan_done => {
+            // A cancelled run is still planned (as skipped items): that is
+            // what counts and releases the Leads it never ran.
+            RunStatus::Running | RunStatus::Cancelled if !rec.progress.plan_done => {
                 tracing::info!(run_id = %run.id, step = rec.progress.plan_step, "reaper: re-sending plan step");
                 self.send_step(ws, &run.id, rec.progress.plan_step, rec.plan_cursor.clone(), correlation).await?;
                 report.replanned += 1;

@@ -1,8 +1,12 @@
 //! Settings from the environment and the SDK clients built from them.
 //!
-//! Endpoints, region and credentials come only from the SDK's standard
-//! variables (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`,
-//! `AWS_REGION`, ...), so the local stack needs no code path of its own.
+//! Endpoints, region and credentials come from the SDK's standard variables
+//! (`AWS_ENDPOINT_URL_DYNAMODB`, `AWS_ENDPOINT_URL_SQS`, `AWS_REGION`, ...),
+//! so the local stack needs no code path of its own. The template also
+//! declares `PUFFLE_DYNAMODB_ENDPOINT` and `PUFFLE_SQS_ENDPOINT`, empty on
+//! AWS: `sam local invoke --env-vars` can only override variables the
+//! template declares, and an empty `AWS_ENDPOINT_URL_*` would be an invalid
+//! endpoint rather than none.
 
 use crate::bus::EventBus;
 use crate::metrics;
@@ -59,7 +63,39 @@ impl AwsContext {
     pub async fn from_env() -> AwsContext {
         let settings = Settings::from_env();
         let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
-        Self::with_config(sdk, settings)
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let (dynamodb, sqs) = (var("PUFFLE_DYNAMODB_ENDPOINT"), var("PUFFLE_SQS_ENDPOINT"));
+        Self::with_endpoints(sdk, settings, dynamodb.as_deref(), sqs.as_deref())
+    }
+
+    /// What a Lambda function needs, and no more: the region and the
+    /// credentials Lambda puts in the environment, the endpoints of
+    /// `PUFFLE_*_ENDPOINT` / `AWS_ENDPOINT_URL_*` when set (local runs). The
+    /// SDK's default chain (profiles, SSO, STS web identity, ECS, IMDS) is
+    /// about 1 MiB of code a function never runs; [`AwsContext::from_env`]
+    /// keeps it for the CLI, the local server and the tests.
+    pub async fn for_lambda() -> AwsContext {
+        use aws_credential_types::provider::SharedCredentialsProvider;
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .region(aws_config::Region::new(region))
+            .credentials_provider(SharedCredentialsProvider::new(
+                aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
+            ))
+            .build();
+        let dynamodb = var("PUFFLE_DYNAMODB_ENDPOINT").or_else(|| var("AWS_ENDPOINT_URL_DYNAMODB"));
+        let sqs = var("PUFFLE_SQS_ENDPOINT").or_else(|| var("AWS_ENDPOINT_URL_SQS"));
+        let mut ctx = Self::with_endpoints(sdk, Settings::from_env(), dynamodb.as_deref(), sqs.as_deref());
+        if let Some(u) = var("PUFFLE_EVENTBRIDGE_ENDPOINT").or_else(|| var("AWS_ENDPOINT_URL_EVENTBRIDGE")) {
+            let conf = aws_sdk_eventbridge::config::Builder::from(&ctx.sdk)
+                .interceptor(metrics::CountRequests)
+                .endpoint_url(u)
+                .build();
+            ctx.bus = EventBus::new(aws_sdk_eventbridge::Client::from_conf(conf), ctx.settings.event_bus_name.clone());
+        }
+        ctx
     }
 
     pub fn with_config(sdk: aws_config::SdkConfig, settings: Settings) -> AwsContext {

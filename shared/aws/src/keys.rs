@@ -24,6 +24,7 @@
 //! | provider result   | `PCACHE#{ws}#{slug}#{hash}` | `PCACHE`            |
 //! | webhook           | `WEBHOOKS#{ws}`         | `{webhookId}`           |
 //! | webhook delivery  | `DELIVERIES#{webhookId}`| `{deliveryId}`          |
+//! | rate-limit window | `RATE#{sha256}#{class}#{windowStart}` | `RATE`    |
 //!
 //! GSI `gsi1` (one index, overloaded by prefix):
 //!
@@ -161,4 +162,8 @@ pub fn deliveries_pk(webhook: &str) -> String {
 }
 pub fn delivery(webhook: &str, id: &str) -> Key {
     (deliveries_pk(webhook), id.into())
+}
+/// One token's request count in one rate-limit window (expires by TTL).
+pub fn rate_window(token_hash: &str, class: &str, window_start: u64) -> Key {
+    (format!("RATE#{token_hash}#{class}#{window_start}"), "RATE".into())
 }

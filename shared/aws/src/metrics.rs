@@ -1,8 +1,10 @@
 //! SDK interceptors: a per-operation request counter (the request budget is
-//! measured, not guessed) and an opt-in throttling fault injector.
+//! measured, not guessed), an opt-in request recorder (the least-privilege
+//! test reads what each function really sends) and an opt-in throttling
+//! fault injector.
 
 use std::collections::BTreeMap;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Mutex;
 
 use aws_smithy_runtime_api::box_error::BoxError;
@@ -18,6 +20,26 @@ use aws_smithy_types::config_bag::{ConfigBag, Storable, StoreReplace};
 
 static COUNTS: Mutex<BTreeMap<String, u64>> = Mutex::new(BTreeMap::new());
 static INJECTED: AtomicU64 = AtomicU64::new(0);
+static RECORDING: AtomicBool = AtomicBool::new(false);
+static RECORDED: Mutex<Vec<Recorded>> = Mutex::new(Vec::new());
+
+/// One request as it left the process: `service:Operation` and its body.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub operation: String,
+    pub body: Vec<u8>,
+}
+
+/// Starts (or stops) keeping every request's body. Off by default: only
+/// tests turn it on, and then the process should do nothing else.
+pub fn record_requests(on: bool) {
+    RECORDING.store(on, Ordering::SeqCst);
+}
+
+/// The requests recorded since the last call.
+pub fn take_recorded() -> Vec<Recorded> {
+    RECORDED.lock().map(|mut v| std::mem::take(&mut *v)).unwrap_or_default()
+}
 
 /// Requests sent since start (every attempt counts, retries included), keyed
 /// `service:Operation`.
@@ -45,12 +67,18 @@ impl Intercept for CountRequests {
 
     fn read_before_transmit(
         &self,
-        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        ctx: &BeforeTransmitInterceptorContextRef<'_>,
         _rc: &RuntimeComponents,
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         if let Some(m) = cfg.load::<Metadata>() {
             let key = format!("{}:{}", m.service(), m.name());
+            if RECORDING.load(Ordering::Relaxed) {
+                let body = ctx.request().body().bytes().map(<[u8]>::to_vec).unwrap_or_default();
+                if let Ok(mut v) = RECORDED.lock() {
+                    v.push(Recorded { operation: key.clone(), body });
+                }
+            }
             if let Ok(mut counts) = COUNTS.lock() {
                 *counts.entry(key).or_default() += 1;
             }

@@ -13,7 +13,9 @@ pub async fn provider_secrets(
     sdk: &aws_config::SdkConfig,
     secret_id: &str,
 ) -> Result<HashMap<String, String>, StoreError> {
-    let client = aws_sdk_secretsmanager::Client::new(sdk);
+    // Counted (and recorded for tests/permissions.rs) like every other client.
+    let conf = aws_sdk_secretsmanager::config::Builder::from(sdk).interceptor(crate::metrics::CountRequests).build();
+    let client = aws_sdk_secretsmanager::Client::from_conf(conf);
     let out = match client.get_secret_value().secret_id(secret_id).send().await {
         Ok(out) => out,
         Err(e) => {

@@ -4,17 +4,21 @@
 
 use serde_json::Value;
 
-use crate::item::{Item, ItemStatus};
+use crate::item::{Item, ItemCost, ItemStatus};
 use crate::lead::Lead;
 use crate::providers::Outcome;
 
-/// How one chunk moves the counts (pending shrinks by the chunk's size).
+/// How one chunk moves the counts (pending shrinks by the chunk's size) and
+/// the credits: what its items were charged and released, settled in the
+/// same write that counts them.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ChunkDelta {
     pub size: u64,
     pub completed: u64,
     pub skipped: u64,
     pub failed: u64,
+    pub charged: u64,
+    pub released: u64,
 }
 
 /// What the chunk knows of one Lead before writing its item.
@@ -43,13 +47,16 @@ pub fn finish_item(base: Item, state: LeadState<'_>, input: &Value, now: &str) -
     }
 }
 
-/// Counts a chunk from the statuses its items actually have. None while any
-/// is still pending or running (the chunk is not finished: do not count it).
-pub fn delta_of(size: usize, statuses: impl IntoIterator<Item = ItemStatus>) -> Option<ChunkDelta> {
+/// Counts a chunk from the statuses (and settled costs) its items actually
+/// have. None while any is still pending or running (the chunk is not
+/// finished: do not count it).
+pub fn delta_of(size: usize, items: impl IntoIterator<Item = (ItemStatus, ItemCost)>) -> Option<ChunkDelta> {
     let mut d = ChunkDelta { size: size as u64, ..Default::default() };
     let mut seen = 0;
-    for s in statuses {
+    for (s, cost) in items {
         seen += 1;
+        d.charged += cost.charged;
+        d.released += cost.released;
         match s {
             ItemStatus::Completed => d.completed += 1,
             ItemStatus::Skipped => d.skipped += 1,
@@ -95,14 +102,36 @@ mod tests {
     }
 
     #[test]
-    fn counts_come_from_finished_items_only() {
+    fn counts_and_credits_come_from_finished_items_only() {
         use ItemStatus::*;
+        let (hit, miss) =
+            (ItemCost { reserved: 2, charged: 2, released: 0 }, ItemCost { reserved: 2, charged: 0, released: 2 });
         assert_eq!(
-            delta_of(3, [Completed, Skipped, Failed]),
-            Some(ChunkDelta { size: 3, completed: 1, skipped: 1, failed: 1 })
+            delta_of(3, [(Completed, hit), (Skipped, miss), (Failed, miss)]),
+            Some(ChunkDelta { size: 3, completed: 1, skipped: 1, failed: 1, charged: 2, released: 4 })
         );
-        assert_eq!(delta_of(2, [Completed, Pending]), None);
+        assert_eq!(delta_of(2, [(Completed, hit), (Pending, ItemCost::default())]), None);
         // An item missing from the read is not finished either.
-        assert_eq!(delta_of(2, [Completed]), None);
+        assert_eq!(delta_of(2, [(Completed, hit)]), None);
+    }
+
+    #[test]
+    fn items_settle_their_reservation_by_outcome() {
+        let lead = crate::providers::test_support::lead(json!({"name":{"full":"Ada"}}));
+        let enriched =
+            |outcome| LeadState::Enriched { lead: &lead, outcome, provider: "p".into(), provider_submission_id: None };
+        let settle = |state| finish_item(base().reserving(3), state, &json!({}), "t1").0.cost;
+        let charged = ItemCost { reserved: 3, charged: 3, released: 0 };
+        let released = ItemCost { reserved: 3, charged: 0, released: 3 };
+        assert_eq!(settle(enriched(Outcome::Completed(json!({"x":1})))), charged);
+        assert_eq!(settle(enriched(Outcome::Skipped { reason: "no_match" })), released);
+        assert_eq!(settle(enriched(Outcome::Skipped { reason: "missing_input" })), released);
+        let failed = Outcome::Failed { message: "m".into(), code: "PROVIDER_ERROR".into() };
+        assert_eq!(settle(enriched(failed)), released);
+        assert_eq!(settle(LeadState::Gone), released);
+        assert_eq!(settle(LeadState::HasAttribute), released);
+        assert_eq!(base().reserving(3).skipped("run_cancelled", "t1").cost, released);
+        let (hit, _) = finish_item(base().reserving(3), enriched(Outcome::Completed(json!({}))), &json!({}), "t1");
+        assert_eq!(hit.waive_charge().cost, released);
     }
 }

@@ -1,4 +1,13 @@
-//! Credits: what a run costs, and the ledger's entry kinds.
+//! Credits: what a run costs, how each item settles, and the ledger's lines.
+//!
+//! Billing by outcome: create reserves `leadCount × creditsPerLead` (the
+//! balance drops by it); each item then settles once — a `completed` item
+//! is charged (the reservation becomes a charge, the balance does not move
+//! again), a `skipped` or `failed` one is released (its credits return to
+//! the balance). So at any moment
+//! `balance = grants − charges − held`, with `held = reserves − charges −
+//! releases` the credits reserved for items not settled yet, zero once every
+//! run is terminal.
 
 use serde::{Deserialize, Serialize};
 
@@ -6,8 +15,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "snake_case")]
 pub enum LedgerKind {
     Grant,
+    /// Credits set aside for a run when it is created (balance −).
+    Reserve,
+    /// Reserved credits a found result consumed (balance unchanged).
     Charge,
-    Refund,
+    /// Reserved credits returned for items that found nothing, failed or
+    /// never ran (balance +). Older lines named it `refund`.
+    #[serde(alias = "refund")]
+    Release,
 }
 
 /// One append-only ledger line. `amount` is always positive; the kind says
@@ -36,14 +51,20 @@ impl LedgerEntry {
         }
     }
 
-    /// Credits taken from the balance for a run.
+    /// Credits a new run sets aside.
+    pub fn reserve(amount: u64, reason: impl Into<String>, run_id: &str, now: &str) -> LedgerEntry {
+        Self::new(LedgerKind::Reserve, amount, reason, Some(run_id), now)
+    }
+
+    /// Reserved credits that found results consumed.
     pub fn charge(amount: u64, reason: impl Into<String>, run_id: &str, now: &str) -> LedgerEntry {
         Self::new(LedgerKind::Charge, amount, reason, Some(run_id), now)
     }
 
-    /// Credits a run gives back (dispatch failed, scope shrank, work not done).
-    pub fn refund(amount: u64, reason: impl Into<String>, run_id: &str, now: &str) -> LedgerEntry {
-        Self::new(LedgerKind::Refund, amount, reason, Some(run_id), now)
+    /// Reserved credits given back (a miss, a failure, a cancel, a failed
+    /// dispatch, a scope that shrank).
+    pub fn release(amount: u64, reason: impl Into<String>, run_id: &str, now: &str) -> LedgerEntry {
+        Self::new(LedgerKind::Release, amount, reason, Some(run_id), now)
     }
 
     /// Credits added to a workspace.
@@ -51,10 +72,12 @@ impl LedgerEntry {
         Self::new(LedgerKind::Grant, amount, reason, None, now)
     }
 
+    /// How the line moved the balance.
     pub fn signed(&self) -> i128 {
         match self.kind {
-            LedgerKind::Grant | LedgerKind::Refund => self.amount as i128,
-            LedgerKind::Charge => -(self.amount as i128),
+            LedgerKind::Grant | LedgerKind::Release => self.amount as i128,
+            LedgerKind::Reserve => -(self.amount as i128),
+            LedgerKind::Charge => 0,
         }
     }
 }
@@ -70,6 +93,42 @@ pub fn replay(entries: &[LedgerEntry]) -> i128 {
     entries.iter().map(LedgerEntry::signed).sum()
 }
 
+/// A ledger summed by kind, and what is still held for unsettled items.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Totals {
+    pub grants: u64,
+    pub reserves: u64,
+    pub charges: u64,
+    pub releases: u64,
+}
+
+impl Totals {
+    pub fn of<'a>(entries: impl IntoIterator<Item = &'a LedgerEntry>) -> Totals {
+        let mut t = Totals::default();
+        for e in entries {
+            let slot = match e.kind {
+                LedgerKind::Grant => &mut t.grants,
+                LedgerKind::Reserve => &mut t.reserves,
+                LedgerKind::Charge => &mut t.charges,
+                LedgerKind::Release => &mut t.releases,
+            };
+            *slot += e.amount;
+        }
+        t
+    }
+
+    /// Reserved and neither charged nor released yet (negative only if the
+    /// ledger is wrong: more settled than reserved).
+    pub fn held(&self) -> i128 {
+        self.reserves as i128 - self.charges as i128 - self.releases as i128
+    }
+
+    /// `grants − charges − held`: what the balance must be.
+    pub fn expected_balance(&self) -> i128 {
+        self.grants as i128 - self.charges as i128 - self.held()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -79,9 +138,24 @@ mod tests {
     }
 
     #[test]
-    fn replay_adds_grants_and_refunds_and_subtracts_charges() {
-        let l = [e(LedgerKind::Grant, 100), e(LedgerKind::Charge, 30), e(LedgerKind::Refund, 10)];
-        assert_eq!(replay(&l), 80);
+    fn a_reservation_settles_into_charges_and_releases() {
+        // 100 granted; a run of 10 Leads at 3 reserves 30; 4 found (12
+        // charged), 6 missed (18 released).
+        let mut l = vec![e(LedgerKind::Grant, 100), e(LedgerKind::Reserve, 30)];
+        let open = Totals::of(&l);
+        assert_eq!((replay(&l), open.held(), open.expected_balance()), (70, 30, 70));
+        l.extend([e(LedgerKind::Charge, 12), e(LedgerKind::Release, 18)]);
+        let done = Totals::of(&l);
+        assert_eq!((replay(&l), done.held(), done.expected_balance()), (88, 0, 88));
+    }
+
+    #[test]
+    fn older_refund_lines_read_as_releases() {
+        let e: LedgerEntry = serde_json::from_value(serde_json::json!({
+            "id": "led_1", "kind": "refund", "amount": 3, "reason": "dispatch failed", "createdAt": "t"
+        }))
+        .unwrap();
+        assert_eq!((e.kind, e.signed()), (LedgerKind::Release, 3));
     }
 
     #[test]

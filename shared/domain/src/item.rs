@@ -68,6 +68,24 @@ pub struct ItemTiming {
     pub completed_at: Option<String>,
 }
 
+/// What one item costs: the credits its run reserved for it, and how they
+/// settled. A pending item holds its reservation; a completed one is
+/// charged it (unless the enrichment waives cached hits), a skipped or
+/// failed one has it released.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+pub struct ItemCost {
+    pub reserved: u64,
+    pub charged: u64,
+    pub released: u64,
+}
+
+impl ItemCost {
+    fn settle(&mut self, charged: bool) {
+        (self.charged, self.released) = if charged { (self.reserved, 0) } else { (0, self.reserved) };
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Item {
@@ -82,6 +100,9 @@ pub struct Item {
     pub error: Option<RunError>,
     pub attempts: u32,
     pub metadata: ItemMetadata,
+    /// Items written before billing by outcome read as zero.
+    #[serde(default)]
+    pub cost: ItemCost,
     pub timing: ItemTiming,
 }
 
@@ -108,12 +129,39 @@ impl Item {
             error: None,
             attempts: 0,
             metadata: ItemMetadata::default(),
+            cost: ItemCost::default(),
             timing: ItemTiming { created_at: now.into(), updated_at: now.into(), ..Default::default() },
         }
     }
 
+    /// The credits the run reserved for this item (its `creditsPerLead`).
+    pub fn reserving(mut self, credits: u64) -> Item {
+        self.cost = ItemCost { reserved: credits, ..Default::default() };
+        self
+    }
+
+    /// A completed item whose charge the enrichment waives (a cached hit
+    /// with `cache.chargeHits: false`): its reservation is released.
+    pub fn waive_charge(mut self) -> Item {
+        self.cost.settle(false);
+        self
+    }
+
+    /// A completed item that costs less than the run reserved per Lead (a
+    /// waterfall's winning step is cheaper than its dearest): it is charged
+    /// `credits` (never more than reserved) and the rest is released.
+    pub fn charge_at_most(mut self, credits: u64) -> Item {
+        if self.status == ItemStatus::Completed {
+            let charged = credits.min(self.cost.reserved);
+            self.cost.charged = charged;
+            self.cost.released = self.cost.reserved - charged;
+        }
+        self
+    }
+
     pub fn skipped(mut self, reason: &str, now: &str) -> Item {
         self.status = ItemStatus::Skipped;
+        self.cost.settle(false);
         self.skipped_reason = Some(reason.to_string());
         self.timing.updated_at = now.into();
         self.timing.completed_at = Some(now.into());
@@ -122,6 +170,7 @@ impl Item {
 
     pub fn failed(mut self, message: &str, code: &str, now: &str) -> Item {
         self.status = ItemStatus::Failed;
+        self.cost.settle(false);
         self.error = Some(RunError { message: message.to_string(), details: serde_json::json!({"code": code}) });
         self.timing.updated_at = now.into();
         self.timing.completed_at = Some(now.into());
@@ -134,6 +183,7 @@ impl Item {
         match outcome {
             Outcome::Completed(v) => {
                 self.status = ItemStatus::Completed;
+                self.cost.settle(true);
                 self.result = Some(v.clone());
                 self.metadata.result = v.clone();
                 self.timing.updated_at = now.into();
@@ -143,5 +193,19 @@ impl Item {
             Outcome::Skipped { reason } => (self.skipped(reason, now), None),
             Outcome::Failed { message, code } => (self.failed(&message, &code, now), None),
         }
+    }
+}
+
+#[cfg(test)]
+mod charge_tests {
+    use super::*;
+
+    #[test]
+    fn a_cheaper_winner_is_charged_its_price_and_the_rest_released() {
+        let done = |c: u64| Item::pending("r", "l", None, "t").reserving(3).finish(Outcome::Completed(serde_json::json!({})), "t").0.charge_at_most(c);
+        assert_eq!(done(2).cost, ItemCost { reserved: 3, charged: 2, released: 1 });
+        assert_eq!(done(9).cost, ItemCost { reserved: 3, charged: 3, released: 0 }, "never more than reserved");
+        let missed = Item::pending("r", "l", None, "t").reserving(3).skipped("no_match", "t").charge_at_most(2);
+        assert_eq!(missed.cost, ItemCost { reserved: 3, charged: 0, released: 3 }, "a miss stays released");
     }
 }

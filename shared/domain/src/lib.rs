@@ -29,6 +29,7 @@ pub mod list;
 pub mod page;
 pub mod plan;
 pub mod providers;
+pub mod rate;
 pub mod rule;
 pub mod run;
 pub mod scope;

@@ -166,10 +166,32 @@ pub struct RunOutput {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RunCost {
-    /// Credits the plan priced.
+    /// Credits the plan priced (`leadCount × creditsPerLead`).
     pub preview: u64,
-    /// Credits charged, net of refunds.
+    /// Credits set aside at create (the same, or 0 for a run never funded).
+    #[serde(default)]
+    pub reserved: u64,
+    /// Credits settled as charges: the items that found something.
+    #[serde(default)]
+    pub charged: u64,
+    /// Credits settled back to the balance: misses, failures, cancelled or
+    /// never-planned Leads, a failed dispatch.
+    #[serde(default)]
+    pub released: u64,
+    /// What the run cost in the end: `charged` (so far, while it runs).
     pub actual: u64,
+}
+
+impl RunCost {
+    /// A new run's cost: all of it reserved, nothing settled yet.
+    pub fn reserved(amount: u64) -> RunCost {
+        RunCost { preview: amount, reserved: amount, charged: 0, released: 0, actual: 0 }
+    }
+
+    /// Credits still held for items not settled yet.
+    pub fn held(&self) -> u64 {
+        self.reserved.saturating_sub(self.charged + self.released)
+    }
 }
 
 /// What started a run: an API call, or a List's auto-enrich rule.
@@ -301,7 +323,7 @@ pub(crate) fn test_run(status: RunStatus) -> Run {
             write_policy: WritePolicy::Overwrite,
             persist_results: true,
         },
-        cost: RunCost { preview: 2, actual: 2 },
+        cost: RunCost::reserved(2),
         trigger: RunTrigger {
             source: TriggerSource::Api,
             rule_id: None,

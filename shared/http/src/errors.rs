@@ -2,6 +2,7 @@
 
 use lambda_http::{Body, Response};
 use puffle_app::AppError;
+use puffle_domain::rate::Verdict;
 use puffle_domain::DomainError;
 use serde_json::{json, Value};
 
@@ -70,6 +71,13 @@ pub fn error_response(err: &AppError) -> Response<Body> {
         }
         AppError::Conflict { code, message, details } => (409, with_details(body(code, message), details)),
         AppError::PayloadTooLarge(_) => (413, body("PAYLOAD_TOO_LARGE", err)),
+        AppError::RateLimited(v) => {
+            let mut b = body("RATE_LIMITED", err);
+            b["retryAfter"] = json!(v.reset_seconds);
+            let mut r = json_response(429, &b);
+            r.headers_mut().insert("retry-after", v.reset_seconds.into());
+            return with_rate_headers(r, v);
+        }
         AppError::Unavailable(m) => {
             tracing::warn!(error = %m, "backend unavailable");
             let mut r = json_response(503, &body("SERVICE_UNAVAILABLE", "a backend is unavailable; retry shortly"));
@@ -89,4 +97,14 @@ fn with_details(mut b: Value, details: &Value) -> Value {
         b["details"] = details.clone();
     }
     b
+}
+
+/// `RateLimit-Limit`, `RateLimit-Remaining` and `RateLimit-Reset` (seconds
+/// until the window resets), on every response of a rate-limited route.
+pub fn with_rate_headers(mut r: Response<Body>, v: &Verdict) -> Response<Body> {
+    let h = r.headers_mut();
+    h.insert("ratelimit-limit", v.limit.into());
+    h.insert("ratelimit-remaining", v.remaining.into());
+    h.insert("ratelimit-reset", v.reset_seconds.into());
+    r
 }

@@ -1,7 +1,8 @@
 //! HTTP mapping: lambda_http requests in, contract responses out.
 //!
-//! Each Lambda binary calls one function of [`handlers`]; the local API
-//! server calls the very same functions. Errors become contract bodies in
+//! Each Lambda binary serves one function's [`handlers::Endpoint`] (and
+//! links only its handlers); the local API server calls the very same
+//! handlers through [`handlers::handle`]. Errors become contract bodies in
 //! exactly one place: [`errors::error_response`].
 
 pub mod errors;
@@ -12,34 +13,44 @@ pub mod request;
 pub mod routes;
 pub mod sqs;
 pub mod stream;
-pub mod webhooks;
 
-pub use handlers::Function;
+pub use routes::Function;
 
 // Boxing the consumers' futures keeps the binaries' future types shallow
 // (the SDK's futures are deep; rustc's layout query has a depth limit).
 use futures::FutureExt;
+use tracing::Instrument;
 
 /// Runs an HTTP function under the Lambda runtime. Clients are built once
 /// here (cold start) and shared by every invocation.
-pub async fn serve_http(function: Function) -> Result<(), lambda_http::Error> {
-    logging::init();
-    let app = puffle_app::App::from_env().await;
+pub async fn serve_http<E: handlers::Endpoint>() -> Result<(), lambda_http::Error> {
+    let started = std::time::Instant::now();
+    logging::init(E::FUNCTION.binary());
+    let app = puffle_app::App::for_lambda().await;
+    initialised(started);
     lambda_http::run(lambda_http::service_fn(move |req| {
         let app = app.clone();
-        async move { Ok::<_, std::convert::Infallible>(handlers::handle(&app, function, req).await) }
+        async move {
+            logging::invocation_started();
+            Ok::<_, std::convert::Infallible>(handlers::serve::<E>(&app, req).await)
+        }
     }))
     .await
 }
 
 /// Runs an SQS consumer (the worker or the DLQ handler) under the Lambda runtime.
 pub async fn serve_sqs(consumer: sqs::Consumer) -> Result<(), lambda_runtime::Error> {
-    logging::init();
-    let app = puffle_app::App::from_env().await;
+    let started = std::time::Instant::now();
+    logging::init(consumer.binary());
+    let app = puffle_app::App::for_lambda().await;
+    initialised(started);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
             let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(sqs::handle_event(&app, consumer, event.payload).boxed().await) }
+            async move {
+                logging::invocation_started();
+                Ok::<_, std::convert::Infallible>(sqs::handle_event(&app, consumer, event.payload).boxed().await)
+            }
         },
     ))
     .await
@@ -47,12 +58,17 @@ pub async fn serve_sqs(consumer: sqs::Consumer) -> Result<(), lambda_runtime::Er
 
 /// Runs the events function (the table's change stream) under the Lambda runtime.
 pub async fn serve_stream() -> Result<(), lambda_runtime::Error> {
-    logging::init();
-    let app = puffle_app::App::from_env().await;
+    let started = std::time::Instant::now();
+    logging::init("events");
+    let app = puffle_app::App::for_lambda().await;
+    initialised(started);
     lambda_runtime::run(lambda_runtime::service_fn(
         move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
             let app = app.clone();
-            async move { Ok::<_, std::convert::Infallible>(stream::handle_event(&app, event.payload).boxed().await) }
+            async move {
+                logging::invocation_started();
+                Ok::<_, std::convert::Infallible>(stream::handle_event(&app, event.payload).boxed().await)
+            }
         },
     ))
     .await
@@ -60,13 +76,22 @@ pub async fn serve_stream() -> Result<(), lambda_runtime::Error> {
 
 /// Runs the reaper (an EventBridge schedule) under the Lambda runtime.
 pub async fn serve_reaper() -> Result<(), lambda_runtime::Error> {
-    logging::init();
-    let app = puffle_app::App::from_env().await;
+    let started = std::time::Instant::now();
+    logging::init("reaper");
+    let app = puffle_app::App::for_lambda().await;
     let settings = puffle_app::reaper::ReaperSettings::from_env();
+    initialised(started);
     lambda_runtime::run(lambda_runtime::service_fn(move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {
         let app = app.clone();
         async move {
-            let report = app.reap(settings).boxed().await.map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+            logging::invocation_started();
+            let span = logging::correlation_span(&puffle_domain::ids::new_id("reap"));
+            let report = app
+                .reap(settings)
+                .boxed()
+                .instrument(span)
+                .await
+                .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
             Ok::<_, lambda_runtime::Error>(serde_json::json!({
                 "live": report.live, "retired": report.retired, "dispatched": report.dispatched,
                 "replanned": report.replanned, "chunksResent": report.chunks_resent,
@@ -75,4 +100,10 @@ pub async fn serve_reaper() -> Result<(), lambda_runtime::Error> {
         }
     }))
     .await
+}
+
+/// The init line: how long the function took from `main` to being ready for
+/// its first event (`make bench` reports it per function).
+fn initialised(started: std::time::Instant) {
+    tracing::info!(init_ms = started.elapsed().as_secs_f64() * 1000.0, "initialised");
 }

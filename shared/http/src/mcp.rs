@@ -20,13 +20,15 @@ use serde_json::Value;
 
 use crate::errors::client_error;
 use crate::handlers;
-use crate::routes::{resolve, Resolved};
+use crate::routes::{resolve, Function, Resolved};
 
-/// Serves one `/mcp` request.
-pub async fn handle(app: &App, req: Request) -> Response<Body> {
-    let server =
-        PuffleMcp::new(std::sync::Arc::new(InProcess { app: app.clone() }), puffle_mcp::transport::HTTP_WAIT_CAP);
-    let resp = puffle_mcp::transport::http_service(server).handle(req).await;
+/// Serves one `/mcp` request; `request_id` is its correlation id, which
+/// every API call its tools make carries as `X-Request-Id` (so their log
+/// lines join the MCP request's).
+pub async fn handle(app: &App, req: &Request, request_id: &str) -> Response<Body> {
+    let api = InProcess { app: app.clone(), request_id: request_id.to_string() };
+    let server = PuffleMcp::new(std::sync::Arc::new(api), puffle_mcp::transport::HTTP_WAIT_CAP);
+    let resp = puffle_mcp::transport::http_service(server).handle(copy(req)).await;
     let (parts, body) = resp.into_parts();
     // A stateless JSON answer is complete when the handler returns, so the
     // body is collected whole: API Gateway has no response streaming.
@@ -42,15 +44,31 @@ pub async fn handle(app: &App, req: Request) -> Response<Body> {
     Response::from_parts(parts, body)
 }
 
+/// The transport takes its request by value; the handlers share theirs by
+/// reference. What the transport reads (method, URI, headers, body) is copied.
+fn copy(req: &Request) -> Request {
+    let mut out = http::Request::new(match req.body() {
+        Body::Text(t) => Body::Text(t.clone()),
+        Body::Binary(b) => Body::Binary(b.clone()),
+        _ => Body::Empty,
+    });
+    *out.method_mut() = req.method().clone();
+    *out.uri_mut() = req.uri().clone();
+    *out.version_mut() = req.version();
+    *out.headers_mut() = req.headers().clone();
+    out
+}
+
 /// The API, called through the route table and handlers of this process.
 struct InProcess {
     app: App,
+    request_id: String,
 }
 
 impl Api for InProcess {
     fn call<'a>(&'a self, caller: &'a Caller, request: ApiRequest) -> BoxFuture<'a, Result<ApiReply, Unreachable>> {
         Box::pin(async move {
-            Ok(match to_lambda_request(caller, &request) {
+            Ok(match to_lambda_request(caller, &request, &self.request_id) {
                 Ok((function, req)) => reply(handlers::handle(&self.app, function, req).await),
                 Err(answer) => answer,
             })
@@ -60,7 +78,7 @@ impl Api for InProcess {
 
 /// The request API Gateway would hand the function that serves this route,
 /// or the answer it would give itself when no route matches.
-fn to_lambda_request(caller: &Caller, r: &ApiRequest) -> Result<(handlers::Function, Request), ApiReply> {
+fn to_lambda_request(caller: &Caller, r: &ApiRequest, request_id: &str) -> Result<(Function, Request), ApiReply> {
     // Encoding each segment keeps an id with a `/` from reaching another route.
     let mut url = url::Url::parse("http://in-process/").expect("static URL");
     url.path_segments_mut().expect("http URLs have paths").clear().extend(&r.segments);
@@ -93,7 +111,8 @@ fn to_lambda_request(caller: &Caller, r: &ApiRequest) -> Result<(handlers::Funct
     let mut builder = http::Request::builder()
         .method(method)
         .uri(&url[url::Position::BeforePath..])
-        .header("content-type", "application/json");
+        .header("content-type", "application/json")
+        .header(crate::request::REQUEST_ID_HEADER, request_id);
     if let Some(a) = &caller.authorization {
         builder = builder.header("authorization", a);
     }
@@ -128,20 +147,24 @@ mod tests {
     fn tool_requests_route_like_api_gateway_would() {
         let caller = Caller { authorization: Some("Bearer t".into()) };
         let r = ApiRequest::get(&["api", "enrichment", "run_1", "items"]).query("status", Some("failed"));
-        let (f, req) = to_lambda_request(&caller, &r).unwrap();
-        assert_eq!(f, handlers::Function::Items);
+        let (f, req) = to_lambda_request(&caller, &r, "req_1").unwrap();
+        assert_eq!(f, Function::Items);
         assert_eq!(req.uri().path(), "/api/enrichment/run_1/items");
         assert_eq!(req.query_string_parameters_ref().and_then(|q| q.first("status")), Some("failed"));
         assert_eq!(req.path_parameters_ref().and_then(|p| p.first("id")), Some("run_1"));
         assert_eq!(req.headers()["authorization"], "Bearer t");
+        assert_eq!(req.headers()["x-request-id"], "req_1");
 
         // An id holding a slash stays one (decoded) path parameter.
-        let (f, req) = to_lambda_request(&caller, &ApiRequest::get(&["api", "enrichment", "a/b"])).unwrap();
-        assert_eq!(f, handlers::Function::Status);
+        let (f, req) = to_lambda_request(&caller, &ApiRequest::get(&["api", "enrichment", "a/b"]), "req_1").unwrap();
+        assert_eq!(f, Function::Status);
         assert_eq!(req.path_parameters_ref().and_then(|p| p.first("id")), Some("a/b"));
 
-        let missing =
-            to_lambda_request(&Caller::default(), &ApiRequest::post(&["api", "enrichment", "r", "nope"], Value::Null));
+        let missing = to_lambda_request(
+            &Caller::default(),
+            &ApiRequest::post(&["api", "enrichment", "r", "nope"], Value::Null),
+            "req_1",
+        );
         let missing = missing.err().unwrap();
         assert_eq!((missing.status, missing.body["code"].as_str()), (404, Some("NOT_FOUND")));
     }

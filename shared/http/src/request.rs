@@ -92,3 +92,61 @@ pub fn param_or_path(req: &Request, name: &str, pattern: &str) -> Option<String>
             .and_then(|ps| ps.into_iter().find(|(k, _)| k == name).map(|(_, v)| v))
     })
 }
+
+/// The header that carries a request's correlation id, both ways.
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
+/// A caller's `X-Request-Id` is kept when it is a sane token (it goes into
+/// logs, messages and a response header).
+pub fn usable_request_id(id: &str) -> bool {
+    (1..=128).contains(&id.len()) && id.bytes().all(|b| b.is_ascii_graphic() && b != b'"' && b != b'\\')
+}
+
+/// The request's correlation id: the caller's `X-Request-Id` if usable,
+/// else API Gateway's request id, else the invocation's, else a new one.
+pub fn correlation_id(req: &Request) -> String {
+    if let Some(id) = header(req, REQUEST_ID_HEADER).filter(|id| usable_request_id(id)) {
+        return id.to_string();
+    }
+    let gateway = match req.request_context_ref() {
+        Some(lambda_http::request::RequestContext::ApiGatewayV2(c)) => c.request_id.clone(),
+        _ => None,
+    };
+    gateway
+        .or_else(|| req.lambda_context_ref().map(|c| c.request_id.clone()))
+        .filter(|id| usable_request_id(id))
+        .unwrap_or_else(|| puffle_domain::ids::new_id("req"))
+}
+
+/// Every response says which request it answers, errors included.
+pub fn with_request_id(mut resp: lambda_http::Response<Body>, id: &str) -> lambda_http::Response<Body> {
+    if let Ok(v) = http::HeaderValue::from_str(id) {
+        resp.headers_mut().insert(REQUEST_ID_HEADER, v);
+    }
+    resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn req(headers: &[(&str, &str)]) -> Request {
+        let mut b = http::Request::builder().uri("/api/health");
+        for (k, v) in headers {
+            b = b.header(*k, *v);
+        }
+        b.body(Body::Empty).unwrap()
+    }
+
+    #[test]
+    fn a_sane_caller_id_is_kept_and_anything_else_replaced() {
+        assert_eq!(correlation_id(&req(&[("x-request-id", "abc-123")])), "abc-123");
+        let long = "x".repeat(129);
+        for bad in ["", "has space", "quote\"", long.as_str()] {
+            let id = correlation_id(&req(&[("x-request-id", bad)]));
+            assert_ne!(id, bad);
+            assert!(usable_request_id(&id), "{id}");
+        }
+        assert!(correlation_id(&req(&[])).starts_with("req_"));
+    }
+}

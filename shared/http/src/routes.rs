@@ -1,52 +1,191 @@
-//! The route table: every HTTP route and the function that serves it. The
-//! local server routes with it; a test checks it against template.yaml.
+//! The route table: every HTTP route, the operation it names and the
+//! function (Lambda binary) that serves it. The local server routes with it;
+//! a test checks it against template.yaml. Pure data: the handlers live in
+//! `handlers/`, one module per function.
 
-use crate::handlers::Function;
+/// An HTTP function: one Lambda binary, serving one or more routes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Function {
+    Health,
+    Credits,
+    Catalog,
+    Create,
+    Status,
+    Items,
+    Cancel,
+    Leads,
+    Lists,
+    WebhookApi,
+    Mcp,
+}
+
+impl Function {
+    pub const ALL: &'static [Function] = &[
+        Function::Health,
+        Function::Credits,
+        Function::Catalog,
+        Function::Create,
+        Function::Status,
+        Function::Items,
+        Function::Cancel,
+        Function::Leads,
+        Function::Lists,
+        Function::WebhookApi,
+        Function::Mcp,
+    ];
+
+    /// The binary (and template `Metadata.BuildProperties.Binary`) name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Function::Health => "health",
+            Function::Credits => "credits",
+            Function::Catalog => "catalog",
+            Function::Create => "create",
+            Function::Status => "status",
+            Function::Items => "items",
+            Function::Cancel => "cancel",
+            Function::Leads => "leads",
+            Function::Lists => "lists",
+            Function::WebhookApi => "webhook-api",
+            Function::Mcp => "mcp",
+        }
+    }
+}
+
+/// What a route does: each has exactly one handler function.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Op {
+    Health,
+    Balance,
+    Catalog,
+    CreateEnrichment,
+    DeleteEnrichment,
+    ListSecrets,
+    PutSecret,
+    CreateRun,
+    RunStatus,
+    RunItems,
+    CancelRun,
+    UpsertLeads,
+    GetLeads,
+    CreateList,
+    GetLists,
+    GetList,
+    AddListLeads,
+    GetListLeads,
+    CreateRule,
+    ListRules,
+    DeleteRule,
+    RuleRuns,
+    RetryRun,
+    CreateWebhook,
+    ListWebhooks,
+    GetWebhook,
+    UpdateWebhook,
+    DeleteWebhook,
+    RotateWebhookSecret,
+    ListDeliveries,
+    ReplayDelivery,
+    TestWebhook,
+    /// MCP's JSON-RPC messages (each tool call is then admitted as the API route it calls).
+    McpPost,
+    McpGet,
+    McpDelete,
+}
+
+impl Op {
+    /// The per-token rate-limit class the route counts in
+    /// (puffle_domain::rate::DEFAULT_LIMITS): the costly routes alone, other
+    /// writes together, reads together.
+    pub fn rate_class(self) -> &'static str {
+        match self {
+            Op::CreateRun | Op::RetryRun => "create",
+            Op::UpsertLeads => "upsert",
+            Op::CreateList
+            | Op::AddListLeads
+            | Op::CancelRun
+            | Op::CreateEnrichment
+            | Op::DeleteEnrichment
+            | Op::PutSecret
+            | Op::CreateRule
+            | Op::DeleteRule
+            | Op::CreateWebhook
+            | Op::UpdateWebhook
+            | Op::DeleteWebhook
+            | Op::RotateWebhookSecret
+            | Op::ReplayDelivery
+            | Op::TestWebhook => "write",
+            Op::Health
+            | Op::ListSecrets
+            | Op::ListRules
+            | Op::RuleRuns
+            | Op::Balance
+            | Op::Catalog
+            | Op::RunStatus
+            | Op::RunItems
+            | Op::GetLeads
+            | Op::GetLists
+            | Op::GetList
+            | Op::GetListLeads
+            | Op::ListWebhooks
+            | Op::GetWebhook
+            | Op::ListDeliveries => "read",
+            // /mcp is public (initialize and tools/list need no token); its
+            // tool calls count in the classes of the routes they call.
+            Op::McpPost | Op::McpGet | Op::McpDelete => "read",
+        }
+    }
+}
 
 pub struct Route {
     pub method: &'static str,
     /// API Gateway path syntax: `{id}` is a path parameter.
     pub path: &'static str,
     pub function: Function,
+    pub op: Op,
+}
+
+const fn route(method: &'static str, path: &'static str, function: Function, op: Op) -> Route {
+    Route { method, path, function, op }
 }
 
 pub const ROUTES: &[Route] = &[
-    Route { method: "GET", path: "/api/health", function: Function::Health },
-    Route { method: "GET", path: "/api/credits", function: Function::Credits },
-    Route { method: "GET", path: "/api/enrichments", function: Function::Catalog },
-    Route { method: "POST", path: "/api/enrichments", function: Function::Catalog },
-    Route { method: "DELETE", path: "/api/enrichments/{id}", function: Function::Catalog },
-    Route { method: "GET", path: "/api/secrets", function: Function::Catalog },
-    Route { method: "PUT", path: "/api/secrets/{id}", function: Function::Catalog },
-    Route { method: "POST", path: "/api/enrichment", function: Function::Create },
-    Route { method: "GET", path: "/api/enrichment/{id}", function: Function::Status },
-    Route { method: "GET", path: "/api/enrichment/{id}/items", function: Function::Items },
-    Route { method: "POST", path: "/api/enrichment/{id}/cancel", function: Function::Cancel },
-    Route { method: "POST", path: "/api/enrichment/{id}/retry", function: Function::Create },
-    Route { method: "POST", path: "/api/leads", function: Function::Leads },
-    Route { method: "GET", path: "/api/leads", function: Function::Leads },
-    Route { method: "POST", path: "/api/lists", function: Function::Lists },
-    Route { method: "GET", path: "/api/lists", function: Function::Lists },
-    Route { method: "GET", path: "/api/lists/{id}", function: Function::Lists },
-    Route { method: "POST", path: "/api/lists/{id}/leads", function: Function::Lists },
-    Route { method: "GET", path: "/api/lists/{id}/leads", function: Function::Lists },
-    Route { method: "POST", path: "/api/lists/{id}/rules", function: Function::Lists },
-    Route { method: "GET", path: "/api/lists/{id}/rules", function: Function::Lists },
-    Route { method: "DELETE", path: "/api/lists/{id}/rules/{ruleId}", function: Function::Lists },
-    Route { method: "GET", path: "/api/lists/{id}/rules/{ruleId}/runs", function: Function::Lists },
-    Route { method: "POST", path: "/api/webhooks", function: Function::WebhookApi },
-    Route { method: "GET", path: "/api/webhooks", function: Function::WebhookApi },
-    Route { method: "GET", path: "/api/webhooks/{id}", function: Function::WebhookApi },
-    Route { method: "PATCH", path: "/api/webhooks/{id}", function: Function::WebhookApi },
-    Route { method: "DELETE", path: "/api/webhooks/{id}", function: Function::WebhookApi },
-    Route { method: "POST", path: "/api/webhooks/{id}/rotate-secret", function: Function::WebhookApi },
-    Route { method: "GET", path: "/api/webhooks/{id}/deliveries", function: Function::WebhookApi },
-    Route { method: "POST", path: "/api/webhooks/{id}/deliveries/{deliveryId}/replay", function: Function::WebhookApi },
-    Route { method: "POST", path: "/api/webhooks/{id}/test", function: Function::WebhookApi },
+    route("GET", "/api/health", Function::Health, Op::Health),
+    route("GET", "/api/credits", Function::Credits, Op::Balance),
+    route("GET", "/api/enrichments", Function::Catalog, Op::Catalog),
+    route("POST", "/api/enrichments", Function::Catalog, Op::CreateEnrichment),
+    route("DELETE", "/api/enrichments/{id}", Function::Catalog, Op::DeleteEnrichment),
+    route("GET", "/api/secrets", Function::Catalog, Op::ListSecrets),
+    route("PUT", "/api/secrets/{id}", Function::Catalog, Op::PutSecret),
+    route("POST", "/api/enrichment", Function::Create, Op::CreateRun),
+    route("GET", "/api/enrichment/{id}", Function::Status, Op::RunStatus),
+    route("GET", "/api/enrichment/{id}/items", Function::Items, Op::RunItems),
+    route("POST", "/api/enrichment/{id}/cancel", Function::Cancel, Op::CancelRun),
+    route("POST", "/api/enrichment/{id}/retry", Function::Create, Op::RetryRun),
+    route("POST", "/api/leads", Function::Leads, Op::UpsertLeads),
+    route("GET", "/api/leads", Function::Leads, Op::GetLeads),
+    route("POST", "/api/lists", Function::Lists, Op::CreateList),
+    route("GET", "/api/lists", Function::Lists, Op::GetLists),
+    route("GET", "/api/lists/{id}", Function::Lists, Op::GetList),
+    route("POST", "/api/lists/{id}/leads", Function::Lists, Op::AddListLeads),
+    route("GET", "/api/lists/{id}/leads", Function::Lists, Op::GetListLeads),
+    route("POST", "/api/lists/{id}/rules", Function::Lists, Op::CreateRule),
+    route("GET", "/api/lists/{id}/rules", Function::Lists, Op::ListRules),
+    route("DELETE", "/api/lists/{id}/rules/{ruleId}", Function::Lists, Op::DeleteRule),
+    route("GET", "/api/lists/{id}/rules/{ruleId}/runs", Function::Lists, Op::RuleRuns),
+    route("POST", "/api/webhooks", Function::WebhookApi, Op::CreateWebhook),
+    route("GET", "/api/webhooks", Function::WebhookApi, Op::ListWebhooks),
+    route("GET", "/api/webhooks/{id}", Function::WebhookApi, Op::GetWebhook),
+    route("PATCH", "/api/webhooks/{id}", Function::WebhookApi, Op::UpdateWebhook),
+    route("DELETE", "/api/webhooks/{id}", Function::WebhookApi, Op::DeleteWebhook),
+    route("POST", "/api/webhooks/{id}/rotate-secret", Function::WebhookApi, Op::RotateWebhookSecret),
+    route("GET", "/api/webhooks/{id}/deliveries", Function::WebhookApi, Op::ListDeliveries),
+    route("POST", "/api/webhooks/{id}/deliveries/{deliveryId}/replay", Function::WebhookApi, Op::ReplayDelivery),
+    route("POST", "/api/webhooks/{id}/test", Function::WebhookApi, Op::TestWebhook),
     // Streamable HTTP: POST carries JSON-RPC; GET and DELETE answer 405 (stateless).
-    Route { method: "POST", path: "/mcp", function: Function::Mcp },
-    Route { method: "GET", path: "/mcp", function: Function::Mcp },
-    Route { method: "DELETE", path: "/mcp", function: Function::Mcp },
+    route("POST", "/mcp", Function::Mcp, Op::McpPost),
+    route("GET", "/mcp", Function::Mcp, Op::McpGet),
+    route("DELETE", "/mcp", Function::Mcp, Op::McpDelete),
 ];
 
 /// Matches a concrete path against a route pattern; returns path parameters.
@@ -102,6 +241,7 @@ mod tests {
         match resolve("GET", "/api/enrichment/run_1/items") {
             Resolved::Found(r, p) => {
                 assert_eq!(r.function, Function::Items);
+                assert_eq!(r.op, Op::RunItems);
                 assert_eq!(p, vec![("id".to_string(), "run_1".to_string())]);
             }
             _ => panic!("not found"),
@@ -109,5 +249,14 @@ mod tests {
         assert!(matches!(resolve("DELETE", "/api/leads"), Resolved::MethodNotAllowed(_)));
         assert!(matches!(resolve("GET", "/api/nothing"), Resolved::NotFound));
         assert!(matches!(resolve("GET", "/api/enrichment//items"), Resolved::NotFound));
+    }
+
+    #[test]
+    fn every_op_has_one_route() {
+        let mut seen = vec![];
+        for r in ROUTES {
+            assert!(!seen.contains(&r.op), "{:?} has two routes", r.op);
+            seen.push(r.op);
+        }
     }
 }

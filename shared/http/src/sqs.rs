@@ -5,6 +5,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use futures::FutureExt;
 use puffle_app::worker::Delivery;
 use puffle_app::App;
+use tracing::Instrument;
+
+use crate::logging::correlation_span;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Consumer {
@@ -12,6 +15,34 @@ pub enum Consumer {
     DeadLetters,
     /// The webhooks function: one delivery attempt per message.
     Webhooks,
+}
+
+impl Consumer {
+    /// The binary (and template `Metadata.BuildProperties.Binary`) name.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Consumer::Worker => "worker",
+            Consumer::DeadLetters => "dlq",
+            Consumer::Webhooks => "webhooks",
+        }
+    }
+}
+
+/// The one field of a message body this layer reads: the correlation id the
+/// sender carried over from the request that caused the message.
+#[derive(serde::Deserialize)]
+struct Correlated {
+    #[serde(rename = "correlationId")]
+    correlation_id: Option<String>,
+}
+
+/// A message's correlation id: the body's `correlationId`, else the message id.
+pub fn correlation_id(m: &Message) -> String {
+    serde_json::from_str::<Correlated>(&m.body)
+        .ok()
+        .and_then(|c| c.correlation_id)
+        .filter(|id| !id.is_empty())
+        .unwrap_or_else(|| m.id.clone())
 }
 
 /// One message to handle: its id, body and how often it was received.
@@ -35,24 +66,28 @@ pub fn messages(event: SqsEvent) -> Vec<Message> {
 
 /// Handles a batch concurrently; returns the ids of the messages that failed.
 pub async fn handle_batch(app: &App, consumer: Consumer, batch: Vec<Message>) -> Vec<String> {
-    let futures = batch.into_iter().map(|m| async move {
-        let result = match consumer {
-            // Boxed: the flows nest deep enough to overflow rustc's layout
-            // query depth in the binaries otherwise.
-            Consumer::Worker => {
-                let delivery = Delivery { message_id: &m.id, receive_count: m.receive_count };
-                app.handle_work(&m.body, delivery).boxed().await
-            }
-            Consumer::DeadLetters => app.handle_dead_letter(&m.body).boxed().await,
-            Consumer::Webhooks => app.handle_webhook_delivery(&m.body).boxed().await,
-        };
-        match result {
-            Ok(()) => None,
-            Err(e) => {
-                tracing::error!(message_id = %m.id, receive_count = m.receive_count, error = %e, "message failed; left for retry");
-                Some(m.id)
+    let futures = batch.into_iter().map(|m| {
+        let span = correlation_span(&correlation_id(&m));
+        async move {
+            let result = match consumer {
+                // Boxed: the flows nest deep enough to overflow rustc's layout
+                // query depth in the binaries otherwise.
+                Consumer::Worker => {
+                    let delivery = Delivery { message_id: &m.id, receive_count: m.receive_count };
+                    app.handle_work(&m.body, delivery).boxed().await
+                }
+                Consumer::DeadLetters => app.handle_dead_letter(&m.body).boxed().await,
+                Consumer::Webhooks => app.handle_webhook_delivery(&m.body).boxed().await,
+            };
+            match result {
+                Ok(()) => None,
+                Err(e) => {
+                    tracing::error!(message_id = %m.id, receive_count = m.receive_count, error = %e, "message failed; left for retry");
+                    Some(m.id)
+                }
             }
         }
+        .instrument(span)
     });
     futures::future::join_all(futures).await.into_iter().flatten().collect()
 }
@@ -91,4 +126,20 @@ pub async fn handle_event(app: &App, consumer: Consumer, event: SqsEvent) -> Sqs
         })
         .collect();
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn msg(body: &str) -> Message {
+        Message { id: "m-1".into(), body: body.into(), receive_count: 1 }
+    }
+
+    #[test]
+    fn the_correlation_id_comes_from_the_body_or_the_message_id() {
+        assert_eq!(correlation_id(&msg(r#"{"type":"plan","correlationId":"req-9"}"#)), "req-9");
+        assert_eq!(correlation_id(&msg(r#"{"type":"plan"}"#)), "m-1");
+        assert_eq!(correlation_id(&msg("not json")), "m-1");
+    }
 }

@@ -107,7 +107,7 @@ pub struct ListResults {
 pub struct RetryFailed {
     /// The run's id (`runId` from start_enrichment).
     pub run_id: String,
-    /// Which items to retry (default: failed).
+    /// Which items to retry: "failed" (default) or "skipped".
     pub status: Option<String>,
     /// Makes the retry safe to repeat; generated when absent and returned.
     pub idempotency_key: Option<String>,

@@ -154,8 +154,8 @@ impl PuffleMcp {
         self.tool(&ctx, ApiRequest::post(&["api", "enrichment"], body).retry_safe(true)).await
     }
 
-    /// Start an enrichment run (POST /api/enrichment): charges leadCount × the enrichment's credits per Lead
-    /// and returns {runId, status, leadCount, reusedExistingRun, idempotencyKey}. Preview first. The scope
+    /// Start an enrichment run (POST /api/enrichment): reserves leadCount × the enrichment's credits per
+    /// Lead (found Leads are charged, the rest released as the run settles: see run.cost) and returns {runId, status, leadCount, reusedExistingRun, idempotencyKey}. Preview first. The scope
     /// must hold only Leads of the enrichment's subject (else SUBJECT_MISMATCH). An `idempotencyKey` is
     /// generated when absent and returned (also on errors): repeat the call with it and the same run comes
     /// back (`reusedExistingRun: true`), charged once. A 402 INSUFFICIENT_CREDITS error carries `required`
@@ -269,9 +269,9 @@ impl PuffleMcp {
         self.tool(&ctx, ApiRequest::post(&["api", "enrichment", &a.run_id, "cancel"], json!({}))).await
     }
 
-    /// Retry a run's failed items (POST /api/enrichment/{runId}/retry {status?, idempotencyKey}). An
-    /// idempotencyKey is generated when absent and returned. Where the service has no retry endpoint yet,
-    /// the API's own error comes back (404 NOT_FOUND).
+    /// Retry a finished run's failed (or, with status "skipped", its skipped) items as a new run
+    /// (POST /api/enrichment/{runId}/retry {status?, idempotencyKey}) → the new run, charged like any run. An
+    /// idempotencyKey is generated when absent and returned, so repeating the call starts one run.
     #[tool(annotations(
         read_only_hint = false,
         destructive_hint = false,
@@ -371,8 +371,9 @@ impl PuffleMcp {
         self.tool(&ctx, r).await
     }
 
-    /// The workspace's credit balance (GET /api/credits) → {balance}. A run costs leadCount × the
-    /// enrichment's costModel.creditsPerLead; preview_enrichment shows the exact figure.
+    /// The workspace's credit balance (GET /api/credits) → {balance}. A run reserves leadCount × the
+    /// enrichment's costModel.creditsPerLead (preview_enrichment shows the figure) and in the end costs
+    /// only the Leads it found; the rest comes back to the balance.
     #[tool(annotations(read_only_hint = true, open_world_hint = false))]
     async fn get_credits(&self, ctx: RequestContext<RoleServer>) -> CallToolResult {
         self.tool(&ctx, ApiRequest::get(&["api", "credits"])).await

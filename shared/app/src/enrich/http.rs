@@ -409,6 +409,7 @@ pub(crate) async fn send(ctx: &Ctx, req: Outbound) -> Option<Sent> {
     if !ctx.circuit.allow(Instant::now()) {
         return None;
     }
+    let started = Instant::now();
     let calls = AtomicU32::new(0);
     let attempt = || async {
         ctx.limiter.until_ready().await;
@@ -446,6 +447,7 @@ pub(crate) async fn send(ctx: &Ctx, req: Outbound) -> Option<Sent> {
             (Some(backoff), None) => Some(backoff),
         })
         .await;
+    crate::emf::provider_call(&ctx.provider, started.elapsed().as_secs_f64() * 1000.0, 1, result.is_err() as u64);
     match &result {
         Err(err) if err.is_provider_failure() => ctx.circuit.failure(Instant::now()),
         _ => ctx.circuit.success(),

@@ -185,12 +185,24 @@ impl App {
     ) -> Result<Vec<Enriched>, AppError> {
         match &enrichment.tool_binding {
             ToolBinding::Builtin { provider } if providers::NETWORK.contains(&provider.as_str()) => {
-                Ok(self.enrich_network(&enrichment.slug, provider, leads).await)
+                let started = std::time::Instant::now();
+                let out = self.enrich_network(&enrichment.slug, provider, leads).await;
+                let errors = out.iter().filter(|e| matches!(e.outcome, Outcome::Failed { .. })).count() as u64;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                crate::emf::provider_call(&format!("builtin:{}", enrichment.slug), ms, out.len() as u64, errors);
+                Ok(out)
             }
-            ToolBinding::Builtin { provider } => Ok(leads
-                .iter()
-                .map(|lead| Enriched::builtin(&enrichment.slug, providers::run(provider, lead, input)))
-                .collect()),
+            ToolBinding::Builtin { provider } => {
+                let started = std::time::Instant::now();
+                let out: Vec<Enriched> = leads
+                    .iter()
+                    .map(|lead| Enriched::builtin(&enrichment.slug, providers::run(provider, lead, input)))
+                    .collect();
+                let errors = out.iter().filter(|e| matches!(e.outcome, Outcome::Failed { .. })).count() as u64;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                crate::emf::provider_call(&format!("builtin:{}", enrichment.slug), ms, out.len() as u64, errors);
+                Ok(out)
+            }
             ToolBinding::Http(h) => self.enrich_http(ws, enrichment, h, input, leads).await,
             ToolBinding::Llm(l) => self.enrich_llm(ws, enrichment, l, input, leads).await,
             ToolBinding::Waterfall(w) => Box::pin(self.enrich_waterfall(ws, enrichment, w, input, leads)).await,

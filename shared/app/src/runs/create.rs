@@ -124,7 +124,7 @@ impl App {
             created_at: now.clone(),
             ttl: time::epoch_seconds() + KEY_TTL_SECONDS,
         });
-        let charge = LedgerEntry::charge(
+        let reserve = LedgerEntry::reserve(
             cost,
             format!("enrichment {} over {} lead(s)", enrichment.slug, run.scope.resolved_count),
             &run.id,
@@ -137,8 +137,9 @@ impl App {
         if let Some(r) = &start.retry {
             extra.push(self.store().retry_link_entry(ws, &r.of, &run.id));
         }
-        match self.store().create_run(ws, &run, cost, idem.as_ref(), &charge, extra).await? {
-            CreateOutcome::Created => {}
+        let price = enrichment.cost_model.credits_per_lead;
+        match self.store().create_run(ws, &run, price, cost, idem.as_ref(), &reserve, extra).await? {
+            CreateOutcome::Created => crate::emf::run_created(&enrichment.slug, run.scope.resolved_count, cost),
             CreateOutcome::KeyTaken | CreateOutcome::RunExists => {
                 // A concurrent request with this key (or a replayed rule batch) won: answer with its run.
                 if let Some(key) = &req.idempotency_key {
@@ -167,13 +168,14 @@ impl App {
                 Ok(Created { response, new_run: true })
             }
             Err(e) => {
-                tracing::error!(run_id = %run.id, error = %e, "dispatch failed; refunding");
+                tracing::error!(run_id = %run.id, error = %e, "dispatch failed; releasing the reservation");
                 let error = RunError {
                     message: "the work queue rejected the dispatch".into(),
                     details: json!({"code": "DISPATCH_FAILED", "cause": e.to_string()}),
                 };
-                let refund = LedgerEntry::refund(cost, "dispatch failed", &run.id, &time::now());
-                if self.store().fail_dispatch(ws, &run, &error, &refund, &time::now()).await? {
+                let release = LedgerEntry::release(cost, "dispatch failed", &run.id, &time::now());
+                if self.store().fail_dispatch(ws, &run, &error, &release, &time::now()).await? {
+                    crate::emf::credits_released(cost);
                     Err(AppError::DispatchFailed { run_id: run.id, trigger_run_id: None })
                 } else {
                     // The stream dispatched it meanwhile: the run is under way.
@@ -229,7 +231,7 @@ impl App {
         let now = time::now();
         let mut failed = run.clone();
         failed.status = RunStatus::Failed;
-        failed.cost = RunCost { preview: cost, actual: 0 };
+        failed.cost = RunCost { preview: cost, ..RunCost::reserved(0) };
         failed.scope.counts = Counts { failed: run.scope.resolved_count, ..Default::default() };
         failed.error = Some(RunError {
             message: format!("the workspace has {balance} credits; this run needs {cost}"),
@@ -439,7 +441,7 @@ fn new_run(req: &CreateRequest, e: &Enrichment, planned: Planned, cost: u64, sta
             write_policy: req.write_policy,
             persist_results: true,
         },
-        cost: RunCost { preview: cost, actual: cost },
+        cost: RunCost::reserved(cost),
         trigger: RunTrigger {
             source: if start.rule.is_some() { TriggerSource::Rule } else { TriggerSource::Api },
             rule_id: start.rule.as_ref().map(|r| r.rule_id.clone()),

@@ -1,11 +1,12 @@
 //! Chunk processing: enrich up to 100 Leads, move their items from pending
-//! to terminal (each with its attribute value, all or nothing per item), then
-//! count the chunk exactly once from the items as they actually ended up.
+//! to terminal (each with its attribute value and its settled cost, all or
+//! nothing per item), then count and settle the chunk exactly once from the
+//! items as they actually ended up: found results charged, the rest released.
 //!
 //! Requests per chunk of 100: 1 GetItem (run), 1 BatchGetItem (Leads),
 //! +1 BatchGetItem for `skip_existing`, 2 TransactWriteItems (50 items + 50
-//! values each), 1 BatchGetItem (the items read back), 1 UpdateItem (counts)
-//! — about 0.06 per Lead.
+//! values each), 1 BatchGetItem (the items read back), 1 TransactWriteItems
+//! (counts + credits) and 1 GetItem (the run after it) — about 0.07 per Lead.
 
 use std::collections::HashMap;
 
@@ -13,7 +14,8 @@ use puffle_aws::faults::{self, Boundary};
 use puffle_aws::store::{get_s, AttrWrite, Row};
 use puffle_domain::chunk::{delta_of, finish_item, LeadState};
 use puffle_domain::create::{OutputTarget, WritePolicy};
-use puffle_domain::item::Item;
+use puffle_domain::credits::LedgerEntry;
+use puffle_domain::item::{Item, ItemStatus};
 use puffle_domain::providers::Outcome;
 use puffle_domain::run::RunStatus;
 use puffle_domain::time;
@@ -54,8 +56,9 @@ impl App {
         let run = &rec.run;
         let now = time::now();
         let list_id = run.scope.list_id().map(str::to_string);
+        let price = rec.credits_per_lead;
         let base = |lead: &str| {
-            let mut i = Item::pending(run_id, lead, list_id.as_deref(), &now);
+            let mut i = Item::pending(run_id, lead, list_id.as_deref(), &now).reserving(price);
             i.attempts = receive_count;
             i.timing.started_at = Some(now.clone());
             i
@@ -106,7 +109,8 @@ impl App {
                             let message = format!("enrichment {slug} is no longer available");
                             Enriched::builtin(slug, Outcome::Failed { message, code: "UNKNOWN_PROVIDER".into() })
                         });
-                        provided = Some((e.attempts(receive_count), e.cached_flag(), e.attempts_log, e.usage));
+                        provided =
+                            Some((e.attempts(receive_count), e.cached_flag(), e.charge, e.credits, e.attempts_log, e.usage));
                         LeadState::Enriched {
                             lead,
                             outcome: e.outcome,
@@ -116,11 +120,17 @@ impl App {
                     }
                 };
                 let (mut item, value) = finish_item(base(lead_id), state, &run.input, &now);
-                if let Some((attempts, cached, steps, usage)) = provided {
+                if let Some((attempts, cached, charge, credits, steps, usage)) = provided {
                     item.attempts = attempts;
                     item.metadata.cached = cached;
                     item.metadata.attempts = steps;
                     item.metadata.usage = usage;
+                    if !charge && item.status == ItemStatus::Completed {
+                        item = item.waive_charge();
+                    } else if let Some(credits) = credits {
+                        // A waterfall charges the winning step's price, at most what was reserved.
+                        item = item.charge_at_most(credits);
+                    }
                 }
                 let attr = match value {
                     Some(v) => {
@@ -140,8 +150,11 @@ impl App {
         self.count_settled_chunk(ws, run_id, chunk, lead_ids).await
     }
 
-    /// Counts a chunk whose items were all written terminal, from the items
-    /// as stored (an earlier delivery may have finished some of them), once.
+    /// Counts and settles a chunk whose items were all written terminal, from
+    /// the items as stored (an earlier delivery may have finished some of
+    /// them), once: each item's charge or release was fixed by its own
+    /// pending → terminal write, so whichever delivery counts settles
+    /// exactly what the items say.
     pub(crate) async fn count_settled_chunk(
         &self,
         ws: &str,
@@ -152,7 +165,20 @@ impl App {
         let statuses = self.store().item_statuses(run_id, lead_ids).await?;
         let delta = delta_of(lead_ids.len(), lead_ids.iter().filter_map(|l| statuses.get(l).copied()))
             .ok_or_else(|| AppError::Unavailable(format!("chunk {chunk} still has unfinished items; retry")))?;
-        match self.store().count_chunk(ws, run_id, chunk, delta, &time::now()).await? {
+        let now = time::now();
+        let charge = LedgerEntry::charge(
+            delta.charged,
+            format!("chunk {chunk}: {} lead(s) found", delta.completed),
+            run_id,
+            &now,
+        );
+        let release = LedgerEntry::release(
+            delta.released,
+            format!("chunk {chunk}: {} skipped, {} failed", delta.skipped, delta.failed),
+            run_id,
+            &now,
+        );
+        match self.store().count_chunk(ws, run_id, chunk, delta, [Some(&charge), Some(&release)], &now).await? {
             None => {
                 tracing::info!(chunk, "chunk counted by another delivery");
                 if let Some(rec) = self.store().get_run(ws, run_id).await? {
@@ -162,11 +188,16 @@ impl App {
                 }
             }
             Some(after) => {
+                crate::emf::leads_enriched(&after.run.enrichment.slug, delta.completed, delta.skipped, delta.failed);
+                crate::emf::credits_charged(delta.charged);
+                crate::emf::credits_released(delta.released);
                 tracing::info!(
                     chunk,
                     completed = delta.completed,
                     skipped = delta.skipped,
                     failed = delta.failed,
+                    charged = delta.charged,
+                    released = delta.released,
                     pending = after.run.scope.counts.pending,
                     "chunk counted"
                 );

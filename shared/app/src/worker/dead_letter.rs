@@ -3,9 +3,10 @@
 //! finished keep their result), so no run waits forever.
 
 use puffle_aws::faults::{self, Boundary};
+use puffle_domain::credits::LedgerEntry;
 use puffle_domain::item::Item;
 use puffle_domain::plan::WorkMessage;
-use puffle_domain::run::RunError;
+use puffle_domain::run::{RunError, RunStatus};
 use puffle_domain::time;
 use serde_json::json;
 
@@ -13,6 +14,7 @@ use crate::{App, AppError};
 
 impl App {
     pub async fn handle_dead_letter(&self, body: &str) -> Result<(), AppError> {
+        crate::emf::dead_letter_arrived();
         let msg: WorkMessage = match serde_json::from_str(body) {
             Ok(m) => m,
             Err(e) => {
@@ -64,10 +66,11 @@ impl App {
         }
         let now = time::now();
         let list_id = rec.run.scope.list_id().map(str::to_string);
+        let price = rec.credits_per_lead;
         let items: Vec<(Item, Option<puffle_aws::store::Row>)> = lead_ids
             .iter()
             .map(|l| {
-                let item = Item::pending(run_id, l, list_id.as_deref(), &now).failed(
+                let item = Item::pending(run_id, l, list_id.as_deref(), &now).reserving(price).failed(
                     "the worker gave up on this lead's chunk after repeated failures",
                     "WORKER_GAVE_UP",
                     &now,
@@ -81,7 +84,8 @@ impl App {
     }
 
     /// The run fails; Leads never planned are counted failed so the counts
-    /// still add up (planned chunks finish or are given up on their own).
+    /// still add up, and released (planned chunks finish or are given up on
+    /// their own, and settle then).
     pub(crate) async fn give_up_planning(&self, ws: &str, run_id: &str, step: u32) -> Result<(), AppError> {
         let Some(rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
         let unplanned = rec.run.scope.resolved_count.saturating_sub(rec.progress.planned_count);
@@ -89,7 +93,12 @@ impl App {
             message: "the worker gave up planning this run".into(),
             details: json!({"code": "WORKER_GAVE_UP", "step": step}),
         };
-        self.store().fail_planning(ws, run_id, unplanned, &error, &time::now()).await?;
+        let now = time::now();
+        // Never more than is still held, whatever a legacy row says.
+        let amount = (unplanned * rec.credits_per_lead).min(rec.run.cost.held());
+        let release = LedgerEntry::release(amount, format!("{unplanned} lead(s) never planned"), run_id, &now);
+        let cancelled = rec.run.status == RunStatus::Cancelled;
+        self.store().fail_planning(ws, run_id, cancelled, unplanned, &release, &error, &now).await?;
         Ok(())
     }
 }

@@ -8,7 +8,7 @@
 //! the reaper re-sends a step whose message was lost (from `planCursor`).
 
 use puffle_aws::faults::{self, Boundary};
-use puffle_aws::store::{ChunkDelta, RunRecord};
+use puffle_aws::store::RunRecord;
 use puffle_domain::credits::LedgerEntry;
 use puffle_domain::item::Item;
 use puffle_domain::plan::{cap, chunks, WorkMessage, PLAN_PAGE};
@@ -98,7 +98,7 @@ impl App {
             .iter()
             .flat_map(|(n, ids)| ids.iter().map(move |l| (l, *n)))
             .map(|(l, n)| {
-                let item = Item::pending(run_id, l, list_id.as_deref(), &now);
+                let item = Item::pending(run_id, l, list_id.as_deref(), &now).reserving(rec.credits_per_lead);
                 (if cancelled { item.skipped("run_cancelled", &now) } else { item }, n)
             })
             .collect();
@@ -107,8 +107,9 @@ impl App {
             // pending: turn them skipped too (finished items stay as they are).
             self.store().put_items_unless_terminal(&items).await?;
             for (n, c) in &numbered {
-                let d = ChunkDelta { size: c.len() as u64, skipped: c.len() as u64, ..Default::default() };
-                self.store().count_chunk(ws, run_id, *n, d, &now).await?;
+                // Counted (and released) from the items as they are: one an
+                // earlier attempt's chunk finished keeps its outcome.
+                self.count_settled_chunk(ws, run_id, *n, c).await?;
             }
         } else {
             self.store().put_items_if_absent(&items).await?;
@@ -127,15 +128,11 @@ impl App {
 
         let shrink = if last && planned_after < rec.run.scope.resolved_count {
             let diff = rec.run.scope.resolved_count - planned_after;
-            let per_lead = self
-                .find_enrichment_to_run(ws, &rec.run.enrichment.slug)
-                .await?
-                .map(|e| e.cost_model.credits_per_lead)
-                .unwrap_or(0);
-            let refund = (diff * per_lead).min(rec.run.cost.actual);
+            // The price fixed at create; never more than is still held.
+            let release = (diff * rec.credits_per_lead).min(rec.run.cost.held());
             let entry =
-                LedgerEntry::refund(refund, format!("{diff} lead(s) left the scope before planning"), run_id, &now);
-            Some((diff, refund, entry))
+                LedgerEntry::release(release, format!("{diff} lead(s) left the scope before planning"), run_id, &now);
+            Some((diff, release, entry))
         } else {
             None
         };
@@ -158,6 +155,7 @@ impl App {
         if !recorded {
             return Ok(()); // a concurrent delivery of this step did it
         }
+        crate::emf::credits_released(shrink.as_ref().map_or(0, |(_, refund, _)| *refund));
         if last {
             // Everything may already be counted (tiny runs, cancelled runs).
             self.store().complete_if_done(ws, run_id, &time::now()).await?;

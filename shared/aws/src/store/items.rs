@@ -3,7 +3,7 @@
 //! the `gsi1` index.
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
-use puffle_domain::item::{Item, ItemStatus};
+use puffle_domain::item::{Item, ItemCost, ItemStatus};
 use puffle_domain::page::{PageFill, MAX_QUERY_REQUESTS};
 
 use super::{from_row, row, s, Row, Store};
@@ -59,19 +59,23 @@ impl Store {
         self.put_where(rows, "attribute_not_exists(pk) OR #status = :pending").await
     }
 
-    /// The status of each of a run's items for `lead_ids`, read strongly.
+    /// The status and settled cost of each of a run's items for `lead_ids`,
+    /// read strongly.
     pub async fn item_statuses(
         &self,
         run_id: &str,
         lead_ids: &[String],
-    ) -> Result<std::collections::HashMap<String, ItemStatus>, StoreError> {
+    ) -> Result<std::collections::HashMap<String, (ItemStatus, ItemCost)>, StoreError> {
         let rows = self.batch_get(lead_ids.iter().map(|l| keys::item(run_id, l)).collect()).await?;
         Ok(rows
-            .iter()
-            .filter_map(|r| {
-                let lead = super::get_s(r, "leadId")?;
-                let st = ItemStatus::parse(&super::get_s(r, "status")?)?;
-                Some((lead, st))
+            .into_iter()
+            .filter_map(|mut r| {
+                let lead = super::get_s(&r, "leadId")?;
+                let st = ItemStatus::parse(&super::get_s(&r, "status")?)?;
+                // Items written before billing by outcome carry no cost.
+                let cost =
+                    r.remove("cost").and_then(|c| serde_dynamo::from_attribute_value(c).ok()).unwrap_or_default();
+                Some((lead, (st, cost)))
             })
             .collect())
     }

@@ -3,6 +3,7 @@
 //! unprocessed items; anything that must not double-count uses a condition
 //! or a transaction.
 
+mod access;
 mod items;
 mod leads;
 mod leases;

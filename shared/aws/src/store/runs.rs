@@ -25,6 +25,9 @@ pub struct RunRecord {
     /// How often the reaper had to drive this run, and when it last did.
     pub reap_count: u32,
     pub reaped_at: Option<String>,
+    /// The price of one item, fixed at create (the enrichment may change or
+    /// go away while the run is under way): what each item reserves.
+    pub credits_per_lead: u64,
 }
 
 /// What the create transaction did.
@@ -86,13 +89,28 @@ fn record_from(r: Row) -> Result<RunRecord, StoreError> {
     let active = r.contains_key("gsi2pk");
     let reap_count = get_n(&r, "reapCount").unwrap_or(0).max(0) as u32;
     let reaped_at = super::get_s(&r, "reapedAt");
-    Ok(RunRecord { workspace_id, run: from_row(r)?, progress, done_chunks, plan_cursor, active, reap_count, reaped_at })
+    let stored_price = get_n(&r, "creditsPerLead").map(|v| v.max(0) as u64);
+    let run: Run = from_row(r)?;
+    // Runs created before the price was stored: what create priced per Lead.
+    let credits_per_lead = stored_price.unwrap_or(run.cost.preview / run.scope.resolved_count.max(1));
+    Ok(RunRecord {
+        workspace_id,
+        run,
+        progress,
+        done_chunks,
+        plan_cursor,
+        active,
+        reap_count,
+        reaped_at,
+        credits_per_lead,
+    })
 }
 
 // Update and condition expressions of the run item.
 const FAIL_DISPATCH: &str = concat!(
     "SET #status = :failed, #error = :err, #scope.#counts.#pending = :zero, ",
-    "#scope.#counts.#failed = :resolved, #cost.actual = :zero, #timing.updatedAt = :now, ",
+    "#scope.#counts.#failed = :resolved, #cost.actual = :zero, #cost.charged = :zero, ",
+    "#cost.released = :reserved, #timing.updatedAt = :now, ",
     "#timing.completedAt = :now REMOVE gsi2pk, gsi2sk"
 );
 const CANCEL: &str = "SET #status = :cancelled, #timing.cancelledAt = :now, #timing.updatedAt = :now";
@@ -104,13 +122,16 @@ const PLAN_STEP: &str = concat!(
 const SHRINK: &str = concat!(
     ", #scope.resolvedCount = #scope.resolvedCount - :diff, ",
     "#scope.#counts.#pending = #scope.#counts.#pending - :diff, ",
-    "#cost.actual = #cost.actual - :refund"
+    "#cost.released = if_not_exists(#cost.released, :zero) + :release"
 );
 const COUNT_CHUNK: &str = concat!(
     "SET #scope.#counts.#pending = #scope.#counts.#pending - :size, ",
     "#scope.#counts.#completed = #scope.#counts.#completed + :c, ",
     "#scope.#counts.#skipped = #scope.#counts.#skipped + :s, ",
     "#scope.#counts.#failed = #scope.#counts.#failed + :f, ",
+    "#cost.charged = if_not_exists(#cost.charged, :zero) + :ch, ",
+    "#cost.actual = #cost.actual + :ch, ",
+    "#cost.released = if_not_exists(#cost.released, :zero) + :rel, ",
     "#timing.updatedAt = :now ADD doneChunks :chunkSet"
 );
 const COMPLETE: &str =
@@ -126,10 +147,21 @@ const FAIL_PLANNING: &str = concat!(
     "SET #status = :failed, #error = :err, ",
     "#scope.#counts.#pending = #scope.#counts.#pending - :u, ",
     "#scope.#counts.#failed = #scope.#counts.#failed + :u, planDone = :t, ",
+    "#cost.released = if_not_exists(#cost.released, :zero) + :release, ",
     "#timing.updatedAt = :now, #timing.completedAt = :now"
+);
+/// A cancelled run whose planning is given up on keeps its status: its
+/// unplanned Leads are skipped, as a cancelled plan step would have skipped them.
+const CANCELLED_PLANNING_GIVEN_UP: &str = concat!(
+    "SET #scope.#counts.#pending = #scope.#counts.#pending - :u, ",
+    "#scope.#counts.#skipped = #scope.#counts.#skipped + :u, planDone = :t, ",
+    "#cost.released = if_not_exists(#cost.released, :zero) + :release, ",
+    "#timing.updatedAt = :now"
 );
 const PLANNING_CONDITION: &str =
     "#status IN (:pendingS, :running) AND (attribute_not_exists(planDone) OR planDone = :f)";
+const CANCELLED_PLANNING_CONDITION: &str =
+    "#status = :cancelledS AND (attribute_not_exists(planDone) OR planDone = :f)";
 
 const RUN_NAMES: &[(&str, &str)] = &[
     ("#scope", "scope"),
@@ -176,16 +208,21 @@ impl Store {
     /// Charge, run record, idempotency key and ledger line in one
     /// transaction: the balance must cover the cost and the key must be new.
     /// `extra` actions (a rule's run index entry) commit with them.
+    #[allow(clippy::too_many_arguments)]
     pub async fn create_run(
         &self,
         ws: &str,
         run: &Run,
+        credits_per_lead: u64,
         cost: u64,
         idem: Option<&IdempotencyRecord>,
-        charge: &LedgerEntry,
+        reserve: &LedgerEntry,
         extra: Vec<TransactWriteItem>,
     ) -> Result<CreateOutcome, StoreError> {
-        let mut actions = vec![self.balance_update(ws, -(cost as i64), true), self.put_new(self.new_run_row(ws, run)?)];
+        let mut actions = vec![
+            self.balance_update(ws, -(cost as i64), true),
+            self.put_new(self.new_run_row(ws, run, credits_per_lead)?),
+        ];
         let key_index = idem.map(|_| actions.len());
         if let Some(rec) = idem {
             let item = row(rec, keys::idempotency(ws, &rec.key), &[])?;
@@ -206,7 +243,7 @@ impl Store {
             );
         }
         if cost > 0 {
-            actions.push(self.ledger_put(ws, charge)?);
+            actions.push(self.ledger_put(ws, reserve)?);
         }
         actions.extend(extra);
         match self.transact_with_token(actions, Some(&run.id)).await {
@@ -236,7 +273,7 @@ impl Store {
         run: &Run,
         extra: Vec<TransactWriteItem>,
     ) -> Result<bool, StoreError> {
-        let mut r = self.new_run_row(ws, run)?;
+        let mut r = self.new_run_row(ws, run, 0)?;
         r.remove("gsi2pk");
         r.remove("gsi2sk");
         let mut actions = vec![self.put_new(r)];
@@ -254,12 +291,13 @@ impl Store {
 
     /// The run's row as first written: a live run joins the sparse index
     /// the reaper reads (`gsi2`, keys only).
-    fn new_run_row(&self, ws: &str, run: &Run) -> Result<Row, StoreError> {
+    fn new_run_row(&self, ws: &str, run: &Run, credits_per_lead: u64) -> Result<Row, StoreError> {
         row(
             run,
             keys::run(ws, &run.id),
             &[
                 ("workspaceId", s(ws)),
+                ("creditsPerLead", n(credits_per_lead)),
                 ("planStep", n(0)),
                 ("plannedCount", n(0)),
                 ("gsi2pk", s(active_pk_for(&run.id))),
@@ -343,19 +381,21 @@ impl Store {
         }
     }
 
-    /// Dispatch failed: the run fails and the charge comes back, once (the
-    /// status condition makes a second refund impossible). False when the
-    /// run is no longer pending: the stream dispatched it meanwhile and the
-    /// worker started it, so it must not also fail.
+    /// Dispatch failed: the run fails and its whole reservation is released,
+    /// once (the status condition makes a second release impossible; no item
+    /// settled yet, since the worker moves the run to running before it
+    /// plans). False when the run is no longer pending: the stream
+    /// dispatched it meanwhile and the worker started it, so it must not
+    /// also fail.
     pub async fn fail_dispatch(
         &self,
         ws: &str,
         run: &Run,
         error: &RunError,
-        refund: &LedgerEntry,
+        release: &LedgerEntry,
         now: &str,
     ) -> Result<bool, StoreError> {
-        let (run_id, resolved, cost) = (run.id.as_str(), run.scope.resolved_count, run.cost.actual);
+        let (run_id, resolved, cost) = (run.id.as_str(), run.scope.resolved_count, run.cost.reserved);
         let err = serde_dynamo::to_attribute_value(error)?;
         let u = self
             .run_update(ws, run_id, FAIL_DISPATCH, Some("#status = :pendingS"))
@@ -366,13 +406,14 @@ impl Store {
             .expression_attribute_values(":err", err)
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":resolved", n(resolved))
+            .expression_attribute_values(":reserved", n(cost))
             .expression_attribute_values(":now", s(now))
             .build()
             .expect("update");
         let mut actions = vec![TransactWriteItem::builder().update(u).build()];
         if cost > 0 {
             actions.push(self.balance_update(ws, cost as i64, false));
-            actions.push(self.ledger_put(ws, refund)?);
+            actions.push(self.ledger_put(ws, release)?);
         }
         match self.transact(actions).await {
             Ok(()) => Ok(true),
@@ -418,8 +459,8 @@ impl Store {
     }
 
     /// Records a finished plan step exactly once (`planStep` must still be
-    /// `step`). On the last step, Leads charged for but not found (the scope
-    /// shrank) leave the counts and are refunded in the same transaction.
+    /// `step`). On the last step, Leads reserved for but not found (the scope
+    /// shrank) leave the counts and are released in the same transaction.
     /// Returns false when another delivery already recorded this step.
     #[allow(clippy::too_many_arguments)]
     pub async fn finish_plan_step(
@@ -446,13 +487,14 @@ impl Store {
             .expression_attribute_values(":cursor", next_cursor.map(s).unwrap_or(AttributeValue::Null(true)))
             .expression_attribute_values(":now", s(now));
         let mut actions = vec![];
-        if let Some((diff, refund, entry)) = shrink {
+        if let Some((diff, release, entry)) = shrink {
             u = u
                 .expression_attribute_names("#cost", "cost")
                 .expression_attribute_values(":diff", n(diff))
-                .expression_attribute_values(":refund", n(refund));
-            if refund > 0 {
-                actions.push(self.balance_update(ws, refund as i64, false));
+                .expression_attribute_values(":release", n(release))
+                .expression_attribute_values(":zero", n(0));
+            if release > 0 {
+                actions.push(self.balance_update(ws, release as i64, false));
                 actions.push(self.ledger_put(ws, entry)?);
             }
         }
@@ -468,31 +510,61 @@ impl Store {
         }
     }
 
-    /// Counts a chunk exactly once: the update is conditional on the chunk's
-    /// number not being in `doneChunks`. Returns the run after the update,
-    /// or None when the chunk had already been counted.
+    /// Counts and settles a chunk exactly once: the counts, the run's
+    /// `cost.charged`/`released`, the balance (+ released) and the ledger's
+    /// charge and release lines move in one write, conditional on the
+    /// chunk's number not being in `doneChunks` — so a duplicate delivery,
+    /// a retry after a lost answer or the DLQ handler racing the worker
+    /// finds it counted and settles nothing twice. Returns the run after the
+    /// update, or None when the chunk had already been counted.
     pub async fn count_chunk(
         &self,
         ws: &str,
         run_id: &str,
         chunk: u32,
         d: ChunkDelta,
+        settle: [Option<&LedgerEntry>; 2],
         now: &str,
     ) -> Result<Option<RunRecord>, StoreError> {
         let u = self
             .run_update(ws, run_id, COUNT_CHUNK, Some("attribute_exists(pk) AND NOT contains(doneChunks, :chunk)"))
+            .expression_attribute_names("#cost", "cost")
             .expression_attribute_values(":size", n(d.size))
             .expression_attribute_values(":c", n(d.completed))
             .expression_attribute_values(":s", n(d.skipped))
             .expression_attribute_values(":f", n(d.failed))
+            .expression_attribute_values(":ch", n(d.charged))
+            .expression_attribute_values(":rel", n(d.released))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":now", s(now))
             .expression_attribute_values(":chunk", n(chunk))
             .expression_attribute_values(":chunkSet", AttributeValue::Ns(vec![chunk.to_string()]))
             .build()
             .expect("update");
-        match self.exec_update_returning(u).await {
-            Ok(r) => Ok(Some(record_from(r)?)),
-            Err(StoreError::ConditionFailed) => Ok(None),
+        let lines: Vec<&LedgerEntry> = settle.into_iter().flatten().filter(|e| e.amount > 0).collect();
+        if lines.is_empty() && d.released == 0 {
+            // Nothing to settle (a free enrichment): the plain counter update.
+            return match self.exec_update_returning(u).await {
+                Ok(r) => Ok(Some(record_from(r)?)),
+                Err(StoreError::ConditionFailed) => Ok(None),
+                Err(e) => Err(e),
+            };
+        }
+        let mut actions = vec![TransactWriteItem::builder().update(u).build()];
+        if d.released > 0 {
+            actions.push(self.balance_update(ws, d.released as i64, false));
+        }
+        for e in lines {
+            actions.push(self.ledger_put(ws, e)?);
+        }
+        match self.transact(actions).await {
+            // A transaction returns nothing: read the run it moved.
+            Ok(()) => self.get_run(ws, run_id).await,
+            Err(StoreError::TransactionCanceled(codes))
+                if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
+            {
+                Ok(None)
+            }
             Err(e) => Err(e),
         }
     }
@@ -515,30 +587,53 @@ impl Store {
     }
 
     /// The worker gave up planning: the run fails; Leads never planned are
-    /// counted failed so the counts still add up.
+    /// counted failed so the counts still add up, and their reservation is
+    /// released with them (once: planning can be given up only while not
+    /// done, and this write marks it done). A run cancelled meanwhile stays
+    /// cancelled, its unplanned Leads skipped, and is released all the same.
+    #[allow(clippy::too_many_arguments)]
     pub async fn fail_planning(
         &self,
         ws: &str,
         run_id: &str,
+        cancelled: bool,
         unplanned: u64,
+        release: &LedgerEntry,
         error: &RunError,
         now: &str,
     ) -> Result<(), StoreError> {
-        let u = self
-            .run_update(ws, run_id, FAIL_PLANNING, Some(PLANNING_CONDITION))
-            .expression_attribute_names("#error", "error")
+        let b = if cancelled {
+            self.run_update(ws, run_id, CANCELLED_PLANNING_GIVEN_UP, Some(CANCELLED_PLANNING_CONDITION))
+                .expression_attribute_values(":cancelledS", s("cancelled"))
+        } else {
+            self.run_update(ws, run_id, FAIL_PLANNING, Some(PLANNING_CONDITION))
+                .expression_attribute_names("#error", "error")
+                .expression_attribute_values(":failed", s("failed"))
+                .expression_attribute_values(":pendingS", s("pending"))
+                .expression_attribute_values(":running", s("running"))
+                .expression_attribute_values(":err", serde_dynamo::to_attribute_value(error)?)
+        };
+        let u = b
+            .expression_attribute_names("#cost", "cost")
+            .expression_attribute_values(":release", n(release.amount))
+            .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":f", AttributeValue::Bool(false))
-            .expression_attribute_values(":failed", s("failed"))
-            .expression_attribute_values(":pendingS", s("pending"))
-            .expression_attribute_values(":running", s("running"))
-            .expression_attribute_values(":err", serde_dynamo::to_attribute_value(error)?)
             .expression_attribute_values(":u", n(unplanned))
             .expression_attribute_values(":t", AttributeValue::Bool(true))
             .expression_attribute_values(":now", s(now))
             .build()
             .expect("update");
-        match self.exec_update(u).await {
-            Err(StoreError::ConditionFailed) => Ok(()),
+        let mut actions = vec![TransactWriteItem::builder().update(u).build()];
+        if release.amount > 0 {
+            actions.push(self.balance_update(ws, release.amount as i64, false));
+            actions.push(self.ledger_put(ws, release)?);
+        }
+        match self.transact(actions).await {
+            Err(StoreError::TransactionCanceled(codes))
+                if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
+            {
+                Ok(())
+            }
             other => other,
         }
     }
