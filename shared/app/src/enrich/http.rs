@@ -184,28 +184,6 @@ impl CallErrorBox {
     }
 }
 
-/// `PUFFLE_PROVIDER_ORIGIN_<PROVIDER>` (e.g. `PUFFLE_PROVIDER_ORIGIN_HUNTER=http://127.0.0.1:8089`)
-/// sends a provider's calls to another origin: a proxy, a regional
-/// endpoint, or a local stub in tests. Operator configuration only: the
-/// egress guard still checks the target, and workspace enrichments are
-/// never redirected (their URL is the workspace's own).
-pub(crate) fn origin_override(provider: &str) -> Option<String> {
-    let name: String =
-        provider.chars().map(|c| if c.is_ascii_alphanumeric() { c.to_ascii_uppercase() } else { '_' }).collect();
-    std::env::var(format!("PUFFLE_PROVIDER_ORIGIN_{name}")).ok().filter(|v| !v.is_empty())
-}
-
-/// `url` with its scheme, host and port replaced by `origin`.
-pub(crate) fn with_origin(url: &str, origin: &str) -> String {
-    match url.split_once("://") {
-        Some((_, rest)) => {
-            let path_at = rest.find(['/', '?']).unwrap_or(rest.len());
-            format!("{}{}", origin.trim_end_matches('/'), &rest[path_at..])
-        }
-        None => url.to_string(),
-    }
-}
-
 pub(crate) fn outbound(r: &Rendered, timeout: Duration) -> Result<Outbound, String> {
     let method =
         Method::from_bytes(r.method.as_bytes()).map_err(|_| format!("`{}` is not an HTTP method", r.method))?;
@@ -241,21 +219,11 @@ impl App {
     ) -> Result<Vec<Enriched>, AppError> {
         let provider = h.provider_name();
         let catalog = super::secrets::is_catalog(e);
-        // The circuit is per enrichment (per workspace for a workspace's
-        // own); the rate limit per provider.
-        let scope = if catalog { "catalog".to_string() } else { format!("ws:{ws}") };
-        let secrets = self.secrets_for(ws, e).await?;
+        // The circuit is per enrichment and the rate limit per provider, both
+        // per workspace for a workspace's own enrichment or its own key.
+        let (secrets, own_key) = self.secrets_and_source(ws, e).await?;
+        let scope = if catalog && !own_key { "catalog".to_string() } else { format!("ws:{ws}") };
         let validator = e.compile_output().map_err(AppError::Internal)?;
-        let redirected;
-        let h = match origin_override(&provider).filter(|_| catalog) {
-            Some(origin) => {
-                let mut b = h.clone();
-                b.request.url = with_origin(&b.request.url, &origin);
-                redirected = b;
-                &redirected
-            }
-            None => h,
-        };
         let ctx = Ctx {
             egress: self.egress(h.connect_timeout_ms())?,
             limiter: self.resilience.limiter(&format!("{scope}/{provider}"), h.rate_per_second()),

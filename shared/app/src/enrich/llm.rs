@@ -17,7 +17,7 @@ use puffle_domain::providers::{Outcome, MISSING_INPUT};
 use puffle_egress::StatusCode;
 use serde_json::{json, Value};
 
-use super::http::{circuit_open, codes, enriched, origin_override, outbound, send, with_origin, Ctx};
+use super::http::{circuit_open, codes, enriched, outbound, send, Ctx};
 use super::Enriched;
 use crate::{App, AppError};
 
@@ -35,12 +35,9 @@ impl App {
     ) -> Result<Vec<Enriched>, AppError> {
         let provider = l.provider_name();
         let catalog = super::secrets::is_catalog(e);
-        let scope = if catalog { "catalog".to_string() } else { format!("ws:{ws}") };
-        let secrets = self.secrets_for(ws, e).await?;
-        let endpoint = match origin_override(&provider).filter(|_| catalog) {
-            Some(origin) => with_origin(&l.endpoint(), &origin),
-            None => l.endpoint(),
-        };
+        let (secrets, own_key) = self.secrets_and_source(ws, e).await?;
+        let scope = if catalog && !own_key { "catalog".to_string() } else { format!("ws:{ws}") };
+        let endpoint = l.endpoint();
         let ctx = Ctx {
             egress: self.egress(3_000.min(l.timeout_ms()))?,
             limiter: self.resilience.limiter(&format!("{scope}/{provider}"), l.rate_per_second()),

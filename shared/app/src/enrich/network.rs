@@ -39,7 +39,6 @@ const DNS_CACHE_MAX: usize = 50_000;
 /// `skippedReason` of a homepage that is not HTML.
 pub const NOT_HTML: &str = "not_html";
 /// Homepage fetches: total time, connect time, Leads in flight per chunk.
-const PAGE_TIMEOUT: Duration = Duration::from_secs(10);
 const PAGE_CONNECT_TIMEOUT_MS: u64 = 3_000;
 const PAGE_CONCURRENCY: usize = 16;
 const DNS_CONCURRENCY: usize = 16;
@@ -48,11 +47,19 @@ const DNS_CONCURRENCY: usize = 16;
 pub struct DnsState {
     resolver: OnceCell<Result<TokioResolver, String>>,
     cache: Mutex<HashMap<String, (Instant, MailHosts)>>,
+    /// Servers and timeout given in code (tests); else the environment's.
+    fixed: Option<(Vec<SocketAddr>, Duration)>,
 }
 
-fn dns_timeout() -> Duration {
+fn env_timeout() -> Duration {
     let ms = std::env::var("PUFFLE_DNS_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(2_000u64);
     Duration::from_millis(ms.clamp(50, 10_000))
+}
+
+/// `PUFFLE_PAGE_TIMEOUT_MS` (default 10 000): the whole homepage fetch, redirects included.
+fn page_timeout() -> Duration {
+    let ms = std::env::var("PUFFLE_PAGE_TIMEOUT_MS").ok().and_then(|v| v.parse().ok()).unwrap_or(10_000u64);
+    Duration::from_millis(ms.clamp(100, 30_000))
 }
 
 /// `ip` or `ip:port` (port 53 by default), comma-separated.
@@ -68,16 +75,14 @@ fn parse_servers(spec: &str) -> Result<Vec<SocketAddr>, String> {
         .collect()
 }
 
-fn build_resolver() -> Result<TokioResolver, String> {
+fn build_resolver(servers: Vec<SocketAddr>, timeout: Duration) -> Result<TokioResolver, String> {
     let mut opts = ResolverOpts::default();
-    opts.timeout = dns_timeout();
+    opts.timeout = timeout;
     opts.attempts = 1;
     let provider = TokioRuntimeProvider::default();
-    let spec = std::env::var(DNS_SERVERS_ENV).unwrap_or_default();
-    let mut builder = if spec.trim().is_empty() {
+    let mut builder = if servers.is_empty() {
         TokioResolver::builder(provider).map_err(|e| format!("no DNS configuration: {e}"))?
     } else {
-        let servers = parse_servers(&spec)?;
         let mut config = ResolverConfig::from_parts(None, vec![], vec![]);
         for s in servers {
             let mut ns = NameServerConfig::udp_and_tcp(s.ip());
@@ -93,8 +98,25 @@ fn build_resolver() -> Result<TokioResolver, String> {
 }
 
 impl DnsState {
+    /// A resolver asking `servers` (none: the system's), each query
+    /// bounded by `timeout`.
+    pub fn new(servers: Vec<SocketAddr>, timeout: Duration) -> DnsState {
+        DnsState { fixed: Some((servers, timeout)), ..Default::default() }
+    }
+
+    fn timeout(&self) -> Duration {
+        self.fixed.as_ref().map_or_else(env_timeout, |(_, t)| *t)
+    }
+
     async fn resolver(&self) -> Result<&TokioResolver, String> {
-        self.resolver.get_or_init(|| async { build_resolver() }).await.as_ref().map_err(Clone::clone)
+        let build = || async {
+            let (servers, timeout) = match &self.fixed {
+                Some(f) => f.clone(),
+                None => (parse_servers(&std::env::var(DNS_SERVERS_ENV).unwrap_or_default())?, env_timeout()),
+            };
+            build_resolver(servers, timeout)
+        };
+        self.resolver.get_or_init(build).await.as_ref().map_err(Clone::clone)
     }
 
     fn cached(&self, domain: &str, now: Instant) -> Option<MailHosts> {
@@ -124,7 +146,7 @@ impl DnsState {
             return h;
         }
         let hosts = match self.resolver().await {
-            Ok(r) => lookup(r, domain).await,
+            Ok(r) => lookup(r, domain, self.timeout()).await,
             Err(e) => MailHosts::Unknown(e),
         };
         self.remember(domain, &hosts, now);
@@ -134,9 +156,9 @@ impl DnsState {
 
 /// MX first; without MX, A/AAAA (RFC 5321's implicit MX). Each query is
 /// also bounded here, whatever the resolver's own retries do.
-async fn lookup(r: &TokioResolver, domain: &str) -> MailHosts {
+async fn lookup(r: &TokioResolver, domain: &str, timeout: Duration) -> MailHosts {
     let fqdn = format!("{}.", domain.trim_end_matches('.'));
-    let bound = dns_timeout() * 2 + Duration::from_millis(200);
+    let bound = timeout * 2 + Duration::from_millis(200);
     let mx = match tokio::time::timeout(bound, r.mx_lookup(fqdn.as_str())).await {
         Err(_) => return MailHosts::Unknown("DNS timeout".into()),
         Ok(r) => r,
@@ -273,7 +295,7 @@ async fn fetch_overview(egress: &puffle_egress::Egress, url: &str) -> Outcome {
     let mut headers = HeaderMap::new();
     headers.insert(ACCEPT, HeaderValue::from_static("text/html,application/xhtml+xml;q=0.9,*/*;q=0.1"));
     headers.insert(USER_AGENT, HeaderValue::from_static("PuffleBot/1.0 (+website_overview)"));
-    let req = Outbound { method: Method::GET, url: parsed, headers, body: None, timeout: PAGE_TIMEOUT };
+    let req = Outbound { method: Method::GET, url: parsed, headers, body: None, timeout: page_timeout() };
     // A huge homepage still has a head and a first paragraph: read the
     // first 2 MB and parse that, rather than fail the Lead.
     let limits = Limits { truncate: true, ..Limits::default() };

@@ -6,7 +6,8 @@
 //! file; a built-in also needs its function in [`crate::providers`] (bound
 //! by `toolBinding.provider`). `PUFFLE_CATALOG_DIR` adds the `*.json` files
 //! of a directory at start (local stacks and tests; a broken file stops the
-//! process at its first catalog read).
+//! process at its first catalog read); a file there with a built-in's slug
+//! replaces that entry.
 //!
 //! Workspaces define their own enrichments too ([`custom`]); those live in
 //! the store, not here.
@@ -97,7 +98,11 @@ pub fn all() -> &'static [Enrichment] {
             .collect();
         if let Some(dir) = std::env::var_os(CATALOG_DIR_ENV).filter(|d| !d.is_empty()) {
             // Operator configuration: failing loudly beats running without a provider.
-            list.extend(read_dir(std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{CATALOG_DIR_ENV}: {e}")));
+            let extra = read_dir(std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{CATALOG_DIR_ENV}: {e}"));
+            // A file with a built-in's slug replaces it: an operator tunes a
+            // provider to its plan (rate, timeouts) or points it at a proxy.
+            list.retain(|b| !extra.iter().any(|x| x.slug == b.slug));
+            list.extend(extra);
         }
         list.sort_by(|a, b| a.slug.cmp(&b.slug));
         if let Some(w) = list.windows(2).find(|w| w[0].slug == w[1].slug) {
