@@ -233,7 +233,8 @@ async fn apollo(State(st): State<St>, Query(q): Query<HashMap<String, String>>, 
 
 async fn chat(State(st): State<St>, h: HeaderMap, Json(body): Json<Value>) -> Response {
     let key = header(&h, "authorization").map(|k| k.trim_start_matches("Bearer ").to_string());
-    let prompt = body["messages"].as_array().and_then(|m| m.last()).map(|m| m["content"].to_string()).unwrap_or_default();
+    let prompt =
+        body["messages"].as_array().and_then(|m| m.last()).map(|m| m["content"].to_string()).unwrap_or_default();
     let nth = record(&st, "chat", &HashMap::new(), key.as_deref(), body.clone());
     if let Some(r) = refused(key.as_deref(), |c, id| json!({"error": {"message": id, "type": id, "code": c}})) {
         return r;
@@ -241,7 +242,8 @@ async fn chat(State(st): State<St>, h: HeaderMap, Json(body): Json<Value>) -> Re
     let schema = body["response_format"]["json_schema"]["name"].as_str().unwrap_or_default().to_string();
     let earlier_for_prompt = st.seen.lock().unwrap().iter().filter(|s| s.route == "chat" && s.body == body).count();
     if prompt.contains("ratelimit") {
-        let err = json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}});
+        let err =
+            json!({"error": {"message": "Rate limit reached", "type": "requests", "code": "rate_limit_exceeded"}});
         return (StatusCode::TOO_MANY_REQUESTS, [("retry-after", "0")], Json(err)).into_response();
     }
     let malformed = prompt.contains("once-malformed") && earlier_for_prompt == 1
@@ -281,7 +283,10 @@ async fn site(Path(page): Path<String>) -> Response {
         "loop2" => redirect("/site/loop3"),
         "loop3" => redirect("/site/loop4"),
         "loop4" => redirect("/site/home"),
-        "notitle" => html("<html><body><p>We make things, and we have been making them for a very long time.</p></body></html>".into()),
+        "notitle" => html(
+            "<html><body><p>We make things, and we have been making them for a very long time.</p></body></html>"
+                .into(),
+        ),
         "huge" => {
             let mut s = String::from("<html><head><title>Huge</title></head><body><p>The first paragraph of a very large page, long enough.</p>");
             while s.len() < 3 * 1024 * 1024 {

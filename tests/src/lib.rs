@@ -6,9 +6,9 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-pub mod isolated;
 pub mod dns;
 pub mod fake;
+pub mod isolated;
 pub mod stub;
 
 pub fn api_url() -> String {

@@ -25,9 +25,14 @@ const CATALOG: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/domain/src
 /// stand-in has no rate limit: the shipped 5–10 calls/s would only slow the test).
 fn catalog_dir(fake: &Fake) -> tempfile::TempDir {
     let dir = tempfile::tempdir().unwrap();
-    for slug in
-        ["hunter_email_finder", "hunter_email_verifier", "pdl_person", "apollo_people_match", "company_classify", "persona_summary"]
-    {
+    for slug in [
+        "hunter_email_finder",
+        "hunter_email_verifier",
+        "pdl_person",
+        "apollo_people_match",
+        "company_classify",
+        "persona_summary",
+    ] {
         let mut e: Value =
             serde_json::from_str(&std::fs::read_to_string(Path::new(CATALOG).join(format!("{slug}.json"))).unwrap())
                 .unwrap();
@@ -173,8 +178,10 @@ async fn email_verify_and_website_overview_need_no_account() {
     let pages = ["home", "r1", "loop1", "notitle", "huge", "pdf", "slow"];
     let mut companies: Vec<Value> = pages
         .iter()
-        .map(|p| json!({"type": "company", "company": {"name": format!("Co {p} {tag}")},
-                        "contacts": [{"type": "website", "value": fake.page(p)}]}))
+        .map(|p| {
+            json!({"type": "company", "company": {"name": format!("Co {p} {tag}")},
+                        "contacts": [{"type": "website", "value": fake.page(p)}]})
+        })
         .collect();
     companies.push(json!({"type": "company", "company": {"name": format!("Co nowhere {tag}")}}));
     let cids = ctx.leads(companies).await;
@@ -228,8 +235,13 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
     let hit = &items[&ids[0]];
     assert_eq!(hit["status"], "completed", "{hit}");
     let r = &hit["result"];
-    assert!(r["email"].as_str().unwrap().starts_with("hugo.smith") && r["email"].as_str().unwrap().ends_with("@acme.test"));
-    assert_eq!((r["score"].as_u64(), r["confidence"].as_f64(), r["position"].as_str()), (Some(91), Some(0.91), Some("CTO")));
+    assert!(
+        r["email"].as_str().unwrap().starts_with("hugo.smith") && r["email"].as_str().unwrap().ends_with("@acme.test")
+    );
+    assert_eq!(
+        (r["score"].as_u64(), r["confidence"].as_f64(), r["position"].as_str()),
+        (Some(91), Some(0.91), Some("CTO"))
+    );
     assert_eq!(r["evidence"]["provider"], "hunter");
     assert!(r["evidence"]["fetchedAt"].is_string());
     assert_eq!(r["evidence"]["fields"]["/data/score"], 91, "{r}");
@@ -246,10 +258,20 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
     let v = ctx.leads(vec![person("x", "acme.test", Some(&format!("ok.{}@acme.test", unique().to_lowercase())))]).await;
     let (_, items) = run_of(&ctx, "hunter_email_verifier", &v, json!({})).await;
     let r = &items[&v[0]]["result"];
-    assert_eq!((r["status"].as_str(), r["smtpCheck"].as_bool(), r["confidence"].as_f64()), (Some("valid"), Some(true), Some(0.96)), "{r}");
+    assert_eq!(
+        (r["status"].as_str(), r["smtpCheck"].as_bool(), r["confidence"].as_f64()),
+        (Some("valid"), Some(true), Some(0.96)),
+        "{r}"
+    );
 
     // PDL: likelihood → confidence, minLikelihood → min_likelihood (only when given).
-    let p = ctx.leads(vec![person("pete", "acme.test", None), person("plow", "acme.test", None), person("xena", "acme.test", None)]).await;
+    let p = ctx
+        .leads(vec![
+            person("pete", "acme.test", None),
+            person("plow", "acme.test", None),
+            person("xena", "acme.test", None),
+        ])
+        .await;
     let (_, items) = run_of(&ctx, "pdl_person", &p, json!({"minLikelihood": 6})).await;
     let r = &items[&p[0]]["result"];
     assert_eq!((r["likelihood"].as_u64(), r["confidence"].as_f64()), (Some(8), Some(0.8)), "{r}");
@@ -306,14 +328,19 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
 
     // LLM: company_classify reads website_overview when present.
     let co = ctx
-        .leads(vec![json!({"type": "company", "company": {"name": format!("Acme {}", unique()), "domain": "acme.test"},
-                           "contacts": [{"type": "website", "value": fake.page("home")}]})])
+        .leads(vec![
+            json!({"type": "company", "company": {"name": format!("Acme {}", unique()), "domain": "acme.test"},
+                           "contacts": [{"type": "website", "value": fake.page("home")}]}),
+        ])
         .await;
     run_of(&ctx, "website_overview", &co, json!({})).await;
     let (run, items) = run_of(&ctx, "company_classify", &co, json!({})).await;
     let i = &items[&co[0]];
     assert_eq!(i["result"], json!({"industry": "Aerospace", "sizeBand": "51-200", "businessModel": "B2B"}), "{i}");
-    assert_eq!(i["metadata"]["usage"], json!({"promptTokens": 50, "completionTokens": 20, "totalTokens": 70, "calls": 1}));
+    assert_eq!(
+        i["metadata"]["usage"],
+        json!({"promptTokens": 50, "completionTokens": 20, "totalTokens": 70, "calls": 1})
+    );
     assert_eq!(run["cost"]["charged"], 2);
     let asked = fake.seen("chat").last().cloned().unwrap();
     assert_eq!(asked.key.as_deref(), Some("good-openai"));
@@ -332,7 +359,11 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
         .await;
     let (_, items) = run_of(&ctx, "persona_summary", &ps, json!({})).await;
     let second_try = &items[&ps[0]];
-    assert_eq!((second_try["status"].as_str(), second_try["attempts"].as_u64()), (Some("completed"), Some(2)), "{second_try}");
+    assert_eq!(
+        (second_try["status"].as_str(), second_try["attempts"].as_u64()),
+        (Some("completed"), Some(2)),
+        "{second_try}"
+    );
     assert_eq!(second_try["metadata"]["usage"]["totalTokens"], 140);
     assert_eq!(second_try["result"]["seniority"], "vp");
     let bad_json = &items[&ps[1]];
@@ -352,7 +383,13 @@ fn steps(item: &Value) -> Vec<(String, String, u64)> {
         .as_array()
         .unwrap_or_else(|| panic!("no metadata.attempts: {item}"))
         .iter()
-        .map(|a| (a["enrichmentId"].as_str().unwrap().to_string(), a["outcome"].as_str().unwrap().to_string(), a["cost"].as_u64().unwrap()))
+        .map(|a| {
+            (
+                a["enrichmentId"].as_str().unwrap().to_string(),
+                a["outcome"].as_str().unwrap().to_string(),
+                a["cost"].as_u64().unwrap(),
+            )
+        })
         .collect()
 }
 
@@ -379,7 +416,8 @@ async fn work_email_waterfall_over_1000_leads_charges_only_the_step_that_found()
     assert_eq!(listed(&r.body, "work_email")["enabled"], true);
     assert_eq!(listed(&r.body, "work_email")["costModel"]["creditsPerLead"], 3);
     for (name, value) in [("HUNTER_API_KEY", "k-hunter"), ("PDL_API_KEY", "k-pdl"), ("APOLLO_API_KEY", "k-apollo")] {
-        let put = ctx.send("PUT", &format!("/api/secrets/{name}"), Some(json!({"value": value})), Some(&ctx.token)).await;
+        let put =
+            ctx.send("PUT", &format!("/api/secrets/{name}"), Some(json!({"value": value})), Some(&ctx.token)).await;
         assert_eq!(put.status, 204);
     }
     let r = ctx.get("/api/enrichments").await;
@@ -456,13 +494,16 @@ async fn work_email_waterfall_over_1000_leads_charges_only_the_step_that_found()
     // Without keys it runs what it can and says why the rest were skipped.
     let none = Ctx::on(&app, iso.api_url(), 100).await;
     let only_apollo = Ctx::on(&app, iso.api_url(), 100).await;
-    let put = only_apollo.send("PUT", "/api/secrets/APOLLO_API_KEY", Some(json!({"value": "k"})), Some(&only_apollo.token)).await;
+    let put = only_apollo
+        .send("PUT", "/api/secrets/APOLLO_API_KEY", Some(json!({"value": "k"})), Some(&only_apollo.token))
+        .await;
     assert_eq!(put.status, 204);
     let l = none.leads(vec![person("hpa", "acme.test", None)]).await;
     let (run, items) = run_of(&none, "work_email", &l, json!({})).await;
     let i = &items[&l[0]];
     assert_eq!(i["skippedReason"], "providers_disabled", "{i}");
-    let reasons: Vec<&str> = i["metadata"]["attempts"].as_array().unwrap().iter().map(|a| a["reason"].as_str().unwrap()).collect();
+    let reasons: Vec<&str> =
+        i["metadata"]["attempts"].as_array().unwrap().iter().map(|a| a["reason"].as_str().unwrap()).collect();
     assert_eq!(
         reasons,
         [

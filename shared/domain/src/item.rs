@@ -202,7 +202,13 @@ mod charge_tests {
 
     #[test]
     fn a_cheaper_winner_is_charged_its_price_and_the_rest_released() {
-        let done = |c: u64| Item::pending("r", "l", None, "t").reserving(3).finish(Outcome::Completed(serde_json::json!({})), "t").0.charge_at_most(c);
+        let done = |c: u64| {
+            Item::pending("r", "l", None, "t")
+                .reserving(3)
+                .finish(Outcome::Completed(serde_json::json!({})), "t")
+                .0
+                .charge_at_most(c)
+        };
         assert_eq!(done(2).cost, ItemCost { reserved: 3, charged: 2, released: 1 });
         assert_eq!(done(9).cost, ItemCost { reserved: 3, charged: 3, released: 0 }, "never more than reserved");
         let missed = Item::pending("r", "l", None, "t").reserving(3).skipped("no_match", "t").charge_at_most(2);

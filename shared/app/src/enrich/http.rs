@@ -15,8 +15,8 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use futures::stream::{self, StreamExt};
 use puffle_aws::store::CachedResult;
-use puffle_domain::binding::template::lead_context;
 use puffle_domain::binding::response::{Source, LOW_CONFIDENCE};
+use puffle_domain::binding::template::lead_context;
 use puffle_domain::binding::{
     below_min_confidence, cache_key, map_response_at, render, HttpBinding, Mapped, Missing, Rendered, Values,
 };
@@ -55,14 +55,23 @@ pub mod codes {
 #[derive(Debug)]
 enum CallError {
     Timeout,
-    RateLimited { retry_after: Option<Duration> },
-    Server { status: u16, retry_after: Option<Duration> },
-    Client { status: u16 },
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
+    Server {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    Client {
+        status: u16,
+    },
     /// 401/403: the key is wrong or revoked; 402: the account is out of
     /// credits. Not retried, but counted against the circuit: every other
     /// Lead would fail the same way, so the circuit opens instead of
     /// sending the whole run to a provider that refuses it.
-    Account { status: u16 },
+    Account {
+        status: u16,
+    },
     Connect(String),
     Refused(String),
     TooLarge,

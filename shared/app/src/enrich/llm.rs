@@ -85,9 +85,14 @@ async fn one_lead(
         (Err(Missing::Lead(_) | Missing::Input(_)), _) => {
             enriched(ctx, Outcome::Skipped { reason: MISSING_INPUT }, 0, None, false, None)
         }
-        (Err(m), _) => {
-            enriched(ctx, Outcome::Failed { message: m.to_string(), code: codes::DISABLED.into() }, 0, None, false, None)
-        }
+        (Err(m), _) => enriched(
+            ctx,
+            Outcome::Failed { message: m.to_string(), code: codes::DISABLED.into() },
+            0,
+            None,
+            false,
+            None,
+        ),
         (Ok(_), None) => {
             let message = format!("the secret `{}` is not configured", l.api_key_secret);
             enriched(ctx, Outcome::Failed { message, code: codes::DISABLED.into() }, 0, None, false, None)

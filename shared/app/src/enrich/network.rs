@@ -262,7 +262,9 @@ impl App {
                 let message = format!("no HTTP client: {err}");
                 return leads
                     .iter()
-                    .map(|_| Enriched::builtin(slug, Outcome::Failed { message: message.clone(), code: codes::ERROR.into() }))
+                    .map(|_| {
+                        Enriched::builtin(slug, Outcome::Failed { message: message.clone(), code: codes::ERROR.into() })
+                    })
                     .collect();
             }
         };

@@ -5,8 +5,6 @@
 //! satisfies `stopWhen`. The rules (filters, the conclusion, the result's
 //! shape) are `puffle_domain::binding::waterfall`'s.
 
-use std::borrow::Cow;
-
 use puffle_domain::binding::waterfall::{conclude, view, Attempt, Conclusion};
 use puffle_domain::binding::WaterfallBinding;
 use puffle_domain::catalog::Enrichment;
@@ -112,7 +110,9 @@ impl App {
                     Outcome::Skipped { reason } if reason == puffle_domain::providers::MISSING_INPUT => {
                         attempts[i].push(attempt(id, Some(&r), "skipped", Some(reason.into()), 0));
                     }
-                    Outcome::Skipped { reason } => attempts[i].push(attempt(id, Some(&r), "miss", Some(reason.into()), 0)),
+                    Outcome::Skipped { reason } => {
+                        attempts[i].push(attempt(id, Some(&r), "miss", Some(reason.into()), 0))
+                    }
                     Outcome::Failed { message, code } => {
                         attempts[i].push(attempt(id, Some(&r), "failed", Some(format!("{code}: {message}")), 0))
                     }
@@ -163,7 +163,7 @@ impl App {
     async fn check_hits(
         &self,
         ws: &str,
-        check: &Cow<'static, Enrichment>,
+        check: &Enrichment,
         field: &str,
         leads: &[&Lead],
         results: &[Enriched],

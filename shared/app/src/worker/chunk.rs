@@ -109,8 +109,14 @@ impl App {
                             let message = format!("enrichment {slug} is no longer available");
                             Enriched::builtin(slug, Outcome::Failed { message, code: "UNKNOWN_PROVIDER".into() })
                         });
-                        provided =
-                            Some((e.attempts(receive_count), e.cached_flag(), e.charge, e.credits, e.attempts_log, e.usage));
+                        provided = Some((
+                            e.attempts(receive_count),
+                            e.cached_flag(),
+                            e.charge,
+                            e.credits,
+                            e.attempts_log,
+                            e.usage,
+                        ));
                         LeadState::Enriched {
                             lead,
                             outcome: e.outcome,

@@ -289,7 +289,12 @@ mod tests {
 
     #[test]
     fn the_request_asks_for_json_under_the_schema() {
-        let body = binding().request_body(Some("Be brief."), "Classify Acme", "company_classify", &json!({"$schema": "x", "type": "object"}));
+        let body = binding().request_body(
+            Some("Be brief."),
+            "Classify Acme",
+            "company_classify",
+            &json!({"$schema": "x", "type": "object"}),
+        );
         assert_eq!(body["response_format"]["json_schema"]["schema"], json!({"type": "object"}));
         assert_eq!(body["response_format"]["json_schema"]["strict"], true);
         assert_eq!(body["messages"][0]["role"], "system");
@@ -299,10 +304,18 @@ mod tests {
     #[test]
     fn answers_are_parsed_and_validated() {
         let v = schema();
-        assert_eq!(parse_answer(&answer(r#"{"industry":"Software"}"#), &v), Answer::Valid(json!({"industry": "Software"})));
+        assert_eq!(
+            parse_answer(&answer(r#"{"industry":"Software"}"#), &v),
+            Answer::Valid(json!({"industry": "Software"}))
+        );
         assert!(matches!(parse_answer(&answer("Sure! Here it is"), &v), Answer::Invalid(m) if m.contains("not JSON")));
-        assert!(matches!(parse_answer(&answer(r#"{"industry":5}"#), &v), Answer::Invalid(m) if m.contains("outputSchema")));
+        assert!(
+            matches!(parse_answer(&answer(r#"{"industry":5}"#), &v), Answer::Invalid(m) if m.contains("outputSchema"))
+        );
         assert!(matches!(parse_answer(b"{}", &v), Answer::Invalid(m) if m.contains("content")));
-        assert_eq!(usage_of(&answer("{}")), Usage { prompt_tokens: 12, completion_tokens: 5, total_tokens: 17, calls: 1 });
+        assert_eq!(
+            usage_of(&answer("{}")),
+            Usage { prompt_tokens: 12, completion_tokens: 5, total_tokens: 17, calls: 1 }
+        );
     }
 }

@@ -21,8 +21,8 @@ use serde_json::Value;
 
 pub use llm::LlmBinding;
 pub use response::{below_min_confidence, map_response, map_response_at, Mapped};
-pub use waterfall::WaterfallBinding;
 pub use template::{cache_key, render, Missing, Rendered, Values};
+pub use waterfall::WaterfallBinding;
 
 /// `toolBinding` of a catalog entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -72,8 +72,10 @@ fn any_braces() -> &'static Regex {
 fn inner() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     R.get_or_init(|| {
-        Regex::new(r"^\s*(?:(lead|input)\.([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)(\?)?|secrets\.([A-Z][A-Z0-9_]{0,63}))\s*$")
-            .expect("static regex")
+        Regex::new(
+            r"^\s*(?:(lead|input)\.([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)(\?)?|secrets\.([A-Z][A-Z0-9_]{0,63}))\s*$",
+        )
+        .expect("static regex")
     })
 }
 

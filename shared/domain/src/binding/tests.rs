@@ -252,7 +252,8 @@ fn confidence_is_scaled_graded_or_fixed_and_evidence_names_the_fields_read() {
 
     let m: ResponseMapping = serde_json::from_value(json!({
         "found": "/data", "result": {"email": "/data/work_email"},
-        "confidence": {"pointer": "/likelihood", "scale": 10.0}})).unwrap();
+        "confidence": {"pointer": "/likelihood", "scale": 10.0}}))
+    .unwrap();
     let schema = jsonschema::validator_for(&json!({"type": "object"})).unwrap();
     let body = json!({"likelihood": 6, "data": {"work_email": "ada@acme.test", "big": [1, 2]}}).to_string();
     let src = response::Source { provider: "pdl", fetched_at: "2026-12-02T00:00:00Z" };

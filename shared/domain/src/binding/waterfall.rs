@@ -195,11 +195,16 @@ pub fn conclude(attempts: &[Attempt], winner: Option<(usize, Value)>) -> Conclus
     }
     if let Some(last) = ran.iter().rev().find(|a| a.outcome == "failed") {
         let reason = last.reason.clone().unwrap_or_default();
-        let (code, message) = reason.split_once(": ").map(|(c, m)| (c.to_string(), m.to_string())).unwrap_or((reason.clone(), reason));
+        let (code, message) =
+            reason.split_once(": ").map(|(c, m)| (c.to_string(), m.to_string())).unwrap_or((reason.clone(), reason));
         return Conclusion::Failed { code, message };
     }
     let disabled = attempts.iter().any(|a| a.reason.as_deref().is_some_and(|r| r.starts_with("disabled")));
-    if disabled && attempts.iter().all(|a| a.reason.as_deref().is_some_and(|r| r.starts_with("disabled") || r == "run_if_false")) {
+    if disabled
+        && attempts
+            .iter()
+            .all(|a| a.reason.as_deref().is_some_and(|r| r.starts_with("disabled") || r == "run_if_false"))
+    {
         return Conclusion::Skipped(PROVIDERS_DISABLED);
     }
     Conclusion::Skipped(crate::providers::MISSING_INPUT)
@@ -252,27 +257,38 @@ mod tests {
     fn bad_waterfalls_are_refused() {
         let w: WaterfallBinding = serde_json::from_value(json!({"steps": []})).unwrap();
         assert!(w.validate().is_err());
-        let w: Result<WaterfallBinding, _> = serde_json::from_value(json!({"steps": [{"enrichmentId": "a", "when": 1}]}));
+        let w: Result<WaterfallBinding, _> =
+            serde_json::from_value(json!({"steps": [{"enrichmentId": "a", "when": 1}]}));
         assert!(w.is_err());
-        let w: WaterfallBinding =
-            serde_json::from_value(json!({"steps": [{"enrichmentId": "a", "runIf": {"all": [{"field": "salary", "op": "exists"}]}}]}))
-                .unwrap();
+        let w: WaterfallBinding = serde_json::from_value(
+            json!({"steps": [{"enrichmentId": "a", "runIf": {"all": [{"field": "salary", "op": "exists"}]}}]}),
+        )
+        .unwrap();
         assert!(w.validate().unwrap_err()[0].contains("runIf"));
     }
 
     #[test]
     fn conclusions() {
-        assert_eq!(conclude(&[attempt("hit", None)], Some((0, json!({})))), Conclusion::Won { index: 0, result: json!({}) });
+        assert_eq!(
+            conclude(&[attempt("hit", None)], Some((0, json!({})))),
+            Conclusion::Won { index: 0, result: json!({}) }
+        );
         assert_eq!(
             conclude(&[attempt("failed", Some("PROVIDER_ERROR: down")), attempt("miss", None)], None),
             Conclusion::Skipped("no_match")
         );
         assert_eq!(
-            conclude(&[attempt("failed", Some("PROVIDER_ERROR: down")), attempt("failed", Some("PROVIDER_TIMEOUT: slow"))], None),
+            conclude(
+                &[attempt("failed", Some("PROVIDER_ERROR: down")), attempt("failed", Some("PROVIDER_TIMEOUT: slow"))],
+                None
+            ),
             Conclusion::Failed { code: "PROVIDER_TIMEOUT".into(), message: "slow".into() }
         );
         assert_eq!(
-            conclude(&[attempt("skipped", Some("disabled: needs HUNTER_API_KEY")), attempt("skipped", Some("run_if_false"))], None),
+            conclude(
+                &[attempt("skipped", Some("disabled: needs HUNTER_API_KEY")), attempt("skipped", Some("run_if_false"))],
+                None
+            ),
             Conclusion::Skipped(PROVIDERS_DISABLED)
         );
         assert_eq!(conclude(&[attempt("skipped", Some("missing_input"))], None), Conclusion::Skipped("missing_input"));

@@ -193,9 +193,11 @@ mod tests {
         assert_eq!(verdict(&addr("x@gmail.com"), &mx)["status"], "deliverable");
         let implicit = verdict(&addr("ada@acme.com"), &MailHosts::Implicit("acme.com".into()));
         assert_eq!((implicit["status"].as_str(), implicit["mx"][0].as_str()), (Some("risky"), Some("acme.com")));
-        for (hosts, reason) in
-            [(MailHosts::NoDomain, "domain_not_found"), (MailHosts::NoHost, "no_mail_host"), (MailHosts::NullMx, "null_mx")]
-        {
+        for (hosts, reason) in [
+            (MailHosts::NoDomain, "domain_not_found"),
+            (MailHosts::NoHost, "no_mail_host"),
+            (MailHosts::NullMx, "null_mx"),
+        ] {
             let v = verdict(&addr("ada@acme.com"), &hosts);
             assert_eq!((v["status"].as_str(), v["reason"].as_str()), (Some("undeliverable"), Some(reason)));
         }

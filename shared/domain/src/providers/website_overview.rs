@@ -167,13 +167,19 @@ mod tests {
         assert_eq!(v["language"], "en-gb");
         assert_eq!(v["finalUrl"], "https://www.acme.test/home");
         assert_eq!(v["socials"], json!(["https://linkedin.com/company/acme", "https://twitter.com/acme"]));
-        assert_eq!(v["summary"], "Acme builds reusable rockets for small satellites, launching weekly from three sites.");
+        assert_eq!(
+            v["summary"],
+            "Acme builds reusable rockets for small satellites, launching weekly from three sites."
+        );
     }
 
     #[test]
     fn a_bare_page_gives_nulls_not_errors() {
         let v = overview("<p>hi</p>", "https://acme.test", &base());
-        assert_eq!((v["title"].clone(), v["description"].clone(), v["summary"].clone()), (Value::Null, Value::Null, Value::Null));
+        assert_eq!(
+            (v["title"].clone(), v["description"].clone(), v["summary"].clone()),
+            (Value::Null, Value::Null, Value::Null)
+        );
         assert_eq!(v["socials"], json!([]));
     }
 
