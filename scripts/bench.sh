@@ -87,6 +87,9 @@ export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT"
 export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$SQS_PORT"
 export PUFFLE_API_URL="http://127.0.0.1:$API_PORT"
 unset PUFFLE_QUEUE_URL PUFFLE_QUEUE_NAME PUFFLE_TABLE_NAME PUFFLE_FAULT_THROTTLE_RATE
+# The benchmarks send thousands of requests under one token: no per-token
+# limit (tests/admission.rs checks it), or they would time 429s.
+export PUFFLE_RATE_LIMITS=off
 
 DDB_HEAP="${BENCH_DDB_HEAP:-1g}"
 start dynamodb java "-Xmx$DDB_HEAP" -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -port "$DDB_PORT"

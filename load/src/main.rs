@@ -44,6 +44,13 @@ struct Args {
     /// A hang guard: a run still moving after it fails the audit.
     #[arg(long, env = "LOAD_DRAIN_TIMEOUT", default_value_t = 600)]
     drain_timeout: u64,
+    /// A single client runs this long first: the baseline the concurrent
+    /// create latency is compared with (0: no baseline).
+    #[arg(long, env = "LOAD_SINGLE_SECONDS", default_value_t = 10)]
+    single_seconds: u64,
+    /// Where the figures go (create p95 single/concurrent, drain, audit).
+    #[arg(long, env = "LOAD_RESULTS", default_value = "load/results.json")]
+    results: std::path::PathBuf,
     /// Seed of the clients' choices (default: from the clock; printed).
     #[arg(long, env = "LOAD_SEED")]
     seed: Option<u64>,
@@ -227,6 +234,26 @@ async fn drain(app: &App, timeout: Duration) -> Result<Duration, String> {
     }
 }
 
+fn round1(x: f64) -> f64 {
+    (x * 10.0).round() / 10.0
+}
+
+/// Leads of the workspace's runs that reached a terminal item status.
+async fn settled_leads(app: &App, ws: &str) -> anyhow::Result<u64> {
+    let rows = app.store().query_all(&puffle_aws::keys::runs_pk(ws)).await?;
+    let n = |r: &puffle_aws::store::Row, k: &str| -> u64 {
+        r.get("scope")
+            .and_then(|v| v.as_m().ok())
+            .and_then(|m| m.get("counts"))
+            .and_then(|v| v.as_m().ok())
+            .and_then(|m| m.get(k))
+            .and_then(|v| v.as_n().ok())
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0)
+    };
+    Ok(rows.iter().map(|r| n(r, "completed") + n(r, "skipped") + n(r, "failed")).sum())
+}
+
 fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
@@ -281,7 +308,9 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos() as u64).unwrap_or(1)
     });
     eprintln!("puffle-load: starting a private stack (DynamoDB Local, fauxqs, API, worker on 127.0.0.1)…");
-    let iso = Isolated::start(&[]).await;
+    // Every client shares one token: no per-token limit (it is tested in
+    // tests/admission.rs; here it would turn the load into 429s).
+    let iso = Isolated::start(&[("PUFFLE_RATE_LIMITS", "off")]).await;
     let app = iso.app().await;
 
     // About two creates per client: covers the requests in flight between top-ups.
@@ -309,6 +338,16 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         world.lists.iter().map(|l| l.size.to_string()).collect::<Vec<_>>().join("/"),
         t_seed.elapsed().as_secs_f64()
     );
+
+    // The baseline: one client alone, on the same data and workspace.
+    let single_log = if args.single_seconds > 0 {
+        eprintln!("puffle-load: one client for {} s (the baseline)…", args.single_seconds);
+        let sh1 =
+            Arc::new(Shared::new(iso.api_url(), ws.token.clone(), http.clone(), seed ^ 0x5151, args.single_seconds));
+        Some(client::client(0, sh1, world.clone()).await)
+    } else {
+        None
+    };
 
     // The load.
     let sh = Arc::new(Shared::new(iso.api_url(), ws.token.clone(), http, seed, args.seconds));
@@ -349,8 +388,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     let (granted, top_up_count) = credits.await?;
     progress.abort();
 
+    let settled_at_stop = settled_leads(&app, &ws.workspace_id).await?;
     eprintln!("puffle-load: clients stopped; waiting for the queue to drain (at most {} s)…", args.drain_timeout);
     let drained = drain(&app, Duration::from_secs(args.drain_timeout)).await;
+    let settled_after_drain = settled_leads(&app, &ws.workspace_id).await?;
+    let mut concurrent: Vec<Duration> =
+        logs.iter().flat_map(|l| &l.samples).filter(|s| s.endpoint == Endpoint::Create).map(|s| s.took).collect();
+    concurrent.sort();
+    // The baseline's creates are audited with the rest.
+    let mut logs = logs;
+    let single_creates: Vec<Duration> = single_log
+        .as_ref()
+        .map(|l| l.samples.iter().filter(|s| s.endpoint == Endpoint::Create).map(|s| s.took).collect())
+        .unwrap_or_default();
+    logs.extend(single_log);
 
     // Report.
     let samples: Vec<&client::Sample> = logs.iter().flat_map(|l| &l.samples).collect();
@@ -469,6 +520,26 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         sum.keys_with_run,
         sum.max_requests_per_key
     );
+    // Create latency alone and under load, and the drain.
+    let mut single = single_creates;
+    single.sort();
+    let single_n = single.len();
+    let (p95_single, p95_concurrent) = (percentile(&single, 0.95), percentile(&concurrent, 0.95));
+    let ratio = if p95_single > 0.0 { p95_concurrent / p95_single } else { 0.0 };
+    let drain_s = drained.as_ref().map(|d| d.as_secs_f64()).ok();
+    let drained_leads = settled_after_drain.saturating_sub(settled_at_stop);
+    let drain_rate = drain_s.filter(|s| *s > 0.0).map(|s| drained_leads as f64 / s);
+    println!(
+        "create p95: one client {p95_single:.1} ms ({single_n} creates), {} clients {p95_concurrent:.1} ms ({} creates): ratio {ratio:.1}×",
+        args.clients,
+        concurrent.len()
+    );
+    println!(
+        "drain: {} Leads settled after the clients stopped, in {} = {} Leads/s by the worker",
+        drained_leads,
+        drain_s.map_or("—".to_string(), |s| format!("{s:.1} s")),
+        drain_rate.map_or("—".to_string(), |r| format!("{r:.0}"))
+    );
     let transport = samples.iter().filter(|s| s.status == 0).count();
     if transport > 0 {
         println!("note: {transport} requests got no answer within 60 s (reported, not an audit failure)");
@@ -500,6 +571,26 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
     }
     let failed = checks.iter().filter(|c| !c.ok).count();
+    let results = json!({
+        "clients": args.clients,
+        "seconds": args.seconds,
+        "seed": seed,
+        "create": {
+            "p95Ms": {"single": round1(p95_single), "concurrent": round1(p95_concurrent)},
+            "p95Ratio": round1(ratio),
+            "count": {"single": single_n, "concurrent": concurrent.len()},
+        },
+        "drain": {"seconds": drain_s.map(round1), "leads": drained_leads, "leadsPerSecond": drain_rate.map(round1)},
+        "runs": sum.runs,
+        "leads": sum.leads,
+        "audit": {"passed": failed == 0, "checks": checks.len(), "failed": failed},
+    });
+    if let Some(dir) = args.results.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).ok();
+    }
+    std::fs::write(&args.results, serde_json::to_string_pretty(&results)? + "\n")
+        .with_context(|| format!("write {}", args.results.display()))?;
+    println!("figures: {}", args.results.display());
     if failed == 0 {
         println!("audit: PASS ({} checks)", checks.len());
     } else {

@@ -21,7 +21,10 @@ const BIG: usize = 2_500;
 #[tokio::test]
 async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
     let faults = "after_create_commit=0.2,after_plan_record=0.3,after_chunk_count=0.15,in_dead_letter=0.3";
-    let mut iso = Isolated::start(&[("PUFFLE_FAULTS", faults), ("PUFFLE_REAPER_MAX_REAPS", "20")]).await;
+    // One token sends all 200+ creates: no per-token limit (tests/admission.rs).
+    let mut iso =
+        Isolated::start(&[("PUFFLE_FAULTS", faults), ("PUFFLE_REAPER_MAX_REAPS", "20"), ("PUFFLE_RATE_LIMITS", "off")])
+            .await;
     let app = iso.app().await;
     let ctx = Ctx::on(&app, iso.api_url(), 1_000_000).await;
     let ws = ctx.workspace_id.clone();

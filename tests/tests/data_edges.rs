@@ -307,16 +307,25 @@ async fn a_repeated_lead_late_in_a_large_batch_writes_everything_once() {
 #[tokio::test]
 async fn lists_with_long_descriptions_come_in_full_pages() {
     let ctx = Ctx::new(0).await;
+    // 520 writes: more than one token's per-minute limit (tests/admission.rs),
+    // so they go out under four tokens of the workspace.
+    let app = puffle_tests::app().await;
+    let mut senders = vec![ctx.clone()];
+    for _ in 0..3 {
+        let mut c = ctx.clone();
+        c.token = app.create_token(&ctx.workspace_id).await.unwrap();
+        senders.push(c);
+    }
     let description = "d".repeat(2000);
     let creates: Vec<_> = (0..520)
         .map(|i| {
-            let c = ctx.clone();
+            let c = senders[i % senders.len()].clone();
             let body = json!({"name": format!("L{i}"), "description": description});
             async move { c.post("/api/lists", body).await.status }
         })
         .collect();
     let statuses: Vec<u16> = futures::stream::iter(creates).buffer_unordered(8).collect().await;
-    assert!(statuses.iter().all(|s| *s == 201));
+    assert!(statuses.iter().all(|s| *s == 201), "{statuses:?}");
     let pages = pages(&ctx, "/api/lists?limit=500", "lists", "/nextCursor").await;
     let sizes: Vec<usize> = pages.iter().map(|(e, _)| e.len()).collect();
     assert_eq!(sizes, vec![500, 20], "a full page, then the rest");
@@ -381,4 +390,23 @@ async fn pages_of_large_leads_reach_every_lead() {
             assert!(bytes < 5_000_000, "{path}: a page of {bytes} bytes");
         }
     }
+}
+
+/// The run item stays the same size however many chunks the run has: each
+/// counted chunk is its own marker item, none is added to the run.
+#[tokio::test]
+async fn a_run_item_does_not_grow_with_its_chunks() {
+    let ctx = Ctx::new(2000).await;
+    let tag = unique();
+    let leads: Vec<Value> = (0..1050).map(|i| person(&format!("grow{i}-{tag}"))).collect();
+    let run = finished_run(&ctx, leads).await;
+    let app = puffle_tests::app().await;
+    let row =
+        app.store().get_row(puffle_aws::keys::run(&ctx.workspace_id, &run)).await.unwrap().expect("the run's row");
+    assert!(!row.contains_key("doneChunks"), "the run item carries its chunks: {:?}", row.get("doneChunks"));
+    let markers = app.store().query_all(&format!("CHUNKDONE#{run}")).await.unwrap();
+    let mut numbers: Vec<String> = markers.iter().map(|m| m["sk"].as_s().unwrap().clone()).collect();
+    numbers.sort();
+    let want: Vec<String> = (0..11).map(|c| format!("{c:06}")).collect();
+    assert_eq!(numbers, want, "one marker per chunk (1,050 Leads: 11 chunks)");
 }

@@ -104,7 +104,7 @@ const FUNCTIONS: &[Expect] = &[
     },
     Expect {
         logical_id: "CreditsFunction",
-        actions: &["dynamodb:GetItem", "dynamodb:UpdateItem"],
+        actions: &["dynamodb:GetItem", "dynamodb:UpdateItem", "dynamodb:Query"],
         unreached: &[],
         service_side: &[],
         scenario: Scenario::Http(&[Call(GET, "/api/credits", "", Tok::Main, "")]),

@@ -41,6 +41,11 @@ pub type Key = (String, String);
 pub fn workspace(ws: &str) -> Key {
     (format!("WS#{ws}"), "WS".into())
 }
+/// One credit bucket of a workspace (`store/credits.rs`): beside the
+/// workspace item in its partition, so one Query reads the whole balance.
+pub fn credit_bucket(ws: &str, k: u32) -> Key {
+    (format!("WS#{ws}"), format!("B{k}"))
+}
 pub fn token(hash: &str) -> Key {
     (format!("TOKEN#{hash}"), "TOKEN".into())
 }
@@ -105,6 +110,11 @@ pub fn item(run: &str, lead: &str) -> Key {
 /// The lease on one chunk of a run (`store/leases.rs`).
 pub fn chunk_lease(run: &str, chunk: u32) -> Key {
     (format!("CHUNKLEASE#{run}"), format!("{chunk:06}"))
+}
+/// The marker of one counted chunk of a run (`Store::count_chunk`): one
+/// small item per chunk, so the run item's size does not grow with its length.
+pub fn chunk_counted(run: &str, chunk: u32) -> Key {
+    (format!("CHUNKDONE#{run}"), format!("{chunk:06}"))
 }
 pub fn items_by_status_pk(run: &str, status: &str) -> String {
     format!("ITEMS#{run}#{status}")

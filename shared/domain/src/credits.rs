@@ -164,3 +164,78 @@ mod tests {
         assert_eq!(cost(u64::MAX, 2), None);
     }
 }
+
+/// A workspace's balance is spread over [`BUCKETS`] items so that
+/// concurrent creates (and chunks settling) in one workspace update
+/// different items instead of queueing on one: DynamoDB cancels concurrent
+/// transactions on the same item. Each bucket's balance never goes below
+/// zero, and the balance is their sum.
+pub const BUCKETS: u32 = 8;
+
+/// Where some of a balance lives: one of the [`BUCKETS`], or the workspace
+/// item itself (workspaces created before buckets kept their balance there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Bucket {
+    Workspace,
+    Spread(u32),
+}
+
+/// How much to take from which bucket to cover `cost`: the fullest first,
+/// so as few items as possible are touched; equal buckets in the order
+/// given (callers rotate it, so concurrent creates do not all reach for
+/// the same ones). None when the balances do not add up to the cost (the
+/// caller answers 402).
+pub fn draws(balances: &[(Bucket, u64)], cost: u64) -> Option<Vec<(Bucket, u64)>> {
+    let mut by_size: Vec<(Bucket, u64)> = balances.iter().copied().filter(|(_, b)| *b > 0).collect();
+    // Stable: ties keep the caller's order.
+    by_size.sort_by_key(|b| std::cmp::Reverse(b.1));
+    let mut left = cost;
+    let mut out = vec![];
+    for (bucket, balance) in by_size {
+        if left == 0 {
+            break;
+        }
+        let take = balance.min(left);
+        out.push((bucket, take));
+        left -= take;
+    }
+    (left == 0).then_some(out)
+}
+
+/// `amount` split over every bucket as evenly as whole credits allow (a
+/// grant spreads, so the next creates find credits wherever they look).
+pub fn spread(amount: u64) -> Vec<(Bucket, u64)> {
+    let (each, rest) = (amount / BUCKETS as u64, amount % BUCKETS as u64);
+    (0..BUCKETS).map(|k| (Bucket::Spread(k), each + u64::from((k as u64) < rest))).filter(|(_, a)| *a > 0).collect()
+}
+
+#[cfg(test)]
+mod bucket_tests {
+    use super::*;
+
+    #[test]
+    fn draws_take_the_fullest_buckets_first_and_cover_the_cost_exactly() {
+        let b = [(Bucket::Spread(0), 3), (Bucket::Spread(1), 10), (Bucket::Workspace, 5), (Bucket::Spread(2), 0)];
+        assert_eq!(draws(&b, 4), Some(vec![(Bucket::Spread(1), 4)]));
+        assert_eq!(draws(&b, 12), Some(vec![(Bucket::Spread(1), 10), (Bucket::Workspace, 2)]));
+        assert_eq!(draws(&b, 18), Some(vec![(Bucket::Spread(1), 10), (Bucket::Workspace, 5), (Bucket::Spread(0), 3)]));
+        let ties = [(Bucket::Spread(3), 1), (Bucket::Spread(0), 1), (Bucket::Spread(5), 1)];
+        assert_eq!(draws(&ties, 2), Some(vec![(Bucket::Spread(3), 1), (Bucket::Spread(0), 1)]));
+        assert_eq!(draws(&b, 19), None);
+        assert_eq!(draws(&b, 0), Some(vec![]));
+        assert_eq!(draws(&[], 1), None);
+    }
+
+    #[test]
+    fn a_spread_adds_up_and_differs_by_at_most_one() {
+        for amount in [0, 1, 7, 8, 9, 1000, 1003] {
+            let s = spread(amount);
+            assert_eq!(s.iter().map(|(_, a)| a).sum::<u64>(), amount);
+            let (min, max) = (s.iter().map(|x| x.1).min(), s.iter().map(|x| x.1).max());
+            if amount >= BUCKETS as u64 {
+                assert!(max.unwrap() - min.unwrap() <= 1, "{s:?}");
+                assert_eq!(s.len(), BUCKETS as usize);
+            }
+        }
+    }
+}

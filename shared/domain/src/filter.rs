@@ -13,6 +13,9 @@ use crate::error::DomainError;
 use crate::lead::{validate_attribute_key, Lead, LeadType};
 
 pub const MAX_CONDITIONS: usize = 20;
+/// A filter is stored on its run and rewritten with it: its JSON is capped,
+/// so no filter can push the run item toward DynamoDB's 400 KB.
+pub const MAX_FILTER_BYTES: usize = 4096;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -44,6 +47,13 @@ const PLAIN_FIELDS: &[&str] = &["type", "title", "company.domain", "company.name
 impl LeadFilter {
     /// Parses and checks a filter; every problem is a 400 INVALID_REQUEST.
     pub fn parse(v: &Value) -> Result<LeadFilter, DomainError> {
+        let size = serde_json::to_vec(v).map(|b| b.len()).unwrap_or(usize::MAX);
+        if size > MAX_FILTER_BYTES {
+            return Err(DomainError::invalid_with(
+                format!("scope.filter is {size} bytes of JSON; at most {MAX_FILTER_BYTES}"),
+                json!({"field": "scope.filter", "maxBytes": MAX_FILTER_BYTES}),
+            ));
+        }
         let f: LeadFilter = serde_json::from_value(v.clone()).map_err(|e| {
             DomainError::invalid_with(format!("scope.filter is malformed: {e}"), json!({"field": "scope.filter"}))
         })?;
@@ -163,6 +173,15 @@ fn loosely_equal(a: &Value, b: Option<&Value>) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_filter_over_the_size_cap_is_a_400() {
+        let ok = json!({"all": [{"field": "title", "op": "eq", "value": "x".repeat(MAX_FILTER_BYTES - 100)}]});
+        assert!(LeadFilter::parse(&ok).is_ok());
+        let big = json!({"all": [{"field": "title", "op": "eq", "value": "x".repeat(MAX_FILTER_BYTES)}]});
+        let e = LeadFilter::parse(&big).unwrap_err();
+        assert!(e.to_string().contains("at most 4096"), "{e}");
+    }
 
     fn lead() -> Lead {
         serde_json::from_value(json!({

@@ -11,7 +11,7 @@
 use std::collections::HashMap;
 
 use puffle_aws::faults::{self, Boundary};
-use puffle_aws::store::{get_s, AttrWrite, Row};
+use puffle_aws::store::{get_s, AttrWrite, Row, RunRecord};
 use puffle_domain::chunk::{delta_of, finish_item, LeadState};
 use puffle_domain::create::{OutputTarget, WritePolicy};
 use puffle_domain::credits::LedgerEntry;
@@ -38,7 +38,7 @@ impl App {
             tracing::warn!(chunk, "chunk for an unknown run; dropped");
             return Ok(());
         };
-        if rec.done_chunks.contains(&chunk) {
+        if self.store().chunk_counted(&rec, chunk).await? {
             tracing::info!(chunk, "chunk already counted; duplicate delivery ignored");
             // Counted, but the completion may not have happened: drive it.
             if rec.run.scope.counts.pending == 0 {
@@ -153,7 +153,7 @@ impl App {
             }
         }
         self.store().settle_items(writes).await?;
-        self.count_settled_chunk(ws, run_id, chunk, lead_ids).await
+        self.count_settled_chunk(ws, &rec, chunk, lead_ids).await
     }
 
     /// Counts and settles a chunk whose items were all written terminal, from
@@ -164,10 +164,11 @@ impl App {
     pub(crate) async fn count_settled_chunk(
         &self,
         ws: &str,
-        run_id: &str,
+        rec: &RunRecord,
         chunk: u32,
         lead_ids: &[String],
     ) -> Result<(), AppError> {
+        let run_id = rec.run.id.as_str();
         let statuses = self.store().item_statuses(run_id, lead_ids).await?;
         let delta = delta_of(lead_ids.len(), lead_ids.iter().filter_map(|l| statuses.get(l).copied()))
             .ok_or_else(|| AppError::Unavailable(format!("chunk {chunk} still has unfinished items; retry")))?;
@@ -187,14 +188,12 @@ impl App {
         match self.store().count_chunk(ws, run_id, chunk, delta, [Some(&charge), Some(&release)], &now).await? {
             None => {
                 tracing::info!(chunk, "chunk counted by another delivery");
-                if let Some(rec) = self.store().get_run(ws, run_id).await? {
-                    if rec.run.scope.counts.pending == 0 {
-                        self.store().complete_if_done(ws, run_id, &time::now()).await?;
-                    }
+                if self.store().pending_count(ws, run_id).await? == Some(0) {
+                    self.store().complete_if_done(ws, run_id, &time::now()).await?;
                 }
             }
-            Some(after) => {
-                crate::emf::leads_enriched(&after.run.enrichment.slug, delta.completed, delta.skipped, delta.failed);
+            Some(pending) => {
+                crate::emf::leads_enriched(&rec.run.enrichment.slug, delta.completed, delta.skipped, delta.failed);
                 crate::emf::credits_charged(delta.charged);
                 crate::emf::credits_released(delta.released);
                 tracing::info!(
@@ -204,11 +203,11 @@ impl App {
                     failed = delta.failed,
                     charged = delta.charged,
                     released = delta.released,
-                    pending = after.run.scope.counts.pending,
+                    pending,
                     "chunk counted"
                 );
                 faults::at(Boundary::AfterChunkCount)?;
-                if after.run.scope.counts.pending == 0 {
+                if pending == 0 {
                     self.store().complete_if_done(ws, run_id, &time::now()).await?;
                 }
             }

@@ -57,7 +57,7 @@ impl App {
         lead_ids: &[String],
     ) -> Result<(), AppError> {
         let Some(rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
-        if rec.done_chunks.contains(&chunk) {
+        if self.store().chunk_counted(&rec, chunk).await? {
             // Counted already; its completion may still be owed.
             if rec.run.scope.counts.pending == 0 {
                 self.store().complete_if_done(ws, run_id, &time::now()).await?;
@@ -80,7 +80,7 @@ impl App {
             .collect();
         self.store().settle_items(items).await?;
         faults::at(Boundary::InDeadLetter)?;
-        self.count_settled_chunk(ws, run_id, chunk, lead_ids).await
+        self.count_settled_chunk(ws, &rec, chunk, lead_ids).await
     }
 
     /// The run fails; Leads never planned are counted failed so the counts

@@ -4,6 +4,7 @@
 //! or a transaction.
 
 mod access;
+mod credits;
 mod items;
 mod leads;
 mod leases;

@@ -132,8 +132,12 @@ const COUNT_CHUNK: &str = concat!(
     "#cost.charged = if_not_exists(#cost.charged, :zero) + :ch, ",
     "#cost.actual = #cost.actual + :ch, ",
     "#cost.released = if_not_exists(#cost.released, :zero) + :rel, ",
-    "#timing.updatedAt = :now ADD doneChunks :chunkSet"
+    "#timing.updatedAt = :now"
 );
+/// Rounds of a create's reservation before it gives up with a 503 (each
+/// after the buckets it drew from were found short: a concurrent create
+/// took them first).
+const CREATE_ROUNDS: u32 = 12;
 const COMPLETE: &str =
     "SET #status = :completed, #timing.completedAt = :now, #timing.updatedAt = :now REMOVE gsi2pk, gsi2sk";
 /// A terminal run with nothing pending leaves the index of live runs.
@@ -205,9 +209,13 @@ impl Store {
         with_names(u, &format!("{expr} {}", condition.unwrap_or("")))
     }
 
-    /// Charge, run record, idempotency key and ledger line in one
+    /// Reservation, run record, idempotency key and ledger line in one
     /// transaction: the balance must cover the cost and the key must be new.
-    /// `extra` actions (a rule's run index entry) commit with them.
+    /// `extra` actions (a rule's run index entry) commit with them. The
+    /// reservation takes from one random credit bucket; when that one is
+    /// short, the buckets are read and drawn from the fullest (again while
+    /// concurrent creates move them, up to `CREATE_ROUNDS`), and only a sum
+    /// short of the cost is `InsufficientCredits`.
     #[allow(clippy::too_many_arguments)]
     pub async fn create_run(
         &self,
@@ -219,14 +227,11 @@ impl Store {
         reserve: &LedgerEntry,
         extra: Vec<TransactWriteItem>,
     ) -> Result<CreateOutcome, StoreError> {
-        let mut actions = vec![
-            self.balance_update(ws, -(cost as i64), true),
-            self.put_new(self.new_run_row(ws, run, credits_per_lead)?),
-        ];
-        let key_index = idem.map(|_| actions.len());
+        let mut rest = vec![self.put_new(self.new_run_row(ws, run, credits_per_lead)?)];
+        let key_at = idem.map(|_| rest.len());
         if let Some(rec) = idem {
             let item = row(rec, keys::idempotency(ws, &rec.key), &[])?;
-            actions.push(
+            rest.push(
                 TransactWriteItem::builder()
                     .put(
                         Put::builder()
@@ -243,26 +248,60 @@ impl Store {
             );
         }
         if cost > 0 {
-            actions.push(self.ledger_put(ws, reserve)?);
+            rest.push(self.ledger_put(ws, reserve)?);
         }
-        actions.extend(extra);
-        match self.transact_with_token(actions, Some(&run.id)).await {
-            Ok(()) => Ok(CreateOutcome::Created),
-            Err(StoreError::TransactionCanceled(codes)) => {
-                let failed = |i: usize| codes.get(i).is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed"));
-                // The key first: a concurrent twin that won also drained the balance.
-                if key_index.is_some_and(failed) {
-                    Ok(CreateOutcome::KeyTaken)
-                } else if failed(1) {
-                    Ok(CreateOutcome::RunExists)
-                } else if failed(0) {
-                    Ok(CreateOutcome::InsufficientCredits)
-                } else {
-                    Err(StoreError::Unavailable(format!("create transaction cancelled: {codes:?}")))
+        rest.extend(extra);
+
+        let mut draws = vec![(super::credits::random_bucket(), cost)];
+        for round in 0..CREATE_ROUNDS {
+            // A free run takes nothing but still needs its workspace.
+            let mut actions: Vec<TransactWriteItem> = if cost == 0 {
+                vec![self.workspace_exists(ws)]
+            } else {
+                draws.iter().map(|(b, a)| self.credit_take(ws, *b, *a)).collect()
+            };
+            let first_rest = actions.len();
+            actions.extend(rest.iter().cloned());
+            // Each round is a different request: its own idempotency token.
+            let token = if round == 0 { run.id.clone() } else { format!("{}.{round}", run.id) };
+            match self.transact_with_token(actions, Some(&token)).await {
+                Ok(()) => return Ok(CreateOutcome::Created),
+                Err(StoreError::TransactionCanceled(codes)) => {
+                    let failed =
+                        |i: usize| codes.get(i).is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed"));
+                    // The key first: a concurrent twin that won also took the credits.
+                    if key_at.is_some_and(|k| failed(first_rest + k)) {
+                        return Ok(CreateOutcome::KeyTaken);
+                    }
+                    if failed(first_rest) {
+                        return Ok(CreateOutcome::RunExists);
+                    }
+                    if !(0..first_rest).any(failed) {
+                        return Err(StoreError::Unavailable(format!("create transaction cancelled: {codes:?}")));
+                    }
+                    if cost == 0 {
+                        return Ok(CreateOutcome::InsufficientCredits);
+                    }
+                    // The bucket(s) tried were short: draw from what there is,
+                    // starting the ties at a random bucket, after a short
+                    // random pause when a concurrent create just moved them.
+                    if round > 0 {
+                        tokio::time::sleep(super::credits::jitter(round)).await;
+                    }
+                    let Some(mut balances) = self.balances(ws).await? else {
+                        return Ok(CreateOutcome::InsufficientCredits);
+                    };
+                    let turn = super::credits::random_index(balances.len());
+                    balances.rotate_left(turn);
+                    match puffle_domain::credits::draws(&balances, cost) {
+                        Some(d) => draws = d,
+                        None => return Ok(CreateOutcome::InsufficientCredits),
+                    }
                 }
+                Err(e) => return Err(e),
             }
-            Err(e) => Err(e),
         }
+        Err(StoreError::Unavailable("the balance kept moving under concurrent creates; retry".into()))
     }
 
     /// A run that was never charged nor dispatched, stored already terminal
@@ -412,7 +451,7 @@ impl Store {
             .expect("update");
         let mut actions = vec![TransactWriteItem::builder().update(u).build()];
         if cost > 0 {
-            actions.push(self.balance_update(ws, cost as i64, false));
+            actions.push(self.credit_add(ws, cost));
             actions.push(self.ledger_put(ws, release)?);
         }
         match self.transact(actions).await {
@@ -494,7 +533,7 @@ impl Store {
                 .expression_attribute_values(":release", n(release))
                 .expression_attribute_values(":zero", n(0));
             if release > 0 {
-                actions.push(self.balance_update(ws, release as i64, false));
+                actions.push(self.credit_add(ws, release));
                 actions.push(self.ledger_put(ws, entry)?);
             }
         }
@@ -510,13 +549,18 @@ impl Store {
         }
     }
 
-    /// Counts and settles a chunk exactly once: the counts, the run's
-    /// `cost.charged`/`released`, the balance (+ released) and the ledger's
-    /// charge and release lines move in one write, conditional on the
-    /// chunk's number not being in `doneChunks` — so a duplicate delivery,
-    /// a retry after a lost answer or the DLQ handler racing the worker
-    /// finds it counted and settles nothing twice. Returns the run after the
-    /// update, or None when the chunk had already been counted.
+    /// Counts and settles a chunk exactly once: the chunk's marker
+    /// (`CHUNKDONE#{runId}`/`{chunk}`, put only where absent), the counts,
+    /// the run's `cost.charged`/`released`, the balance (+ released) and the
+    /// ledger's charge and release lines move in one transaction — so a
+    /// duplicate delivery, a retry after a lost answer or the DLQ handler
+    /// racing the worker finds it counted and settles nothing twice. The
+    /// marker is its own item, so the run item stays the same size however
+    /// many chunks a run has (runs written before markers kept a
+    /// `doneChunks` set on the run: the condition still honours it).
+    /// Returns the run's pending count after the update (a projected read:
+    /// the run item itself may hold up to a thousand explicit Lead ids), or
+    /// None when the chunk had already been counted.
     pub async fn count_chunk(
         &self,
         ws: &str,
@@ -525,7 +569,7 @@ impl Store {
         d: ChunkDelta,
         settle: [Option<&LedgerEntry>; 2],
         now: &str,
-    ) -> Result<Option<RunRecord>, StoreError> {
+    ) -> Result<Option<u64>, StoreError> {
         let u = self
             .run_update(ws, run_id, COUNT_CHUNK, Some("attribute_exists(pk) AND NOT contains(doneChunks, :chunk)"))
             .expression_attribute_names("#cost", "cost")
@@ -538,35 +582,63 @@ impl Store {
             .expression_attribute_values(":zero", n(0))
             .expression_attribute_values(":now", s(now))
             .expression_attribute_values(":chunk", n(chunk))
-            .expression_attribute_values(":chunkSet", AttributeValue::Ns(vec![chunk.to_string()]))
             .build()
             .expect("update");
-        let lines: Vec<&LedgerEntry> = settle.into_iter().flatten().filter(|e| e.amount > 0).collect();
-        if lines.is_empty() && d.released == 0 {
-            // Nothing to settle (a free enrichment): the plain counter update.
-            return match self.exec_update_returning(u).await {
-                Ok(r) => Ok(Some(record_from(r)?)),
-                Err(StoreError::ConditionFailed) => Ok(None),
-                Err(e) => Err(e),
-            };
-        }
-        let mut actions = vec![TransactWriteItem::builder().update(u).build()];
+        let mut marker = key_of(keys::chunk_counted(run_id, chunk));
+        marker.insert("countedAt".into(), s(now));
+        let mut actions = vec![self.put_new(marker), TransactWriteItem::builder().update(u).build()];
         if d.released > 0 {
-            actions.push(self.balance_update(ws, d.released as i64, false));
+            actions.push(self.credit_add(ws, d.released));
         }
-        for e in lines {
+        for e in settle.into_iter().flatten().filter(|e| e.amount > 0) {
             actions.push(self.ledger_put(ws, e)?);
         }
         match self.transact(actions).await {
-            // A transaction returns nothing: read the run it moved.
-            Ok(()) => self.get_run(ws, run_id).await,
+            // A transaction returns nothing: read what it moved.
+            Ok(()) => self.pending_count(ws, run_id).await,
             Err(StoreError::TransactionCanceled(codes))
-                if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
+                if codes.iter().take(2).any(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
             {
                 Ok(None)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The run's `scope.counts.pending` alone (None: no such run).
+    pub async fn pending_count(&self, ws: &str, run_id: &str) -> Result<Option<u64>, StoreError> {
+        let out = self
+            .client()
+            .get_item()
+            .table_name(self.table())
+            .set_key(Some(key_of(keys::run(ws, run_id))))
+            .consistent_read(true)
+            .projection_expression("#scope.#counts.#pending")
+            .expression_attribute_names("#scope", "scope")
+            .expression_attribute_names("#counts", "counts")
+            .expression_attribute_names("#pending", "pending")
+            .send()
+            .await
+            .map_err(classify)?;
+        Ok(out.item.map(|r| {
+            r.get("scope")
+                .and_then(|v| v.as_m().ok())
+                .and_then(|m| m.get("counts"))
+                .and_then(|v| v.as_m().ok())
+                .and_then(|m| m.get("pending"))
+                .and_then(|v| v.as_n().ok())
+                .and_then(|n| n.parse().ok())
+                .unwrap_or(0)
+        }))
+    }
+
+    /// Whether `chunk` of a run has been counted (its marker, or, on runs
+    /// written before markers, the run's `doneChunks`).
+    pub async fn chunk_counted(&self, rec: &RunRecord, chunk: u32) -> Result<bool, StoreError> {
+        if rec.done_chunks.contains(&chunk) {
+            return Ok(true);
+        }
+        Ok(self.get_row(keys::chunk_counted(&rec.run.id, chunk)).await?.is_some())
     }
 
     /// running → completed once nothing is pending or running.
@@ -625,7 +697,7 @@ impl Store {
             .expect("update");
         let mut actions = vec![TransactWriteItem::builder().update(u).build()];
         if release.amount > 0 {
-            actions.push(self.balance_update(ws, release.amount as i64, false));
+            actions.push(self.credit_add(ws, release.amount));
             actions.push(self.ledger_put(ws, release)?);
         }
         match self.transact(actions).await {

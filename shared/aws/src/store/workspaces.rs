@@ -1,9 +1,9 @@
 //! Workspaces, API tokens, credits and the ledger.
 
-use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem, Update};
-use puffle_domain::credits::{LedgerEntry, LedgerKind};
+use aws_sdk_dynamodb::types::{ConditionCheck, Put, TransactWriteItem};
+use puffle_domain::credits::LedgerEntry;
 
-use super::{from_row, get_n, get_s, key_of, n, row, s, Row, Store};
+use super::{from_row, get_s, key_of, row, s, Row, Store};
 use crate::error::{classify, StoreError};
 use crate::keys;
 
@@ -21,24 +21,6 @@ impl Store {
             .build())
     }
 
-    pub(crate) fn balance_update(&self, ws: &str, delta: i64, require_funds: bool) -> TransactWriteItem {
-        let mut u = Update::builder()
-            .table_name(self.table())
-            .set_key(Some(key_of(keys::workspace(ws))))
-            .expression_attribute_values(":d", n(delta.abs()));
-        if delta < 0 {
-            u = u.update_expression("SET balance = balance - :d");
-            u = if require_funds {
-                u.condition_expression("attribute_exists(pk) AND balance >= :d")
-            } else {
-                u.condition_expression("attribute_exists(pk)")
-            };
-        } else {
-            u = u.update_expression("SET balance = balance + :d").condition_expression("attribute_exists(pk)");
-        }
-        TransactWriteItem::builder().update(u.build().expect("update")).build()
-    }
-
     pub async fn create_workspace(
         &self,
         ws: &str,
@@ -52,12 +34,12 @@ impl Store {
             ("sk".to_string(), s(sk)),
             ("id".to_string(), s(ws)),
             ("name".to_string(), s(name)),
-            ("balance".to_string(), n(grant.amount)),
             ("createdAt".to_string(), s(&grant.created_at)),
         ]
         .into();
         let mut actions = vec![self.put_new(ws_row), self.token_put(ws, token_hash, &grant.created_at)];
         if grant.amount > 0 {
+            actions.extend(self.credit_spread(ws, grant.amount));
             actions.push(self.ledger_put(ws, grant)?);
         }
         self.transact(actions).await
@@ -92,16 +74,6 @@ impl Store {
 
     pub async fn workspace_for_token(&self, token_hash: &str) -> Result<Option<String>, StoreError> {
         Ok(self.get_row(keys::token(token_hash)).await?.and_then(|r| get_s(&r, "workspaceId")))
-    }
-
-    pub async fn balance(&self, ws: &str) -> Result<Option<u64>, StoreError> {
-        Ok(self.get_row(keys::workspace(ws)).await?.map(|r| get_n(&r, "balance").unwrap_or(0).max(0) as u64))
-    }
-
-    /// Grants credits: balance and ledger move together or not at all.
-    pub async fn grant(&self, ws: &str, entry: &LedgerEntry) -> Result<(), StoreError> {
-        debug_assert_eq!(entry.kind, LedgerKind::Grant);
-        self.transact(vec![self.balance_update(ws, entry.amount as i64, false), self.ledger_put(ws, entry)?]).await
     }
 
     pub async fn ledger(&self, ws: &str) -> Result<Vec<LedgerEntry>, StoreError> {
