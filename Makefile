@@ -20,8 +20,8 @@ venv: .venv/.installed ## install Python tools (moto, cfn-lint, aws-sam-cli, car
 	.venv/bin/pip install --quiet -r requirements-dev.txt
 	@touch $@
 
-build-debug: ## build the server, the CLI and the functions (debug: fast to link; tests use it)
-	cargo build --workspace --bins
+build-debug: ## build the server, the CLI, the functions and the tests (debug; one feature set with `make test`)
+	cargo build --workspace --bins --tests
 
 up: deps build-debug ## start DynamoDB Local, the SQS emulator and the API in the background
 	scripts/stack.sh up

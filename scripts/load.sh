@@ -12,6 +12,7 @@
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$PUFFLE_ROOT"
-# The private stack runs the debug puffle-local (tests/src/isolated.rs).
-cargo build --workspace --bins
+# The private stack runs the debug puffle-local (tests/src/isolated.rs); the
+# same targets as `make test`, so both share one feature set (no second SDK build).
+cargo build --workspace --bins --tests
 exec "$CARGO_TARGET_DIR/debug/puffle-load" "$@"

@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
+pub mod dns;
+pub mod fake;
 pub mod isolated;
 pub mod stub;
 

@@ -42,6 +42,8 @@ pub struct App {
     resilience: std::sync::Arc<enrich::resilience::Registry>,
     egress: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<u64, puffle_egress::Egress>>>,
     webhooks: std::sync::Arc<webhooks::WebhookState>,
+    /// The DNS resolver and per-domain answers of `email_verify`.
+    dns: std::sync::Arc<enrich::network::DnsState>,
 }
 
 impl App {
@@ -54,6 +56,7 @@ impl App {
             resilience: Default::default(),
             egress: Default::default(),
             webhooks: Default::default(),
+            dns: Default::default(),
         }
     }
 

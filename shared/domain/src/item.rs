@@ -49,6 +49,14 @@ pub struct ItemMetadata {
     /// Outside providers only: the result came from the provider result cache.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cached: Option<bool>,
+    /// Waterfalls: every step tried (`enrichmentId`, `provider`, `outcome`,
+    /// `reason`, `cost`, `durationMs`, `calls`), in order.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attempts: Option<Value>,
+    /// LLM enrichments: tokens used (`promptTokens`, `completionTokens`,
+    /// `totalTokens`, `calls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Value>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, Default)]
@@ -139,6 +147,18 @@ impl Item {
         self
     }
 
+    /// A completed item that costs less than the run reserved per Lead (a
+    /// waterfall's winning step is cheaper than its dearest): it is charged
+    /// `credits` (never more than reserved) and the rest is released.
+    pub fn charge_at_most(mut self, credits: u64) -> Item {
+        if self.status == ItemStatus::Completed {
+            let charged = credits.min(self.cost.reserved);
+            self.cost.charged = charged;
+            self.cost.released = self.cost.reserved - charged;
+        }
+        self
+    }
+
     pub fn skipped(mut self, reason: &str, now: &str) -> Item {
         self.status = ItemStatus::Skipped;
         self.cost.settle(false);
@@ -173,5 +193,25 @@ impl Item {
             Outcome::Skipped { reason } => (self.skipped(reason, now), None),
             Outcome::Failed { message, code } => (self.failed(&message, &code, now), None),
         }
+    }
+}
+
+#[cfg(test)]
+mod charge_tests {
+    use super::*;
+
+    #[test]
+    fn a_cheaper_winner_is_charged_its_price_and_the_rest_released() {
+        let done = |c: u64| {
+            Item::pending("r", "l", None, "t")
+                .reserving(3)
+                .finish(Outcome::Completed(serde_json::json!({})), "t")
+                .0
+                .charge_at_most(c)
+        };
+        assert_eq!(done(2).cost, ItemCost { reserved: 3, charged: 2, released: 1 });
+        assert_eq!(done(9).cost, ItemCost { reserved: 3, charged: 3, released: 0 }, "never more than reserved");
+        let missed = Item::pending("r", "l", None, "t").reserving(3).skipped("no_match", "t").charge_at_most(2);
+        assert_eq!(missed.cost, ItemCost { reserved: 3, charged: 0, released: 3 }, "a miss stays released");
     }
 }

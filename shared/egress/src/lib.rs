@@ -282,6 +282,8 @@ pub struct Fetched {
     pub status: StatusCode,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// The URL that answered, after the redirects followed.
+    pub final_url: Url,
 }
 
 /// An HTTP client behind the guard. Cheap to clone (one connection pool).
@@ -371,7 +373,7 @@ impl Egress {
             }
             let headers = resp.headers().clone();
             let body = read_capped(resp, limits).await?;
-            return Ok(Fetched { status, headers, body });
+            return Ok(Fetched { status, headers, body, final_url: url });
         }
         Err(EgressError::TooManyRedirects)
     }

@@ -15,8 +15,11 @@ use std::time::{Duration, Instant};
 use backon::{ExponentialBuilder, Retryable};
 use futures::stream::{self, StreamExt};
 use puffle_aws::store::CachedResult;
+use puffle_domain::binding::response::{Source, LOW_CONFIDENCE};
 use puffle_domain::binding::template::lead_context;
-use puffle_domain::binding::{cache_key, map_response, render, HttpBinding, Mapped, Missing, Rendered, Values};
+use puffle_domain::binding::{
+    below_min_confidence, cache_key, map_response_at, render, HttpBinding, Mapped, Missing, Rendered, Values,
+};
 use puffle_domain::catalog::Enrichment;
 use puffle_domain::lead::Lead;
 use puffle_domain::providers::{Outcome, MISSING_INPUT};
@@ -52,9 +55,23 @@ pub mod codes {
 #[derive(Debug)]
 enum CallError {
     Timeout,
-    RateLimited { retry_after: Option<Duration> },
-    Server { status: u16, retry_after: Option<Duration> },
-    Client { status: u16 },
+    RateLimited {
+        retry_after: Option<Duration>,
+    },
+    Server {
+        status: u16,
+        retry_after: Option<Duration>,
+    },
+    Client {
+        status: u16,
+    },
+    /// 401/403: the key is wrong or revoked; 402: the account is out of
+    /// credits. Not retried, but counted against the circuit: every other
+    /// Lead would fail the same way, so the circuit opens instead of
+    /// sending the whole run to a provider that refuses it.
+    Account {
+        status: u16,
+    },
     Connect(String),
     Refused(String),
     TooLarge,
@@ -76,9 +93,10 @@ impl CallError {
         }
     }
 
-    /// Counts against the circuit: the provider is failing, not the Lead.
+    /// Counts against the circuit: the provider (or our account with it)
+    /// is failing, not the Lead.
     fn is_provider_failure(&self) -> bool {
-        self.retryable()
+        self.retryable() || matches!(self, CallError::Account { .. })
     }
 
     fn outcome(&self, provider: &str) -> Outcome {
@@ -91,6 +109,13 @@ impl CallError {
             CallError::Client { status } => {
                 (codes::ERROR, format!("{provider} refused the request with HTTP {status}"))
             }
+            CallError::Account { status: 402 } => {
+                (codes::ERROR, format!("{provider} answered HTTP 402: the account's credits or quota are used up"))
+            }
+            CallError::Account { status } => (
+                codes::ERROR,
+                format!("{provider} refused the key with HTTP {status}: check the secret configured for it"),
+            ),
             CallError::Connect(cause) => (codes::ERROR, format!("could not reach {provider}: {cause}")),
             CallError::Refused(why) => {
                 (codes::EGRESS_REFUSED, format!("the request to {provider} was not sent: {why}"))
@@ -123,14 +148,15 @@ fn submission_id_header(headers: &HeaderMap) -> Option<String> {
 }
 
 /// Everything the calls of one chunk share.
-struct Ctx<'a> {
-    binding: &'a HttpBinding,
-    provider: String,
-    egress: puffle_egress::Egress,
-    limiter: std::sync::Arc<governor::DefaultDirectRateLimiter>,
-    circuit: std::sync::Arc<Circuit>,
-    validator: jsonschema::Validator,
-    timeout: Duration,
+pub(crate) struct Ctx {
+    pub(crate) provider: String,
+    pub(crate) egress: puffle_egress::Egress,
+    pub(crate) limiter: std::sync::Arc<governor::DefaultDirectRateLimiter>,
+    pub(crate) circuit: std::sync::Arc<Circuit>,
+    pub(crate) validator: jsonschema::Validator,
+    pub(crate) timeout: Duration,
+    pub(crate) max_attempts: u32,
+    pub(crate) charge_cache_hits: bool,
 }
 
 /// What one Lead's call sequence came to.
@@ -139,9 +165,35 @@ struct Called {
     calls: u32,
     submission_id: Option<String>,
     status: Option<u16>,
+    duration_ms: u64,
 }
 
-fn outbound(r: &Rendered, timeout: Duration) -> Result<Outbound, String> {
+/// One guarded call sequence (circuit, rate limit, retries): the last
+/// answer or why there was none, and the calls it took.
+pub(crate) struct Sent {
+    pub(crate) result: Result<Fetched, CallErrorBox>,
+    pub(crate) calls: u32,
+}
+
+/// A failed call sequence, as the item will show it.
+pub(crate) struct CallErrorBox(CallError);
+
+impl CallErrorBox {
+    pub(crate) fn outcome(&self, provider: &str) -> Outcome {
+        self.0.outcome(provider)
+    }
+    pub(crate) fn status(&self) -> Option<u16> {
+        match &self.0 {
+            CallError::Server { status, .. } | CallError::Client { status } | CallError::Account { status } => {
+                Some(*status)
+            }
+            CallError::RateLimited { .. } => Some(429),
+            _ => None,
+        }
+    }
+}
+
+pub(crate) fn outbound(r: &Rendered, timeout: Duration) -> Result<Outbound, String> {
     let method =
         Method::from_bytes(r.method.as_bytes()).map_err(|_| format!("`{}` is not an HTTP method", r.method))?;
     let url = Url::parse(&r.url).map_err(|e| format!("the rendered URL is invalid ({e})"))?;
@@ -176,13 +228,12 @@ impl App {
     ) -> Result<Vec<Enriched>, AppError> {
         let provider = h.provider_name();
         let catalog = super::secrets::is_catalog(e);
-        // The circuit is per enrichment (per workspace for a workspace's
-        // own); the rate limit per provider.
-        let scope = if catalog { "catalog".to_string() } else { format!("ws:{ws}") };
-        let secrets = self.secrets_for(ws, e).await?;
+        // The circuit is per enrichment and the rate limit per provider, both
+        // per workspace for a workspace's own enrichment or its own key.
+        let (secrets, own_key) = self.secrets_and_source(ws, e).await?;
+        let scope = if catalog && !own_key { "catalog".to_string() } else { format!("ws:{ws}") };
         let validator = e.compile_output().map_err(AppError::Internal)?;
         let ctx = Ctx {
-            binding: h,
             egress: self.egress(h.connect_timeout_ms())?,
             limiter: self.resilience.limiter(&format!("{scope}/{provider}"), h.rate_per_second()),
             circuit: self.resilience.circuit(
@@ -193,6 +244,8 @@ impl App {
             provider,
             validator,
             timeout: Duration::from_millis(h.timeout_ms()),
+            max_attempts: h.max_attempts(),
+            charge_cache_hits: h.charge_cache_hits(),
         };
         let secret = |name: &str| secrets.get(name).cloned();
         let ttl = h.cache_ttl_seconds();
@@ -203,7 +256,7 @@ impl App {
         for (i, lead) in leads.iter().enumerate() {
             let lead_ctx = lead_context(lead);
             let values = Values { lead: &lead_ctx, input, secret: &secret };
-            let done = |outcome| Some(self.enriched(&ctx, outcome, 0, None, false, None));
+            let done = |outcome| Some(enriched(&ctx, outcome, 0, None, false, None));
             match render(h, &values) {
                 Err(Missing::Lead(_) | Missing::Input(_)) => {
                     results[i] = done(Outcome::Skipped { reason: MISSING_INPUT })
@@ -238,9 +291,9 @@ impl App {
         for (i, o, key) in to_send {
             match key.as_ref().and_then(|k| cached.get(k)) {
                 Some(c) => {
-                    results[i] = Some(self.enriched(
+                    results[i] = Some(enriched(
                         &ctx,
-                        Outcome::Completed(c.result.clone()),
+                        min_confidence(Outcome::Completed(c.result.clone()), input),
                         0,
                         c.submission_id.clone(),
                         true,
@@ -254,7 +307,7 @@ impl App {
         // 3. Calls, in order, `concurrency` at a time.
         let ctx_ref = &ctx;
         let called: Vec<(usize, Option<String>, Called)> = stream::iter(calls)
-            .map(|(i, o, key)| async move { (i, key, call(ctx_ref, o).await) })
+            .map(|(i, o, key)| async move { (i, key, call(ctx_ref, h, o).await) })
             .buffered(h.concurrency() as usize)
             .collect()
             .await;
@@ -271,7 +324,9 @@ impl App {
                     Err(err) => tracing::warn!(error = %err, "provider cache row not built"),
                 }
             }
-            results[i] = Some(self.enriched(&ctx, c.outcome, c.calls, c.submission_id, false, c.status));
+            let mut r = enriched(&ctx, min_confidence(c.outcome, input), c.calls, c.submission_id, false, c.status);
+            r.duration_ms = c.duration_ms;
+            results[i] = Some(r);
         }
         if !rows.is_empty() {
             if let Err(err) = self.store().batch_put(rows).await {
@@ -281,32 +336,8 @@ impl App {
         Ok(results.into_iter().map(|r| r.expect("every Lead has a result")).collect())
     }
 
-    fn enriched(
-        &self,
-        ctx: &Ctx<'_>,
-        outcome: Outcome,
-        calls: u32,
-        submission_id: Option<String>,
-        cached: bool,
-        status: Option<u16>,
-    ) -> Enriched {
-        let charge = !cached || ctx.binding.charge_cache_hits();
-        Enriched {
-            outcome,
-            provider: ctx.provider.clone(),
-            provider_submission_id: submission_id,
-            calls,
-            cached,
-            charge,
-            metadata: match status {
-                Some(s) => json!({"httpStatus": s}),
-                None => Value::Null,
-            },
-        }
-    }
-
     /// One guarded client per connect timeout (a connection pool each).
-    fn egress(&self, connect_timeout_ms: u64) -> Result<puffle_egress::Egress, AppError> {
+    pub(crate) fn egress(&self, connect_timeout_ms: u64) -> Result<puffle_egress::Egress, AppError> {
         let mut m = self.egress.lock().unwrap_or_else(|p| p.into_inner());
         if let Some(e) = m.get(&connect_timeout_ms) {
             return Ok(e.clone());
@@ -319,15 +350,41 @@ impl App {
     }
 }
 
-async fn call(ctx: &Ctx<'_>, req: Outbound) -> Called {
+pub(crate) fn enriched(
+    ctx: &Ctx,
+    outcome: Outcome,
+    calls: u32,
+    submission_id: Option<String>,
+    cached: bool,
+    status: Option<u16>,
+) -> Enriched {
+    let charge = !cached || ctx.charge_cache_hits;
+    let mut e = Enriched::new(outcome, ctx.provider.clone());
+    e.provider_submission_id = submission_id;
+    e.calls = calls;
+    e.cached = cached;
+    e.charge = charge;
+    e.metadata = match status {
+        Some(s) => json!({"httpStatus": s}),
+        None => Value::Null,
+    };
+    e
+}
+
+/// `input.minConfidence`: a hit below it is a miss (released, not charged).
+fn min_confidence(outcome: Outcome, input: &Value) -> Outcome {
+    match outcome {
+        Outcome::Completed(v) if below_min_confidence(&v, input) => Outcome::Skipped { reason: LOW_CONFIDENCE },
+        other => other,
+    }
+}
+
+/// One Lead's call sequence through the circuit, the rate limit and the
+/// retry policy. The circuit learns from it: an answer closes it, a
+/// provider failure (after the retries) counts towards opening it.
+pub(crate) async fn send(ctx: &Ctx, req: Outbound) -> Option<Sent> {
     if !ctx.circuit.allow(Instant::now()) {
-        let message = format!("{} is failing; calls are paused for a while (circuit open)", ctx.provider);
-        return Called {
-            outcome: Outcome::Failed { message, code: codes::UNAVAILABLE.into() },
-            calls: 0,
-            submission_id: None,
-            status: None,
-        };
+        return None;
     }
     let started = Instant::now();
     let calls = AtomicU32::new(0);
@@ -342,6 +399,7 @@ async fn call(ctx: &Ctx<'_>, req: Outbound) -> Called {
             Ok(f) if f.status.is_server_error() => {
                 Err(CallError::Server { status: f.status.as_u16(), retry_after: retry_after(&f.headers) })
             }
+            Ok(f) if matches!(f.status.as_u16(), 401..=403) => Err(CallError::Account { status: f.status.as_u16() }),
             Ok(f) => Err(CallError::Client { status: f.status.as_u16() }),
             Err(EgressError::Timeout) => Err(CallError::Timeout),
             Err(EgressError::Connect(m)) => Err(CallError::Connect(m)),
@@ -354,7 +412,7 @@ async fn call(ctx: &Ctx<'_>, req: Outbound) -> Called {
         .with_min_delay(FIRST_BACKOFF)
         .with_max_delay(MAX_BACKOFF)
         .with_jitter()
-        .with_max_times(ctx.binding.max_attempts().saturating_sub(1) as usize);
+        .with_max_times(ctx.max_attempts.saturating_sub(1) as usize);
     let result: Result<Fetched, CallError> = attempt
         .retry(backoff)
         .sleep(tokio::time::sleep)
@@ -366,11 +424,35 @@ async fn call(ctx: &Ctx<'_>, req: Outbound) -> Called {
             (Some(backoff), None) => Some(backoff),
         })
         .await;
-    let calls = calls.into_inner();
     crate::emf::provider_call(&ctx.provider, started.elapsed().as_secs_f64() * 1000.0, 1, result.is_err() as u64);
-    match result {
+    match &result {
+        Err(err) if err.is_provider_failure() => ctx.circuit.failure(Instant::now()),
+        _ => ctx.circuit.success(),
+    }
+    Some(Sent { result: result.map_err(CallErrorBox), calls: calls.into_inner() })
+}
+
+/// The outcome of a Lead whose circuit is open (no call made).
+pub(crate) fn circuit_open(provider: &str) -> Outcome {
+    let message = format!("{provider} is failing; calls are paused for a while (circuit open)");
+    Outcome::Failed { message, code: codes::UNAVAILABLE.into() }
+}
+
+async fn call(ctx: &Ctx, binding: &HttpBinding, req: Outbound) -> Called {
+    let started = Instant::now();
+    let Some(sent) = send(ctx, req).await else {
+        return Called {
+            outcome: circuit_open(&ctx.provider),
+            calls: 0,
+            submission_id: None,
+            status: None,
+            duration_ms: 0,
+        };
+    };
+    let duration_ms = started.elapsed().as_millis() as u64;
+    let calls = sent.calls;
+    match sent.result {
         Ok(f) => {
-            ctx.circuit.success();
             let status = f.status.as_u16();
             let header_id = submission_id_header(&f.headers);
             if f.status == StatusCode::NOT_FOUND {
@@ -379,27 +461,27 @@ async fn call(ctx: &Ctx<'_>, req: Outbound) -> Called {
                     calls,
                     submission_id: header_id,
                     status: Some(status),
+                    duration_ms,
                 };
             }
-            let (outcome, submission_id) = match map_response(&ctx.binding.response, &f.body, &ctx.validator) {
-                Mapped::Hit { result, submission_id } => (Outcome::Completed(result), submission_id),
-                Mapped::Miss { submission_id } => (Outcome::Skipped { reason: NO_MATCH }, submission_id),
-                Mapped::Invalid(message) => (Outcome::Failed { message, code: codes::INVALID_RESPONSE.into() }, None),
-            };
-            Called { outcome, calls, submission_id: submission_id.or(header_id), status: Some(status) }
+            let now = time::now();
+            let source = Source { provider: &ctx.provider, fetched_at: &now };
+            let (outcome, submission_id) =
+                match map_response_at(&binding.response, &f.body, &ctx.validator, Some(source)) {
+                    Mapped::Hit { result, submission_id } => (Outcome::Completed(result), submission_id),
+                    Mapped::Miss { submission_id } => (Outcome::Skipped { reason: NO_MATCH }, submission_id),
+                    Mapped::Invalid(message) => {
+                        (Outcome::Failed { message, code: codes::INVALID_RESPONSE.into() }, None)
+                    }
+                };
+            Called { outcome, calls, submission_id: submission_id.or(header_id), status: Some(status), duration_ms }
         }
-        Err(err) => {
-            if err.is_provider_failure() {
-                ctx.circuit.failure(Instant::now());
-            } else {
-                ctx.circuit.success();
-            }
-            let status = match &err {
-                CallError::Server { status, .. } | CallError::Client { status } => Some(*status),
-                CallError::RateLimited { .. } => Some(429),
-                _ => None,
-            };
-            Called { outcome: err.outcome(&ctx.provider), calls, submission_id: None, status }
-        }
+        Err(err) => Called {
+            outcome: err.outcome(&ctx.provider),
+            calls,
+            submission_id: None,
+            status: err.status(),
+            duration_ms,
+        },
     }
 }

@@ -9,8 +9,11 @@
 
 pub mod custom;
 pub mod http;
+pub mod llm;
+pub mod network;
 pub mod resilience;
 pub mod secrets;
+pub mod waterfall;
 
 use std::borrow::Cow;
 
@@ -44,19 +47,37 @@ pub struct Enriched {
     pub charge: bool,
     /// Provider-specific facts, e.g. `{"httpStatus": 200}`.
     pub metadata: Value,
+    /// Credits a completed result costs, when not the run's price per Lead
+    /// (a waterfall charges the winning step's price only). Never more
+    /// than the price: the rest of the reservation is released.
+    pub credits: Option<u64>,
+    /// Time spent on this Lead's calls.
+    pub duration_ms: u64,
+    /// A waterfall's steps (`metadata.attempts`).
+    pub attempts_log: Option<Value>,
+    /// An LLM's token usage (`metadata.usage`).
+    pub usage: Option<Value>,
 }
 
 impl Enriched {
-    pub fn builtin(slug: &str, outcome: Outcome) -> Enriched {
+    pub fn new(outcome: Outcome, provider: String) -> Enriched {
         Enriched {
             outcome,
-            provider: format!("builtin:{slug}"),
+            provider,
             provider_submission_id: None,
             calls: 0,
             cached: false,
             charge: true,
             metadata: Value::Null,
+            credits: None,
+            duration_ms: 0,
+            attempts_log: None,
+            usage: None,
         }
+    }
+
+    pub fn builtin(slug: &str, outcome: Outcome) -> Enriched {
+        Enriched::new(outcome, format!("builtin:{slug}"))
     }
 
     fn is_builtin(&self) -> bool {
@@ -163,6 +184,14 @@ impl App {
         leads: &[&Lead],
     ) -> Result<Vec<Enriched>, AppError> {
         match &enrichment.tool_binding {
+            ToolBinding::Builtin { provider } if providers::NETWORK.contains(&provider.as_str()) => {
+                let started = std::time::Instant::now();
+                let out = self.enrich_network(&enrichment.slug, provider, leads).await;
+                let errors = out.iter().filter(|e| matches!(e.outcome, Outcome::Failed { .. })).count() as u64;
+                let ms = started.elapsed().as_secs_f64() * 1000.0;
+                crate::emf::provider_call(&format!("builtin:{}", enrichment.slug), ms, out.len() as u64, errors);
+                Ok(out)
+            }
             ToolBinding::Builtin { provider } => {
                 let started = std::time::Instant::now();
                 let out: Vec<Enriched> = leads
@@ -175,6 +204,8 @@ impl App {
                 Ok(out)
             }
             ToolBinding::Http(h) => self.enrich_http(ws, enrichment, h, input, leads).await,
+            ToolBinding::Llm(l) => self.enrich_llm(ws, enrichment, l, input, leads).await,
+            ToolBinding::Waterfall(w) => Box::pin(self.enrich_waterfall(ws, enrichment, w, input, leads)).await,
         }
     }
 }

@@ -165,13 +165,23 @@ impl App {
 
     /// The secret values `e`'s calls may use, by the resolution rule above
     /// (only the names its binding references).
-    pub(crate) async fn secrets_for(&self, ws: &str, e: &Enrichment) -> Result<HashMap<String, String>, AppError> {
+    /// The secret values `e`'s calls may use, by the resolution rule above
+    /// (only the names its binding references), and whether any of them is the workspace's own
+    /// (then the provider account is the workspace's: its circuit and rate
+    /// limit are too, so one workspace's revoked key never stops another's
+    /// calls).
+    pub(crate) async fn secrets_and_source(
+        &self,
+        ws: &str,
+        e: &Enrichment,
+    ) -> Result<(HashMap<String, String>, bool), AppError> {
         let names = e.secret_names();
         if names.is_empty() {
-            return Ok(HashMap::new());
+            return Ok((HashMap::new(), false));
         }
         let mut found = self.workspace_secret_values(ws).await?;
         found.retain(|k, _| names.contains(k));
+        let own = !found.is_empty();
         if is_catalog(e) {
             let platform = self.platform_secrets().await?;
             for n in &names {
@@ -182,7 +192,7 @@ impl App {
                 }
             }
         }
-        Ok(found)
+        Ok((found, own))
     }
 
     /// The secrets `e` needs that are configured neither for the workspace

@@ -71,7 +71,10 @@ impl App {
         } else {
             let slug = run.enrichment.slug.as_str();
             let key = run.output.attribute_key.as_str();
-            let leads = self.store().get_leads(ws, lead_ids, &[]).await?;
+            let enrichment = self.find_enrichment_to_run(ws, slug).await?;
+            // Attributes the binding reads (`{{lead.attributes.x}}`, waterfall filters).
+            let read_keys = enrichment.as_ref().map(|e| e.tool_binding.attribute_keys()).unwrap_or_default();
+            let leads = self.store().get_leads(ws, lead_ids, &read_keys).await?;
             let existing: HashMap<String, Row> = match (run.output.write_policy, run.output.target, &list_id) {
                 (WritePolicy::Overwrite, _, _) => HashMap::new(),
                 (WritePolicy::SkipExisting, OutputTarget::Lead, _) => {
@@ -88,7 +91,7 @@ impl App {
                 lead_ids.iter().filter(|id| !has_other(id)).filter_map(|id| leads.get(id)).collect();
             // One call for the chunk: providers batch, rate-limit and run
             // concurrently behind `enrich_leads`.
-            let mut results: HashMap<String, Enriched> = match self.find_enrichment_to_run(ws, slug).await? {
+            let mut results: HashMap<String, Enriched> = match enrichment {
                 Some(e) => {
                     let out = self.enrich_leads(ws, &e, &run.input, &to_enrich).await?;
                     to_enrich.iter().map(|l| l.id.clone()).zip(out).collect()
@@ -106,7 +109,14 @@ impl App {
                             let message = format!("enrichment {slug} is no longer available");
                             Enriched::builtin(slug, Outcome::Failed { message, code: "UNKNOWN_PROVIDER".into() })
                         });
-                        provided = Some((e.attempts(receive_count), e.cached_flag(), e.charge));
+                        provided = Some((
+                            e.attempts(receive_count),
+                            e.cached_flag(),
+                            e.charge,
+                            e.credits,
+                            e.attempts_log,
+                            e.usage,
+                        ));
                         LeadState::Enriched {
                             lead,
                             outcome: e.outcome,
@@ -116,11 +126,16 @@ impl App {
                     }
                 };
                 let (mut item, value) = finish_item(base(lead_id), state, &run.input, &now);
-                if let Some((attempts, cached, charge)) = provided {
+                if let Some((attempts, cached, charge, credits, steps, usage)) = provided {
                     item.attempts = attempts;
                     item.metadata.cached = cached;
+                    item.metadata.attempts = steps;
+                    item.metadata.usage = usage;
                     if !charge && item.status == ItemStatus::Completed {
                         item = item.waive_charge();
+                    } else if let Some(credits) = credits {
+                        // A waterfall charges the winning step's price, at most what was reserved.
+                        item = item.charge_at_most(credits);
                     }
                 }
                 let attr = match value {

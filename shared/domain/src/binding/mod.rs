@@ -4,18 +4,25 @@
 //! [`crate::providers`]; `{"type":"http", ...}` calls an outside provider
 //! ([`HttpBinding`]). The pure parts of a call live here: rendering the
 //! request from placeholders ([`template`]) and reading the response
-//! ([`response`]); the app layer sends it.
+//! ([`response`]); the app layer sends it. `{"type":"llm", ...}` asks an
+//! OpenAI-compatible chat-completions API for JSON ([`llm`]), and
+//! `{"type":"waterfall", ...}` tries other enrichments in order
+//! ([`waterfall`]).
 
+pub mod llm;
 pub mod response;
 pub mod template;
+pub mod waterfall;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-pub use response::{map_response, Mapped};
+pub use llm::LlmBinding;
+pub use response::{below_min_confidence, map_response, map_response_at, Mapped};
 pub use template::{cache_key, render, Missing, Rendered, Values};
+pub use waterfall::WaterfallBinding;
 
 /// `toolBinding` of a catalog entry.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -23,14 +30,50 @@ pub use template::{cache_key, render, Missing, Rendered, Values};
 pub enum ToolBinding {
     Builtin { provider: String },
     Http(Box<HttpBinding>),
+    Llm(Box<LlmBinding>),
+    Waterfall(Box<WaterfallBinding>),
 }
 
 impl ToolBinding {
     pub fn http(&self) -> Option<&HttpBinding> {
         match self {
             ToolBinding::Http(h) => Some(h),
-            ToolBinding::Builtin { .. } => None,
+            _ => None,
         }
+    }
+
+    /// Names of the secrets its calls need (none for built-ins and
+    /// waterfalls: a waterfall skips the steps whose secrets are missing).
+    pub fn secret_names(&self) -> BTreeSet<String> {
+        match self {
+            ToolBinding::Http(h) => h.secret_names(),
+            ToolBinding::Llm(l) => l.secret_names(),
+            ToolBinding::Builtin { .. } | ToolBinding::Waterfall(_) => BTreeSet::new(),
+        }
+    }
+
+    /// Checks a binding a catalog file declares; each problem names its field.
+    pub fn validate(&self) -> Result<(), Vec<String>> {
+        match self {
+            ToolBinding::Http(h) => h.validate(),
+            ToolBinding::Llm(l) => l.validate(),
+            ToolBinding::Waterfall(w) => w.validate(),
+            ToolBinding::Builtin { .. } => Ok(()),
+        }
+    }
+
+    /// Lead attribute keys the binding reads (`{{lead.attributes.<key>}}`,
+    /// waterfall filters), so the worker loads them with the Leads.
+    pub fn attribute_keys(&self) -> Vec<String> {
+        let mut keys = match self {
+            ToolBinding::Http(h) => template::attribute_keys_of(&h.placeholders()),
+            ToolBinding::Llm(l) => template::attribute_keys_of(&l.placeholders()),
+            ToolBinding::Waterfall(w) => w.attribute_keys(),
+            ToolBinding::Builtin { .. } => vec![],
+        };
+        keys.sort();
+        keys.dedup();
+        keys
     }
 }
 
@@ -88,6 +131,65 @@ pub struct ResponseMapping {
     /// JSON pointer to the provider's id for the call (`metadata.providerSubmissionId`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub submission_id: Option<String>,
+    /// How the result's `confidence` (0–1) is read from the answer. When
+    /// set, the result also carries `evidence` (provider, fetchedAt and the
+    /// raw fields read), and `input.minConfidence` can turn a hit into a miss.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub confidence: Option<ConfidenceRule>,
+}
+
+/// `response.confidence`: a provider's own score scaled to 0–1
+/// (`{"pointer": "/data/score", "scale": 100}`), a table of its labels
+/// (`{"pointer": "/person/email_status", "values": {"verified": 0.9}, "default": 0.4}`),
+/// or a fixed figure for providers that give none (`{"default": 0.6}`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct ConfidenceRule {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pointer: Option<String>,
+    /// The provider's score is divided by this (100 for a 0–100 score).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scale: Option<f64>,
+    /// Label → confidence, for providers that grade with words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub values: Option<BTreeMap<String, f64>>,
+    /// When the pointer holds nothing usable (or there is no pointer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default: Option<f64>,
+}
+
+impl ConfidenceRule {
+    pub fn validate(&self, errors: &mut Vec<String>) {
+        let in_range = |v: f64| (0.0..=1.0).contains(&v);
+        if let Some(p) = &self.pointer {
+            if !p.starts_with('/') {
+                errors.push("response.confidence.pointer must be a JSON pointer".into());
+            }
+        }
+        if self.pointer.is_none() && self.default.is_none() {
+            errors.push("response.confidence needs a pointer or a default".into());
+        }
+        if self.scale.is_some() && self.values.is_some() {
+            errors.push("response.confidence takes scale or values, not both".into());
+        }
+        if self.scale.is_some_and(|s| s.is_nan() || s <= 0.0) {
+            errors.push("response.confidence.scale must be positive".into());
+        }
+        if self.default.is_some_and(|d| !in_range(d)) || self.values.iter().flatten().any(|(_, v)| !in_range(*v)) {
+            errors.push("response.confidence values must be from 0 to 1".into());
+        }
+    }
+
+    /// The confidence an answer earns, clamped to 0–1.
+    pub fn of(&self, doc: &Value) -> Option<f64> {
+        let raw = self.pointer.as_deref().and_then(|p| doc.pointer(p)).filter(|v| !v.is_null());
+        let read = match (raw, &self.values) {
+            (Some(Value::String(label)), Some(table)) => table.get(&label.to_lowercase()).copied(),
+            (Some(v), None) => v.as_f64().map(|n| n / self.scale.unwrap_or(1.0)),
+            _ => None,
+        };
+        read.or(self.default).map(|c| (c.clamp(0.0, 1.0) * 1000.0).round() / 1000.0)
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -178,7 +280,7 @@ impl HttpBinding {
             .collect()
     }
 
-    fn placeholders(&self) -> Vec<Result<template::Placeholder, String>> {
+    pub(crate) fn placeholders(&self) -> Vec<Result<template::Placeholder, String>> {
         let mut out = template::placeholders_in(&self.request.url);
         for (k, v) in &self.request.headers {
             out.extend(template::placeholders_in(k));
@@ -242,6 +344,9 @@ impl HttpBinding {
             if !pointer_ok(p) {
                 errors.push("response.submissionId must be a JSON pointer".into());
             }
+        }
+        if let Some(c) = &self.response.confidence {
+            c.validate(&mut errors);
         }
         let mut range = |name: &str, v: Option<u64>, lo: u64, hi: u64| {
             if let Some(v) = v {

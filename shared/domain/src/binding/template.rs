@@ -7,6 +7,9 @@
 //! dotted (`company.domain`, `contacts.0.value`) and read through
 //! serde_json's JSON pointer. A value that is absent, null or `""` is
 //! [`Missing`]: the Lead is skipped (`missing_input`) and no call is made.
+//! A `?` after the path (`{{input.minLikelihood?}}`, `{{lead.title?}}`)
+//! makes it optional: when absent, a query parameter or JSON field that is
+//! just that placeholder is left out, and inside text it is empty.
 
 use std::collections::BTreeMap;
 use std::sync::OnceLock;
@@ -27,6 +30,10 @@ pub enum Placeholder {
     Lead(String),
     Input(String),
     Secret(String),
+    /// `{{lead.<path>?}}`: left out when absent.
+    OptLead(String),
+    /// `{{input.<path>?}}`: left out when absent.
+    OptInput(String),
 }
 
 /// What a Lead, the run's input or the secrets lacked.
@@ -65,8 +72,10 @@ fn any_braces() -> &'static Regex {
 fn inner() -> &'static Regex {
     static R: OnceLock<Regex> = OnceLock::new();
     R.get_or_init(|| {
-        Regex::new(r"^\s*(?:(lead|input)\.([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)|secrets\.([A-Z][A-Z0-9_]{0,63}))\s*$")
-            .expect("static regex")
+        Regex::new(
+            r"^\s*(?:(lead|input)\.([A-Za-z0-9_-]+(?:\.[A-Za-z0-9_-]+)*)(\?)?|secrets\.([A-Z][A-Z0-9_]{0,63}))\s*$",
+        )
+        .expect("static regex")
     })
 }
 
@@ -74,8 +83,11 @@ fn parse_inner(text: &str) -> Result<Placeholder, String> {
     let c = inner().captures(text).ok_or_else(|| {
         format!("`{{{{{text}}}}}` is not a placeholder: use lead.<path>, input.<path> or secrets.<NAME> (A-Z, 0-9, _)")
     })?;
-    Ok(match (c.get(1).map(|m| m.as_str()), c.get(2), c.get(3)) {
+    let optional = c.get(3).is_some();
+    Ok(match (c.get(1).map(|m| m.as_str()), c.get(2), c.get(4)) {
+        (Some("lead"), Some(p), _) if optional => Placeholder::OptLead(p.as_str().to_string()),
         (Some("lead"), Some(p), _) => Placeholder::Lead(p.as_str().to_string()),
+        (Some(_), Some(p), _) if optional => Placeholder::OptInput(p.as_str().to_string()),
         (Some(_), Some(p), _) => Placeholder::Input(p.as_str().to_string()),
         (_, _, Some(name)) => Placeholder::Secret(name.as_str().to_string()),
         _ => return Err(format!("`{{{{{text}}}}}` is not a placeholder")),
@@ -135,17 +147,22 @@ fn present(v: Option<&Value>) -> Option<&Value> {
     v.filter(|v| !v.is_null() && v.as_str() != Some(""))
 }
 
-fn value_of(p: &Placeholder, values: &Values<'_>) -> Result<Value, Missing> {
+/// A placeholder's value; `None` for an optional one that is absent.
+fn value_of(p: &Placeholder, values: &Values<'_>) -> Result<Option<Value>, Missing> {
     match p {
-        Placeholder::Lead(path) => {
-            present(values.lead.pointer(&pointer_of(path))).cloned().ok_or_else(|| Missing::Lead(path.clone()))
-        }
-        Placeholder::Input(path) => {
-            present(values.input.pointer(&pointer_of(path))).cloned().ok_or_else(|| Missing::Input(path.clone()))
-        }
+        Placeholder::Lead(path) => present(values.lead.pointer(&pointer_of(path)))
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| Missing::Lead(path.clone())),
+        Placeholder::Input(path) => present(values.input.pointer(&pointer_of(path)))
+            .cloned()
+            .map(Some)
+            .ok_or_else(|| Missing::Input(path.clone())),
+        Placeholder::OptLead(path) => Ok(present(values.lead.pointer(&pointer_of(path))).cloned()),
+        Placeholder::OptInput(path) => Ok(present(values.input.pointer(&pointer_of(path))).cloned()),
         Placeholder::Secret(name) => (values.secret)(name)
             .filter(|s| !s.is_empty())
-            .map(Value::String)
+            .map(|s| Some(Value::String(s)))
             .ok_or_else(|| Missing::Secret(name.clone())),
     }
 }
@@ -158,7 +175,8 @@ fn as_text(v: &Value) -> String {
 }
 
 /// Renders one string. `encode` percent-encodes interpolated values (URLs).
-fn render_str(s: &str, values: &Values<'_>, encode: bool) -> Result<Value, Missing> {
+/// `None`: the string is one optional placeholder whose value is absent.
+fn render_str(s: &str, values: &Values<'_>, encode: bool) -> Result<Option<Value>, Missing> {
     let whole = any_braces().find(s).is_some_and(|m| m.start() == 0 && m.end() == s.len());
     if whole {
         if let Some(Ok(p)) = placeholders_in(s).into_iter().next() {
@@ -172,7 +190,7 @@ fn render_str(s: &str, values: &Values<'_>, encode: bool) -> Result<Value, Missi
         out.push_str(&s[last..m.start()]);
         match parse_inner(c.get(1).map_or("", |x| x.as_str())) {
             Ok(p) => {
-                let text = as_text(&value_of(&p, values)?);
+                let text = value_of(&p, values)?.map(|v| as_text(&v)).unwrap_or_default();
                 if encode {
                     out.extend(utf8_percent_encode(&text, COMPONENT));
                 } else {
@@ -185,22 +203,87 @@ fn render_str(s: &str, values: &Values<'_>, encode: bool) -> Result<Value, Missi
         last = m.end();
     }
     out.push_str(&s[last..]);
-    Ok(Value::String(out))
+    Ok(Some(Value::String(out)))
 }
 
-fn render_json(v: &Value, values: &Values<'_>) -> Result<Value, Missing> {
-    Ok(match v {
-        Value::String(s) => render_str(s, values, false)?,
-        Value::Array(a) => Value::Array(a.iter().map(|x| render_json(x, values)).collect::<Result<_, _>>()?),
+/// A JSON body: a field or element that is an absent optional placeholder is left out.
+fn render_json(v: &Value, values: &Values<'_>) -> Result<Option<Value>, Missing> {
+    Ok(Some(match v {
+        Value::String(s) => return render_str(s, values, false),
+        Value::Array(a) => {
+            let mut out = Vec::with_capacity(a.len());
+            for x in a {
+                out.extend(render_json(x, values)?);
+            }
+            Value::Array(out)
+        }
         Value::Object(m) => {
             let mut out = Map::new();
             for (k, x) in m {
-                out.insert(k.clone(), render_json(x, values)?);
+                if let Some(v) = render_json(x, values)? {
+                    out.insert(k.clone(), v);
+                }
             }
             Value::Object(out)
         }
         other => other.clone(),
-    })
+    }))
+}
+
+/// A URL: values percent-encoded; a query parameter whose value is an
+/// absent optional placeholder (`&min_likelihood={{input.minLikelihood?}}`)
+/// is left out.
+fn render_url(url: &str, values: &Values<'_>) -> Result<String, Missing> {
+    let (path, query) = match url.split_once('?') {
+        Some((p, q)) => (p, Some(q)),
+        None => (url, None),
+    };
+    let mut out = render_str(path, values, true)?.map(|v| as_text(&v)).unwrap_or_default();
+    if let Some(q) = query {
+        let mut pairs = vec![];
+        for pair in q.split('&') {
+            let rendered = match pair.split_once('=') {
+                Some((k, v)) => match render_str(v, values, true)? {
+                    Some(value) => {
+                        let key = render_str(k, values, true)?.map(|k| as_text(&k)).unwrap_or_default();
+                        // A value that is one placeholder comes back as the value
+                        // itself (not interpolated, so not encoded yet).
+                        let whole = any_braces().find(v).is_some_and(|m| m.start() == 0 && m.end() == v.len());
+                        let text = as_text(&value);
+                        let text = if whole { utf8_percent_encode(&text, COMPONENT).to_string() } else { text };
+                        Some(format!("{key}={text}"))
+                    }
+                    None => None,
+                },
+                None => render_str(pair, values, true)?.map(|v| as_text(&v)),
+            };
+            pairs.extend(rendered);
+        }
+        if !pairs.is_empty() {
+            out.push('?');
+            out.push_str(&pairs.join("&"));
+        }
+    }
+    Ok(out)
+}
+
+/// Renders a text template (an LLM prompt): absent optional placeholders
+/// are empty, values are text.
+pub fn render_text(template: &str, values: &Values<'_>) -> Result<String, Missing> {
+    Ok(render_str(template, values, false)?.map(|v| as_text(&v)).unwrap_or_default())
+}
+
+/// Lead attribute keys named by `{{lead.attributes.<key>...}}` placeholders.
+pub fn attribute_keys_of(placeholders: &[Result<Placeholder, String>]) -> Vec<String> {
+    placeholders
+        .iter()
+        .filter_map(|p| match p {
+            Ok(Placeholder::Lead(path) | Placeholder::OptLead(path)) => {
+                path.strip_prefix("attributes.").and_then(|r| r.split('.').next()).map(str::to_string)
+            }
+            _ => None,
+        })
+        .collect()
 }
 
 /// The request for one Lead. Secrets are looked up last, so a Lead that
@@ -213,12 +296,17 @@ pub fn render(b: &HttpBinding, values: &Values<'_>) -> Result<Rendered, Missing>
 }
 
 fn render_with(b: &HttpBinding, values: &Values<'_>) -> Result<Rendered, Missing> {
-    let url = as_text(&render_str(&b.request.url, values, true)?);
+    let url = render_url(&b.request.url, values)?;
     let mut headers = Vec::with_capacity(b.request.headers.len());
     for (k, v) in &b.request.headers {
-        headers.push((k.clone(), as_text(&render_str(v, values, false)?)));
+        if let Some(v) = render_str(v, values, false)? {
+            headers.push((k.clone(), as_text(&v)));
+        }
     }
-    let body = b.request.body.as_ref().map(|x| render_json(x, values)).transpose()?;
+    let body = match &b.request.body {
+        Some(x) => Some(render_json(x, values)?.unwrap_or(Value::Null)),
+        None => None,
+    };
     Ok(Rendered { method: b.request.method.clone(), url, headers, body })
 }
 

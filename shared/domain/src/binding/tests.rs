@@ -213,3 +213,59 @@ fn cache_keys_normalise_and_never_hold_secrets() {
     // A key is computed without any secret: there is no way to pass one.
     assert!(!a.contains("sk_live"));
 }
+
+#[test]
+fn optional_placeholders_drop_their_parameter_or_field() {
+    let b = binding(json!({
+        "request": {"method": "POST",
+                    "url": "https://api.example.com/v5/enrich?name={{lead.name.full}}&min_likelihood={{input.minLikelihood?}}&t={{lead.title?}}",
+                    "headers": {"X-Title": "{{lead.title?}}"},
+                    "body": {"name": "{{lead.name.full}}", "min": "{{input.minLikelihood?}}", "note": "title: {{lead.title?}}"}},
+        "response": {"found": "/data", "result": {"x": "/data"}}
+    }));
+    assert_eq!(b.validate(), Ok(()));
+    let lead = ada();
+    let none = json!({});
+    let r = render(&b, &Values { lead: &lead, input: &none, secret: &secrets }).unwrap();
+    assert_eq!(r.url, "https://api.example.com/v5/enrich?name=Ada%20Lovelace");
+    assert!(r.headers.is_empty(), "{:?}", r.headers);
+    assert_eq!(r.body, Some(json!({"name": "Ada Lovelace", "note": "title: "})));
+    let some = json!({"minLikelihood": 6});
+    let r = render(&b, &Values { lead: &lead, input: &some, secret: &secrets }).unwrap();
+    assert_eq!(r.url, "https://api.example.com/v5/enrich?name=Ada%20Lovelace&min_likelihood=6");
+    assert_eq!(r.body.unwrap()["min"], 6);
+}
+
+#[test]
+fn confidence_is_scaled_graded_or_fixed_and_evidence_names_the_fields_read() {
+    let rule = |v: Value| -> ConfidenceRule { serde_json::from_value(v).unwrap() };
+    let doc = json!({"likelihood": 8, "person": {"email_status": "Verified"}, "data": {"score": 97}});
+    assert_eq!(rule(json!({"pointer": "/likelihood", "scale": 10.0})).of(&doc), Some(0.8));
+    assert_eq!(rule(json!({"pointer": "/data/score", "scale": 100.0})).of(&doc), Some(0.97));
+    let graded = rule(json!({"pointer": "/person/email_status", "values": {"verified": 0.9}, "default": 0.3}));
+    assert_eq!(graded.of(&doc), Some(0.9));
+    assert_eq!(graded.of(&json!({})), Some(0.3));
+    assert_eq!(rule(json!({"pointer": "/nope", "scale": 10.0})).of(&doc), None);
+    let mut errs = vec![];
+    rule(json!({"scale": -1.0})).validate(&mut errs);
+    assert_eq!(errs.len(), 2, "{errs:?}");
+
+    let m: ResponseMapping = serde_json::from_value(json!({
+        "found": "/data", "result": {"email": "/data/work_email"},
+        "confidence": {"pointer": "/likelihood", "scale": 10.0}}))
+    .unwrap();
+    let schema = jsonschema::validator_for(&json!({"type": "object"})).unwrap();
+    let body = json!({"likelihood": 6, "data": {"work_email": "ada@acme.test", "big": [1, 2]}}).to_string();
+    let src = response::Source { provider: "pdl", fetched_at: "2026-12-02T00:00:00Z" };
+    let Mapped::Hit { result, .. } = map_response_at(&m, body.as_bytes(), &schema, Some(src)) else { panic!() };
+    assert_eq!(result["confidence"], 0.6);
+    assert_eq!(
+        result["evidence"],
+        json!({"provider": "pdl", "fetchedAt": "2026-12-02T00:00:00Z",
+               "fields": {"/data/work_email": "ada@acme.test", "/likelihood": 6}}),
+        "the whole record `found` points at is not copied"
+    );
+    assert!(below_min_confidence(&result, &json!({"minConfidence": 0.7})));
+    assert!(!below_min_confidence(&result, &json!({"minConfidence": 0.5})));
+    assert!(!below_min_confidence(&json!({"email": "x"}), &json!({"minConfidence": 0.9})), "no confidence, no gate");
+}

@@ -74,7 +74,7 @@ impl Definition {
         }
         let binding = match &self.tool_binding {
             ToolBinding::Http(h) => h,
-            ToolBinding::Builtin { .. } => {
+            _ => {
                 return Err(invalid(
                     "toolBinding.type",
                     "a workspace enrichment calls a provider: toolBinding.type must be http",

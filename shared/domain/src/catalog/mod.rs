@@ -6,7 +6,8 @@
 //! file; a built-in also needs its function in [`crate::providers`] (bound
 //! by `toolBinding.provider`). `PUFFLE_CATALOG_DIR` adds the `*.json` files
 //! of a directory at start (local stacks and tests; a broken file stops the
-//! process at its first catalog read).
+//! process at its first catalog read); a file there with a built-in's slug
+//! replaces that entry.
 //!
 //! Workspaces define their own enrichments too ([`custom`]); those live in
 //! the store, not here.
@@ -97,7 +98,11 @@ pub fn all() -> &'static [Enrichment] {
             .collect();
         if let Some(dir) = std::env::var_os(CATALOG_DIR_ENV).filter(|d| !d.is_empty()) {
             // Operator configuration: failing loudly beats running without a provider.
-            list.extend(read_dir(std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{CATALOG_DIR_ENV}: {e}")));
+            let extra = read_dir(std::path::Path::new(&dir)).unwrap_or_else(|e| panic!("{CATALOG_DIR_ENV}: {e}"));
+            // A file with a built-in's slug replaces it: an operator tunes a
+            // provider to its plan (rate, timeouts) or points it at a proxy.
+            list.retain(|b| !extra.iter().any(|x| x.slug == b.slug));
+            list.extend(extra);
         }
         list.sort_by(|a, b| a.slug.cmp(&b.slug));
         if let Some(w) = list.windows(2).find(|w| w[0].slug == w[1].slug) {
@@ -110,9 +115,7 @@ pub fn all() -> &'static [Enrichment] {
 /// Parses and checks one catalog data file.
 pub fn parse_entry(text: &str) -> Result<Enrichment, String> {
     let e: Enrichment = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    if let ToolBinding::Http(h) = &e.tool_binding {
-        h.validate().map_err(|errs| format!("toolBinding: {}", errs.join("; ")))?;
-    }
+    e.tool_binding.validate().map_err(|errs| format!("toolBinding: {}", errs.join("; ")))?;
     e.compile_output()?;
     jsonschema::validator_for(&e.input_schema).map_err(|err| format!("inputSchema: {err}"))?;
     Ok(e)
@@ -210,9 +213,10 @@ impl Enrichment {
             .map_err(|e| format!("outputSchema is not a valid JSON Schema: {e}"))
     }
 
-    /// Names of the secrets the enrichment's calls need (none for built-ins).
+    /// Names of the secrets the enrichment's calls need (none for built-ins
+    /// and waterfalls).
     pub fn secret_names(&self) -> std::collections::BTreeSet<String> {
-        self.tool_binding.http().map(|h| h.secret_names()).unwrap_or_default()
+        self.tool_binding.secret_names()
     }
 
     fn validate_uncached(&self, input: &Value) -> Result<(), Vec<String>> {
@@ -280,10 +284,10 @@ mod tests {
             assert_eq!(e.default_output.attribute_key, e.slug);
             assert_eq!(e.output_override_policy, "allow");
             assert_eq!(e.cost_model.credit_action, format!("enrichment.{}", e.slug));
-            assert_eq!(e.cost_model.credits_per_lead, 1);
+            assert!((1..=5).contains(&e.cost_model.credits_per_lead), "{}", e.slug);
             match &e.tool_binding {
                 ToolBinding::Builtin { provider } => assert_eq!(provider, &e.slug),
-                ToolBinding::Http(h) => assert_eq!(h.validate(), Ok(()), "{}", e.slug),
+                other => assert_eq!(other.validate(), Ok(()), "{}", e.slug),
             }
             assert!(matches!(e.visibility.as_str(), "public" | "internal"));
             assert_eq!(e.input_schema["type"], "object", "{}", e.slug);
@@ -302,6 +306,30 @@ mod tests {
             let parsed: Enrichment = serde_json::from_value(raw.clone()).unwrap();
             assert_eq!(serde_json::to_value(&parsed).unwrap(), raw, "{file}");
         }
+    }
+
+    /// A waterfall's steps (and check) are catalog enrichments of its subject
+    /// that are not waterfalls, and its price is the most a Lead can cost:
+    /// the dearest step (only the winning step is charged).
+    #[test]
+    fn waterfalls_name_real_steps_and_reserve_the_dearest() {
+        let mut seen = 0;
+        for e in all() {
+            let ToolBinding::Waterfall(w) = &e.tool_binding else { continue };
+            seen += 1;
+            let mut dearest = 0;
+            for s in &w.steps {
+                let step = find(&s.enrichment_id).unwrap_or_else(|| panic!("{}: no step {}", e.slug, s.enrichment_id));
+                assert_eq!(step.subject, e.subject, "{}", s.enrichment_id);
+                assert!(!matches!(step.tool_binding, ToolBinding::Waterfall(_)));
+                dearest = dearest.max(step.cost_model.credits_per_lead);
+            }
+            if let Some(c) = &w.check {
+                assert!(find(&c.enrichment_id).is_some(), "{}", c.enrichment_id);
+            }
+            assert_eq!(e.cost_model.credits_per_lead, dearest, "{}", e.slug);
+        }
+        assert!(seen >= 1);
     }
 
     #[test]
@@ -330,7 +358,25 @@ mod tests {
     #[test]
     fn listing_hides_internal() {
         let slugs: Vec<&str> = listed(None).iter().map(|e| e.slug.as_str()).collect();
-        assert_eq!(slugs, ["company_domain", "email_domain", "job_seniority", "name_parse", "phone_normalize"]);
+        assert_eq!(
+            slugs,
+            [
+                "apollo_people_match",
+                "company_classify",
+                "company_domain",
+                "email_domain",
+                "email_verify",
+                "hunter_email_finder",
+                "hunter_email_verifier",
+                "job_seniority",
+                "name_parse",
+                "pdl_person",
+                "persona_summary",
+                "phone_normalize",
+                "website_overview",
+                "work_email"
+            ]
+        );
         assert!(listed(Some("echo")).is_empty());
         assert!(listed(Some("internal")).is_empty());
     }
@@ -341,15 +387,15 @@ mod tests {
         // slug / name
         assert_eq!(slugs("PHONE"), ["phone_normalize"]);
         assert_eq!(slugs("Job Sen"), ["job_seniority"]);
-        // "domain" is in two slugs
-        assert_eq!(slugs("domain"), ["company_domain", "email_domain"]);
+        // "_domain" is in two slugs
+        assert_eq!(slugs("_domain"), ["company_domain", "email_domain"]);
         // description only
-        assert_eq!(slugs("free-mail"), ["email_domain"]);
+        assert!(slugs("free-mail").contains(&"email_domain"));
         assert_eq!(slugs("e.164"), ["phone_normalize"]);
         assert!(slugs("zzz-no-match").is_empty());
         // blank q means no filter
-        assert_eq!(listed(Some("  ")).len(), 5);
-        assert_eq!(listed(Some("")).len(), 5);
+        assert_eq!(listed(Some("  ")).len(), listed(None).len());
+        assert_eq!(listed(Some("")).len(), listed(None).len());
     }
 
     #[test]

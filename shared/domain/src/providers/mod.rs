@@ -11,10 +11,12 @@ use crate::lead::Lead;
 
 mod company_domain;
 mod email_domain;
+pub mod email_verify;
 mod internal_echo;
 mod job_seniority;
 mod name_parse;
 mod phone_normalize;
+pub mod website_overview;
 
 /// The result of running one provider on one lead.
 #[derive(Debug, Clone, PartialEq)]
@@ -33,8 +35,21 @@ pub enum Outcome {
 pub const MISSING_INPUT: &str = "missing_input";
 
 /// The provider slugs [`run`] knows.
-pub const PROVIDERS: &[&str] =
-    &["company_domain", "email_domain", "internal_echo", "job_seniority", "name_parse", "phone_normalize"];
+pub const PROVIDERS: &[&str] = &[
+    "company_domain",
+    "email_domain",
+    "email_verify",
+    "internal_echo",
+    "job_seniority",
+    "name_parse",
+    "phone_normalize",
+    "website_overview",
+];
+
+/// Built-ins that need the network (DNS, a web page): the app layer runs
+/// them with the pure parts of [`email_verify`] and [`website_overview`];
+/// [`run`] answers `NEEDS_NETWORK` for them.
+pub const NETWORK: &[&str] = &["email_verify", "website_overview"];
 
 /// Runs the provider `slug` on `lead`. `input` is the run's input object,
 /// expected to have passed the enrichment's `validate_input` (providers still
@@ -47,6 +62,10 @@ pub fn run(slug: &str, lead: &Lead, input: &Value) -> Outcome {
         "job_seniority" => job_seniority::run(lead),
         "name_parse" => name_parse::run(lead),
         "phone_normalize" => phone_normalize::run(lead, input),
+        s if NETWORK.contains(&s) => Outcome::Failed {
+            message: format!("`{slug}` needs the network and runs in the worker"),
+            code: "NEEDS_NETWORK".to_string(),
+        },
         _ => Outcome::Failed {
             message: format!("no enrichment provider named `{slug}`"),
             code: "UNKNOWN_PROVIDER".to_string(),
@@ -114,7 +133,9 @@ mod tests {
 
     #[test]
     fn every_catalog_entry_has_a_provider() {
-        let builtins = crate::catalog::all().iter().filter(|e| e.tool_binding.http().is_none());
+        let builtins = crate::catalog::all()
+            .iter()
+            .filter(|e| matches!(e.tool_binding, crate::binding::ToolBinding::Builtin { .. }));
         for e in builtins.clone() {
             assert_eq!(e.tool_binding, crate::binding::ToolBinding::Builtin { provider: e.slug.clone() });
             assert!(PROVIDERS.contains(&e.slug.as_str()), "{}", e.slug);
@@ -151,7 +172,10 @@ mod tests {
             ]),
         }));
         let single_name = lead(json!({"name": {"full": "Cher"}}));
-        let builtins = crate::catalog::all().iter().filter(|e| e.tool_binding.http().is_none());
+        let builtins = crate::catalog::all()
+            .iter()
+            .filter(|e| matches!(e.tool_binding, crate::binding::ToolBinding::Builtin { .. }))
+            .filter(|e| !NETWORK.contains(&e.slug.as_str()));
         for (e, l) in builtins.flat_map(|e| [(e, &full), (e, &single_name)]) {
             let validator = jsonschema::validator_for(&e.output_schema).unwrap();
             match run(&e.slug, l, &json!({})) {
