@@ -240,18 +240,8 @@ fn round1(x: f64) -> f64 {
 
 /// Leads of the workspace's runs that reached a terminal item status.
 async fn settled_leads(app: &App, ws: &str) -> anyhow::Result<u64> {
-    let rows = app.store().query_all(&puffle_aws::keys::runs_pk(ws)).await?;
-    let n = |r: &puffle_aws::store::Row, k: &str| -> u64 {
-        r.get("scope")
-            .and_then(|v| v.as_m().ok())
-            .and_then(|m| m.get("counts"))
-            .and_then(|v| v.as_m().ok())
-            .and_then(|m| m.get(k))
-            .and_then(|v| v.as_n().ok())
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0)
-    };
-    Ok(rows.iter().map(|r| n(r, "completed") + n(r, "skipped") + n(r, "failed")).sum())
+    let runs = app.store().all_runs(ws).await?;
+    Ok(runs.iter().map(|r| r.run.scope.counts).map(|c| c.completed + c.skipped + c.failed).sum())
 }
 
 fn percentile(sorted: &[Duration], p: f64) -> f64 {

@@ -4,7 +4,11 @@ use std::fmt::Write;
 use std::path::Path;
 
 fn main() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("src/catalog/enrichments");
+    // Read at run time: `env!` would bake in the checkout the script was
+    // compiled in, and cargo reuses a compiled build script for another
+    // checkout of the same crate sharing the target directory.
+    let manifest = std::env::var("CARGO_MANIFEST_DIR").expect("CARGO_MANIFEST_DIR");
+    let dir = Path::new(&manifest).join("src/catalog/enrichments");
     println!("cargo:rerun-if-changed={}", dir.display());
     let mut files: Vec<_> = std::fs::read_dir(&dir)
         .expect("src/catalog/enrichments")

@@ -22,7 +22,7 @@ use hickory_resolver::proto::rr::RData;
 use hickory_resolver::TokioResolver;
 use puffle_domain::lead::Lead;
 use puffle_domain::providers::email_verify::{self, MailHosts};
-use puffle_domain::providers::{website_overview, Outcome, MISSING_INPUT};
+use puffle_domain::providers::{first_contact, website_overview, Outcome, MISSING_INPUT};
 use puffle_egress::header::{HeaderMap, HeaderValue, ACCEPT, CONTENT_TYPE, USER_AGENT};
 use puffle_egress::{EgressError, Limits, Method, Outbound, StatusCode, Url};
 use tokio::sync::OnceCell;
@@ -202,14 +202,6 @@ async fn address_fallback(r: &TokioResolver, fqdn: &str, domain: &str, bound: Du
         Ok(Err(e)) if e.is_no_records_found() => MailHosts::NoHost,
         Ok(Err(e)) => MailHosts::Unknown(e.to_string()),
     }
-}
-
-fn first_contact<'a>(lead: &'a Lead, kind: &str) -> Option<&'a str> {
-    lead.contacts
-        .iter()
-        .find(|c| c.kind.trim().eq_ignore_ascii_case(kind))
-        .map(|c| c.value.trim())
-        .filter(|v| !v.is_empty())
 }
 
 impl App {

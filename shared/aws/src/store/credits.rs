@@ -10,8 +10,6 @@
 //! all of them. The workspace item's own `balance` (workspaces created
 //! before buckets) is one more bucket.
 
-use std::hash::{BuildHasher, Hasher};
-
 use aws_sdk_dynamodb::types::{ConditionCheck, TransactWriteItem, Update};
 use puffle_domain::credits::{spread, Bucket, LedgerEntry, LedgerKind, BUCKETS};
 
@@ -19,12 +17,9 @@ use super::{get_n, get_s, key_of, n, Store};
 use crate::error::StoreError;
 use crate::keys;
 
-/// A random number (std's per-call random hasher keys are enough: this
-/// spreads load, it protects nothing).
+/// A random number (it spreads load, it protects nothing).
 fn random() -> u64 {
-    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
-    h.write_u64(0);
-    h.finish()
+    rand::random()
 }
 
 pub(crate) fn random_bucket() -> Bucket {

@@ -78,7 +78,7 @@ fn skipped_missing() -> Outcome {
 }
 
 /// The first contact of `kind` (case-insensitive), trimmed, if non-empty.
-fn first_contact<'a>(lead: &'a Lead, kind: &str) -> Option<&'a str> {
+pub fn first_contact<'a>(lead: &'a Lead, kind: &str) -> Option<&'a str> {
     lead.contacts
         .iter()
         .find(|c| c.kind.trim().eq_ignore_ascii_case(kind))
