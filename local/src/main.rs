@@ -9,6 +9,7 @@ mod stream;
 
 use std::net::SocketAddr;
 
+use backon::Retryable;
 use clap::Parser;
 use puffle_http::sqs::Consumer;
 
@@ -51,14 +52,12 @@ async fn main() -> anyhow::Result<()> {
     puffle_http::logging::init("puffle-local");
     let args = Args::parse();
     let app = puffle_app::App::from_env().await;
-    puffle_aws::definitions::provision(
-        app.store().client(),
-        app.aws.queue.client(),
-        &puffle_aws::definitions::LocalOverrides::from_env(),
-    )
-    .await
-    .map_err(|e| anyhow::anyhow!("could not create the local table and queues: {e}"))?;
-    app.aws.bus.provision().await.map_err(|e| anyhow::anyhow!("could not create the local event bus: {e}"))?;
+    // Provisioning is idempotent, and a throttled or still-starting emulator
+    // must not stop the server: retry it as a whole, with backoff.
+    (|| provision(&app))
+        .retry(backon::ExponentialBuilder::default().with_max_times(6))
+        .notify(|e, wait| tracing::warn!(error = %e, ?wait, "provisioning failed; retrying"))
+        .await?;
     if args.provision_only {
         tracing::info!("provisioned");
         return Ok(());
@@ -123,6 +122,18 @@ async fn main() -> anyhow::Result<()> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// Creates the template's table, queues and bus when they are missing.
+async fn provision(app: &puffle_app::App) -> anyhow::Result<()> {
+    puffle_aws::definitions::provision(
+        app.store().client(),
+        app.aws.queue.client(),
+        &puffle_aws::definitions::LocalOverrides::from_env(),
+    )
+    .await
+    .map_err(|e| anyhow::anyhow!("could not create the local table and queues: {e}"))?;
+    app.aws.bus.provision().await.map_err(|e| anyhow::anyhow!("could not create the local event bus: {e}"))
 }
 
 /// The reaper on a timer, as the template's schedule runs it in AWS.

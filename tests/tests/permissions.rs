@@ -255,6 +255,15 @@ const FUNCTIONS: &[Expect] = &[
                 Tok::Main,
                 "",
             ),
+            // Explicit Leads written to their memberships: the List's members are read.
+            Call(
+                POST,
+                "/api/enrichment",
+                r#"{"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":["{lead}"],"listId":"{list}"},"input":{},"output":{"target":"membership"}}"#,
+                Tok::Main,
+                "",
+            ),
+            // A filtered List is bounded by its counters: its members are not read here.
             Call(
                 POST,
                 "/api/enrichment",

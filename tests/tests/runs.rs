@@ -338,16 +338,7 @@ async fn create_empty_scopes_are_empty_lead_scope() {
     let r = create(&ctx, req("email_domain", list_scope(&empty_list))).await;
     assert_error(&r, 400, "EMPTY_LEAD_SCOPE");
     let list = ctx.list(&ids).await;
-    let r = create(
-        &ctx,
-        req(
-            "email_domain",
-            filtered(&list, json!({"all": [{"field": "title", "op": "contains", "value": "zzz-nothing"}]})),
-        ),
-    )
-    .await;
-    assert_error(&r, 400, "EMPTY_LEAD_SCOPE");
-    // A filter on type alone that nothing matches (answered from counters).
+    // A filter on type that nothing can match (answered from counters).
     let r = create(&ctx, req("email_domain", filtered(&list, json!({"all": [{"field": "type", "op": "eq", "value": "person"}, {"field": "type", "op": "eq", "value": "company"}]})))).await;
     assert_error(&r, 400, "EMPTY_LEAD_SCOPE");
     // Preview of an empty scope is rejected the same way.
@@ -978,12 +969,17 @@ async fn filtered_list_scope_plans_only_matching_leads() {
     )
     .await;
     assert_eq!(r.status, 202, "{r:?}");
-    assert_eq!(r.body["leadCount"], 2);
+    // The create reserves by the List's person counter, without reading the
+    // List; the planner applies the filter and releases the rest.
+    assert_eq!(r.body["leadCount"], 4);
+    assert_eq!(ctx.balance().await, 46);
     let run_id = r.body["runId"].as_str().unwrap();
     let run = settle(&ctx, run_id).await;
     assert_eq!(run["scope"]["resolvedCount"], 2);
     assert_eq!(run["scope"]["type"], "filtered_list");
     assert_eq!(counts(&run), [0, 0, 2, 0, 0]);
+    assert_eq!(run["cost"], json!({"preview": 4, "reserved": 4, "charged": 2, "released": 2, "actual": 2}));
+    assert_eq!(ctx.balance().await, 48);
     let items = items_by_lead(&ctx, run_id).await;
     assert_eq!(items.keys().cloned().collect::<HashSet<_>>(), ids[..2].iter().cloned().collect::<HashSet<_>>());
     for id in &ids[..2] {
@@ -1002,16 +998,64 @@ async fn filtered_list_scope_plans_only_matching_leads() {
     )
     .await;
     assert_eq!(r.status, 202, "{r:?}");
-    assert_eq!(r.body["leadCount"], 2);
+    assert_eq!(r.body["leadCount"], 4);
     let run_id = r.body["runId"].as_str().unwrap();
-    settle(&ctx, run_id).await;
+    let run = settle(&ctx, run_id).await;
+    assert_eq!(run["scope"]["resolvedCount"], 2);
     let items = items_by_lead(&ctx, run_id).await;
     assert_eq!(items.keys().cloned().collect::<HashSet<_>>(), HashSet::from([ids[1].clone(), ids[3].clone()]));
     // ... and not_exists picks the other two; a nested path works too.
-    let r = create(&ctx, json!({"enrichmentId": "name_parse", "scope": filtered(&list, json!({"all": [{"field": "attributes.email_domain", "op": "not_exists"}]})), "input": {}, "mode": "preview"})).await;
-    assert_eq!(r.body["leadCount"], 2, "{r:?}");
-    let r = create(&ctx, json!({"enrichmentId": "name_parse", "scope": filtered(&list, json!({"all": [{"field": "attributes.email_domain.freeMail", "op": "eq", "value": false}]})), "input": {}, "mode": "preview"})).await;
-    assert_eq!(r.body["leadCount"], 2, "{r:?}");
+    let run = run_to_end(
+        &ctx,
+        req("name_parse", filtered(&list, json!({"all": [{"field": "attributes.email_domain", "op": "not_exists"}]}))),
+    )
+    .await
+    .1;
+    assert_eq!(run["scope"]["resolvedCount"], 2, "{run}");
+    let (nested, run) = run_to_end(
+        &ctx,
+        req(
+            "name_parse",
+            filtered(
+                &list,
+                json!({"all": [{"field": "attributes.email_domain.freeMail", "op": "eq", "value": false}]}),
+            ),
+        ),
+    )
+    .await;
+    assert_eq!(run["scope"]["resolvedCount"], 2, "{run}");
+    assert_eq!(items_by_lead(&ctx, &nested).await.len(), 2);
+    // A preview answers the bound a create would reserve.
+    let r = create(&ctx, json!({"enrichmentId": "name_parse", "scope": filtered(&list, json!({"all": [{"field": "title", "op": "exists"}]})), "input": {}, "mode": "preview"})).await;
+    assert_eq!(
+        (r.body["leadCount"].as_u64(), r.body["preview"]["creditsRequired"].as_u64()),
+        (Some(4), Some(4)),
+        "{r:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_filter_that_matches_nothing_completes_and_releases_everything() {
+    let ctx = Ctx::new(10).await;
+    let ids = ctx.people("nomatch", 3).await;
+    let list = ctx.list(&ids).await;
+    let r = create(
+        &ctx,
+        req(
+            "email_domain",
+            filtered(&list, json!({"all": [{"field": "title", "op": "contains", "value": "zzz-nothing"}]})),
+        ),
+    )
+    .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    assert_eq!(r.body["leadCount"], 3);
+    let run = settle(&ctx, r.body["runId"].as_str().unwrap()).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(run["scope"]["resolvedCount"], 0, "{run}");
+    assert_eq!(counts(&run), [0, 0, 0, 0, 0]);
+    assert_eq!(run["cost"], json!({"preview": 3, "reserved": 3, "charged": 0, "released": 3, "actual": 0}));
+    assert_eq!(ctx.balance().await, 10);
+    assert!(items_by_lead(&ctx, r.body["runId"].as_str().unwrap()).await.is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -58,3 +58,29 @@ async fn a_rare_type_on_a_list_page_is_a_few_requests() {
     assert!(n <= 5, "a List page of the one company took {n} DynamoDB requests");
     assert!(!page.has_more);
 }
+
+/// A `filtered_list` create is bounded by the List's counters: it sends the
+/// same DynamoDB requests as a plain List create, whatever the List holds,
+/// and reads none of its members or Leads (the planner does, later).
+#[tokio::test]
+async fn a_filtered_create_reads_nothing_of_its_list() {
+    let _turn = TURN.lock().await;
+    let ctx = Ctx::new(10_000).await;
+    let ids = ctx.people("fc", 1500).await;
+    let list = ctx.list(&ids).await;
+    let app = puffle_tests::app().await;
+    let body = |scope: serde_json::Value| serde_json::json!({"enrichmentId": "job_seniority", "scope": scope, "input": {}, "mode": "preview"});
+    let plain = body(serde_json::json!({"type": "list", "listId": list}));
+    let filtered = body(serde_json::json!({"type": "filtered_list", "listId": list,
+        "filter": {"all": [{"field": "title", "op": "contains", "value": "vp"}]}}));
+    let ws = &ctx.workspace_id;
+    let (r, baseline) = requests(app.create_run(ws, &plain, None, "fc")).await;
+    assert_eq!(r.unwrap().response.lead_count, 1500);
+    puffle_aws::metrics::reset();
+    let r = app.create_run(ws, &filtered, None, "fc").await.unwrap();
+    let ops = puffle_aws::metrics::snapshot();
+    let n: u64 = ops.iter().filter(|(k, _)| k.starts_with("DynamoDB:")).map(|(_, v)| v).sum();
+    assert_eq!(r.response.lead_count, 1500, "the bound: the List's person counter");
+    assert_eq!(ops.get("DynamoDB:BatchGetItem"), None, "no Lead was read: {ops:?}");
+    assert_eq!(n, baseline, "a filtered create sends what a List create does: {ops:?}");
+}

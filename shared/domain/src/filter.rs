@@ -111,20 +111,24 @@ impl LeadFilter {
         keys
     }
 
-    /// When the filter only pins `type`, the List's counters answer the count.
-    pub fn only_type(&self) -> Option<Option<LeadType>> {
-        let mut t = None;
-        for c in &self.all {
-            if c.field != "type" || c.op != Op::Eq {
-                return None;
-            }
-            let lt = c.value.as_ref()?.as_str().and_then(LeadType::parse)?;
-            if t.is_some_and(|x| x != lt) {
-                return Some(None); // type = person AND type = company: nothing
-            }
-            t = Some(lt);
-        }
-        Some(t)
+    /// Whether a Lead of type `t` can pass the filter's `type` conditions
+    /// (the others are unknown until the Lead is read). Lets a create bound
+    /// a filtered scope by the List's counters without reading the List.
+    pub fn admits_type(&self, t: LeadType) -> bool {
+        let bare = Lead {
+            id: String::new(),
+            lead_type: t,
+            name: Default::default(),
+            title: None,
+            company: Default::default(),
+            contacts: vec![],
+            location: Default::default(),
+            socials: vec![],
+            attributes: Default::default(),
+            created_at: String::new(),
+            updated_at: String::new(),
+        };
+        self.all.iter().filter(|c| c.field == "type").all(|c| c.matches(&bare))
     }
 
     pub fn matches(&self, lead: &Lead) -> bool {
@@ -242,10 +246,27 @@ mod tests {
     }
 
     #[test]
-    fn type_only_filters_use_counters() {
-        let t = f(json!({"all":[{"field":"type","op":"eq","value":"company"}]})).unwrap();
-        assert_eq!(t.only_type(), Some(Some(LeadType::Company)));
-        let t = f(json!({"all":[{"field":"title","op":"exists"}]})).unwrap();
-        assert_eq!(t.only_type(), None);
+    fn type_conditions_decide_which_types_a_filter_admits() {
+        let admits = |v: Value| {
+            let f = f(v).unwrap();
+            (f.admits_type(LeadType::Person), f.admits_type(LeadType::Company))
+        };
+        assert_eq!(admits(json!({"all":[{"field":"type","op":"eq","value":"company"}]})), (false, true));
+        assert_eq!(admits(json!({"all":[{"field":"type","op":"eq","value":"person"}]})), (true, false));
+        assert_eq!(admits(json!({"all":[{"field":"type","op":"neq","value":"person"}]})), (false, true));
+        assert_eq!(admits(json!({"all":[{"field":"title","op":"exists"}]})), (true, true));
+        assert_eq!(admits(json!({"all":[{"field":"type","op":"not_exists"}]})), (false, false));
+        assert_eq!(
+            admits(
+                json!({"all":[{"field":"type","op":"eq","value":"person"},{"field":"type","op":"eq","value":"company"}]})
+            ),
+            (false, false)
+        );
+        assert_eq!(
+            admits(
+                json!({"all":[{"field":"type","op":"eq","value":"person"},{"field":"title","op":"contains","value":"vp"}]})
+            ),
+            (true, false)
+        );
     }
 }

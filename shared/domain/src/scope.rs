@@ -162,6 +162,39 @@ pub fn check_subject_counts(subject: LeadType, person_count: u64, company_count:
     Ok(())
 }
 
+/// The most Leads a `filtered_list` scope can resolve to, from the List's
+/// counters alone: a create reserves this and never reads the List; the
+/// planner applies the filter and releases what it drops. The filter's
+/// `type` conditions decide which counter bounds it; a List holding Leads of
+/// the other type needs a `type` condition, as a plain List scope does.
+pub fn filtered_bound(
+    filter: &LeadFilter,
+    subject: LeadType,
+    person_count: u64,
+    company_count: u64,
+) -> Result<u64, DomainError> {
+    let count = |t: LeadType| if t == LeadType::Person { person_count } else { company_count };
+    let other = match subject {
+        LeadType::Person => LeadType::Company,
+        LeadType::Company => LeadType::Person,
+    };
+    match (filter.admits_type(subject), filter.admits_type(other)) {
+        (true, true) => check_subject_counts(subject, person_count, company_count).map(|()| count(subject)),
+        (true, false) => Ok(count(subject)),
+        (false, true) if count(other) > 0 => Err(DomainError::planner(
+            "SUBJECT_MISMATCH",
+            format!(
+                "the enrichment's subject is {}, but the filter admits only {} Leads ({} in the List)",
+                subject.as_str(),
+                other.as_str(),
+                count(other)
+            ),
+            json!({"subject": subject.as_str(), "mismatched": count(other)}),
+        )),
+        _ => Ok(0),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -203,5 +236,30 @@ mod tests {
             check_subject_counts(LeadType::Person, 5, 1),
             Err(DomainError::Planner { code: "SUBJECT_MISMATCH", .. })
         ));
+    }
+
+    #[test]
+    fn a_filtered_scope_is_bounded_by_the_list_counters() {
+        let filter = |v: Value| LeadFilter::parse(&v).unwrap();
+        let title = filter(json!({"all":[{"field":"title","op":"contains","value":"vp"}]}));
+        let people =
+            filter(json!({"all":[{"field":"type","op":"eq","value":"person"},{"field":"title","op":"exists"}]}));
+        let companies = filter(json!({"all":[{"field":"type","op":"eq","value":"company"}]}));
+        let nothing = filter(json!({"all":[{"field":"type","op":"not_exists"}]}));
+        // A people-only List: the person counter, whatever the filter reads.
+        assert_eq!(filtered_bound(&title, LeadType::Person, 7, 0).unwrap(), 7);
+        // A mixed List: a type condition picks the counter ...
+        assert_eq!(filtered_bound(&people, LeadType::Person, 7, 3).unwrap(), 7);
+        assert_eq!(filtered_bound(&companies, LeadType::Company, 7, 3).unwrap(), 3);
+        // ... and without one, the other type is a mismatch, as for a List scope.
+        let code = |r: Result<u64, DomainError>| match r {
+            Err(DomainError::Planner { code, .. }) => code,
+            other => panic!("expected a planner rejection, got {other:?}"),
+        };
+        assert_eq!(code(filtered_bound(&title, LeadType::Person, 7, 3)), "SUBJECT_MISMATCH");
+        assert_eq!(code(filtered_bound(&companies, LeadType::Person, 7, 3)), "SUBJECT_MISMATCH");
+        // Nothing can match: zero (the create answers EMPTY_LEAD_SCOPE).
+        assert_eq!(filtered_bound(&companies, LeadType::Person, 7, 0).unwrap(), 0);
+        assert_eq!(filtered_bound(&nothing, LeadType::Person, 7, 3).unwrap(), 0);
     }
 }

@@ -7,15 +7,13 @@ use puffle_aws::store::CreateOutcome;
 use puffle_domain::catalog::Enrichment;
 use puffle_domain::create::{CreateRequest, Mode, OutputTarget};
 use puffle_domain::credits::{self, LedgerEntry};
-use puffle_domain::filter::LeadFilter;
 use puffle_domain::idempotency::{request_hash, KEY_TTL_SECONDS};
-use puffle_domain::lead::LeadType;
 use puffle_domain::plan::WorkMessage;
 use puffle_domain::run::{
     Counts, CreateResponse, EnrichmentRef, Preview, Run, RunCost, RunError, RunOutput, RunScope, RunStatus, RunTiming,
     RunTrigger, TriggerSource,
 };
-use puffle_domain::scope::{check_subject_counts, partition_lead_ids, Scope};
+use puffle_domain::scope::{check_subject_counts, filtered_bound, partition_lead_ids, Scope};
 use puffle_domain::{ids, time, DomainError};
 use serde_json::{json, Value};
 
@@ -253,9 +251,9 @@ impl App {
         Ok(Some(Created { response: CreateResponse::for_run(&run.run, true), new_run: false }))
     }
 
-    /// Rule 3. A List scope is counted from the List's counters; a filtered
-    /// List is counted by reading it (only when the filter is not on `type`
-    /// alone). Explicit scopes read their (at most 1000) Leads.
+    /// Rule 3. List and filtered List scopes are counted from the List's
+    /// counters (a filtered one is an upper bound the planner settles).
+    /// Explicit scopes read their (at most 1000) Leads.
     async fn plan_scope(&self, ws: &str, req: &CreateRequest, e: &Enrichment) -> Result<Planned, AppError> {
         if req.target() == OutputTarget::Membership && req.scope.list_id().is_none() {
             return Err(DomainError::planner(
@@ -343,66 +341,19 @@ impl App {
                 Ok(Planned { lead_count: list.lead_count, requested: req.scope.clone() })
             }
             Scope::FilteredList { list_id, filter } => {
+                // Bounded by the List's counters; the planner applies the
+                // filter and releases what it drops (proportional to nothing here).
                 let list = list.expect("filtered scopes have a list");
-                let (matching, mismatched) = match filter.only_type() {
-                    Some(None) => (0, 0),
-                    Some(Some(t)) => {
-                        let n = if t == LeadType::Person { list.person_count } else { list.company_count };
-                        if t == e.subject {
-                            (n, 0)
-                        } else {
-                            (0, n)
-                        }
-                    }
-                    None => self.count_filtered(ws, list_id, filter, e.subject).await?,
-                };
-                if mismatched > 0 {
-                    return Err(DomainError::planner(
-                        "SUBJECT_MISMATCH",
-                        format!("{} works on {} leads; {mismatched} lead(s) the filter matches are not (add a type condition)", e.slug, e.subject.as_str()),
-                        json!({"subject": e.subject.as_str(), "mismatched": mismatched}),
-                    )
-                    .into());
-                }
-                if matching == 0 {
+                let bound = filtered_bound(filter, e.subject, list.person_count, list.company_count)?;
+                if bound == 0 {
                     return Err(DomainError::planner(
                         "EMPTY_LEAD_SCOPE",
-                        format!("no lead of list {list_id} matches the filter"),
+                        format!("no lead of list {list_id} can match the filter"),
                         json!({"listId": list_id}),
                     )
                     .into());
                 }
-                Ok(Planned { lead_count: matching, requested: req.scope.clone() })
-            }
-        }
-    }
-
-    /// Reads the List to count Leads matching `filter`: (subject matches, other type matches).
-    async fn count_filtered(
-        &self,
-        ws: &str,
-        list_id: &str,
-        filter: &LeadFilter,
-        subject: LeadType,
-    ) -> Result<(u64, u64), AppError> {
-        let attr_keys = filter.attribute_keys();
-        let mut after: Option<String> = None;
-        let (mut ok, mut other) = (0u64, 0u64);
-        loop {
-            let (rows, last) =
-                self.store().member_page(ws, list_id, after.as_deref(), puffle_domain::plan::PLAN_PAGE).await?;
-            let ids: Vec<String> = rows.iter().map(|r| r.lead_id.clone()).collect();
-            let leads = self.store().get_leads(ws, &ids, &attr_keys).await?;
-            for l in leads.values().filter(|l| filter.matches(l)) {
-                if l.lead_type == subject {
-                    ok += 1
-                } else {
-                    other += 1
-                }
-            }
-            match last {
-                Some(l) => after = Some(l),
-                None => return Ok((ok, other)),
+                Ok(Planned { lead_count: bound, requested: req.scope.clone() })
             }
         }
     }
