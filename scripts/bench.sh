@@ -82,9 +82,12 @@ wait_for() { # name, check command, seconds
   echo "bench: $name not ready after ${secs}s; log:" >&2; tail -20 "$WORK/$name.log" >&2; return 1
 }
 
-DDB_PORT=$(free_port); SQS_PORT=$(free_port); API_PORT=$(free_port); SINK_PORT=$(free_port); STUB_PORT=$(free_port)
+DDB_PORT=$(free_port); SQS_PORT=$(free_port); EVENTS_PORT=$(free_port); API_PORT=$(free_port); SINK_PORT=$(free_port); STUB_PORT=$(free_port)
 export AWS_ENDPOINT_URL_DYNAMODB="http://127.0.0.1:$DDB_PORT"
+export AWS_ENDPOINT_URL_DYNAMODB_STREAMS="http://127.0.0.1:$DDB_PORT"
 export AWS_ENDPOINT_URL_SQS="http://127.0.0.1:$SQS_PORT"
+# Its own EventBridge too: never the shared stack's (which may not be running).
+export AWS_ENDPOINT_URL_EVENTBRIDGE="http://127.0.0.1:$EVENTS_PORT"
 export PUFFLE_API_URL="http://127.0.0.1:$API_PORT"
 unset PUFFLE_QUEUE_URL PUFFLE_QUEUE_NAME PUFFLE_TABLE_NAME PUFFLE_FAULT_THROTTLE_RATE
 # The benchmarks send thousands of requests under one token: no per-token
@@ -96,6 +99,8 @@ start dynamodb java "-Xmx$DDB_HEAP" -Djava.library.path="$DDB_DIR/DynamoDBLocal_
 wait_for dynamodb "port_open $DDB_PORT" 60
 FAUXQS_PORT=$SQS_PORT FAUXQS_DEFAULT_REGION="$AWS_REGION" start sqs "$NODE22" "$ROOT/devstack/fauxqs-loopback.mjs"
 wait_for sqs "port_open $SQS_PORT" 60
+start events "$VENV/bin/moto_server" -H 127.0.0.1 -p "$EVENTS_PORT"
+wait_for events "port_open $EVENTS_PORT" 60
 
 "$FAST/puffle-local" --provision-only >"$WORK/provision.log" 2>&1 || { echo "bench: provisioning failed" >&2; cat "$WORK/provision.log" >&2; exit 1; }
 "$FAST/puffle-bench" make-queue "$SINK_QUEUE" >/dev/null

@@ -55,7 +55,7 @@ async fn main() -> anyhow::Result<()> {
     // Provisioning is idempotent, and a throttled or still-starting emulator
     // must not stop the server: retry it as a whole, with backoff.
     (|| provision(&app))
-        .retry(backon::ExponentialBuilder::default().with_max_times(6))
+        .retry(backon::ExponentialBuilder::default().with_max_times(4))
         .notify(|e, wait| tracing::warn!(error = %e, ?wait, "provisioning failed; retrying"))
         .await?;
     if args.provision_only {

@@ -281,7 +281,7 @@ impl App {
             Scope::ExplicitLeads { list_id, .. } => {
                 let unique = req.scope.unique_lead_ids();
                 let (valid, invalid) = partition_lead_ids(&unique);
-                let found = self.store().get_leads(ws, &valid, &[]).await?;
+                let found = self.store().lead_types(ws, &valid).await?;
                 let missing: Vec<&String> =
                     invalid.iter().chain(valid.iter().filter(|i| !found.contains_key(*i))).collect();
                 if !missing.is_empty() {
@@ -295,7 +295,7 @@ impl App {
                 if unique.is_empty() {
                     return Err(DomainError::planner("EMPTY_LEAD_SCOPE", "scope.leadIds is empty", json!({})).into());
                 }
-                let mismatched: Vec<&String> = valid.iter().filter(|i| found[*i].lead_type != e.subject).collect();
+                let mismatched: Vec<&String> = valid.iter().filter(|i| found[*i] != e.subject).collect();
                 if !mismatched.is_empty() {
                     return Err(DomainError::planner(
                         "SUBJECT_MISMATCH",

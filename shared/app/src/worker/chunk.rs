@@ -3,10 +3,12 @@
 //! nothing per item), then count and settle the chunk exactly once from the
 //! items as they actually ended up: found results charged, the rest released.
 //!
-//! Requests per chunk of 100: 1 GetItem (run), 1 BatchGetItem (Leads),
-//! +1 BatchGetItem for `skip_existing`, 2 TransactWriteItems (50 items + 50
-//! values each), 1 BatchGetItem (the items read back), 1 TransactWriteItems
-//! (counts + credits) and 1 GetItem (the run after it) — about 0.07 per Lead.
+//! Requests per chunk of 100: 1 GetItem (run), 1 GetItem (its counted
+//! marker), 1 PutItem (the lease), 1 BatchGetItem (Leads), +1 BatchGetItem
+//! for `skip_existing`, 2 TransactWriteItems (50 items + 50 values each),
+//! 1 TransactWriteItems (counts + credits) and 1 GetItem (pending after it).
+//! The items are read back (1 BatchGetItem) only when an earlier delivery
+//! had finished some of them: otherwise they are exactly what was written.
 
 use std::collections::HashMap;
 
@@ -15,7 +17,7 @@ use puffle_aws::store::{get_s, AttrWrite, Row, RunRecord};
 use puffle_domain::chunk::{delta_of, finish_item, LeadState};
 use puffle_domain::create::{OutputTarget, WritePolicy};
 use puffle_domain::credits::LedgerEntry;
-use puffle_domain::item::{Item, ItemStatus};
+use puffle_domain::item::{Item, ItemCost, ItemStatus};
 use puffle_domain::providers::Outcome;
 use puffle_domain::run::RunStatus;
 use puffle_domain::time;
@@ -152,24 +154,34 @@ impl App {
                 writes.push((item, attr));
             }
         }
-        self.store().settle_items(writes).await?;
-        self.count_settled_chunk(ws, &rec, chunk, lead_ids).await
+        // What this delivery wrote; true of the store when every write took
+        // (none found its item already terminal), and then nothing need be read back.
+        let wrote: HashMap<String, (ItemStatus, ItemCost)> =
+            writes.iter().map(|(i, _)| (i.lead_id.clone(), (i.status, i.cost))).collect();
+        let total = writes.len() as u64;
+        let written = self.store().settle_items(writes).await?;
+        self.count_settled_chunk(ws, &rec, chunk, lead_ids, (written == total).then_some(wrote)).await
     }
 
     /// Counts and settles a chunk whose items were all written terminal, from
     /// the items as stored (an earlier delivery may have finished some of
     /// them), once: each item's charge or release was fixed by its own
     /// pending → terminal write, so whichever delivery counts settles
-    /// exactly what the items say.
+    /// exactly what the items say. `known`: the items' outcomes when the
+    /// caller wrote every one of them itself (else they are read back).
     pub(crate) async fn count_settled_chunk(
         &self,
         ws: &str,
         rec: &RunRecord,
         chunk: u32,
         lead_ids: &[String],
+        known: Option<HashMap<String, (ItemStatus, ItemCost)>>,
     ) -> Result<(), AppError> {
         let run_id = rec.run.id.as_str();
-        let statuses = self.store().item_statuses(run_id, lead_ids).await?;
+        let statuses = match known {
+            Some(k) => k,
+            None => self.store().item_statuses(run_id, lead_ids).await?,
+        };
         let delta = delta_of(lead_ids.len(), lead_ids.iter().filter_map(|l| statuses.get(l).copied()))
             .ok_or_else(|| AppError::Unavailable(format!("chunk {chunk} still has unfinished items; retry")))?;
         let now = time::now();

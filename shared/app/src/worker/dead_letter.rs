@@ -80,7 +80,7 @@ impl App {
             .collect();
         self.store().settle_items(items).await?;
         faults::at(Boundary::InDeadLetter)?;
-        self.count_settled_chunk(ws, &rec, chunk, lead_ids).await
+        self.count_settled_chunk(ws, &rec, chunk, lead_ids, None).await
     }
 
     /// The run fails; Leads never planned are counted failed so the counts

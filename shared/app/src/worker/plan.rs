@@ -109,7 +109,7 @@ impl App {
             for (n, c) in &numbered {
                 // Counted (and released) from the items as they are: one an
                 // earlier attempt's chunk finished keeps its outcome.
-                self.count_settled_chunk(ws, &rec, *n, c).await?;
+                self.count_settled_chunk(ws, &rec, *n, c, None).await?;
             }
         } else {
             self.store().put_items_if_absent(&items).await?;

@@ -141,6 +141,17 @@ impl Store {
         Ok(leads)
     }
 
+    /// The type of each of `ids` that exists: a projected read of the Lead
+    /// rows alone (what a create checks of an explicit scope).
+    pub async fn lead_types(&self, ws: &str, ids: &[String]) -> Result<HashMap<String, LeadType>, StoreError> {
+        let rows =
+            self.batch_get_projected(ids.iter().map(|id| keys::lead(ws, id)).collect(), Some("sk, leadType")).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| Some((get_s(r, "sk")?, get_s(r, "leadType").and_then(|t| LeadType::parse(&t))?)))
+            .collect())
+    }
+
     /// One Lead with all its attributes: a Query over its key range (more
     /// than one when its attributes pass 1 MB).
     pub async fn get_lead(&self, ws: &str, id: &str) -> Result<Option<Lead>, StoreError> {

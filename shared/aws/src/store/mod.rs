@@ -121,21 +121,36 @@ impl Store {
     /// BatchGetItem in requests of 100 keys (four in flight), retrying
     /// unprocessed keys.
     pub async fn batch_get(&self, keys: Vec<(String, String)>) -> Result<Vec<Row>, StoreError> {
+        self.batch_get_projected(keys, None).await
+    }
+
+    /// [`Store::batch_get`] reading only the named attributes
+    /// (`projection`: attribute names, comma-separated, none reserved words).
+    pub async fn batch_get_projected(
+        &self,
+        keys: Vec<(String, String)>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Row>, StoreError> {
         use futures::stream::{self, StreamExt, TryStreamExt};
         let mut dedup = std::collections::HashSet::new();
         let keys: Vec<_> = keys.into_iter().filter(|k| dedup.insert(k.clone())).collect();
         // Futures collected first: a lazy `map` over `chunks` makes the
         // stream's future not `Send` for every lifetime the runtime needs.
-        let pages: Vec<_> = keys.chunks(100).map(|c| self.batch_get_page(c.to_vec())).collect();
+        let pages: Vec<_> = keys.chunks(100).map(|c| self.batch_get_page(c.to_vec(), projection)).collect();
         let pages: Vec<Vec<Row>> = stream::iter(pages).buffer_unordered(4).try_collect().await?;
         Ok(pages.into_iter().flatten().collect())
     }
 
-    async fn batch_get_page(&self, keys: Vec<(String, String)>) -> Result<Vec<Row>, StoreError> {
+    async fn batch_get_page(
+        &self,
+        keys: Vec<(String, String)>,
+        projection: Option<&str>,
+    ) -> Result<Vec<Row>, StoreError> {
         let mut rows = Vec::with_capacity(keys.len());
         let mut pending = KeysAndAttributes::builder()
             .set_keys(Some(keys.into_iter().map(key_of).collect()))
             .consistent_read(true)
+            .set_projection_expression(projection.map(str::to_string))
             .build()
             .map_err(|e| StoreError::Other(e.to_string()))?;
         let mut attempt = 0;
