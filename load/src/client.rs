@@ -101,7 +101,7 @@ pub struct CreateRec {
     pub key: Option<String>,
     /// The body as sent (without the key), the identity of "the same body".
     pub body_sig: String,
-    /// Leads the scope holds, when the client can know it (None for filters on attributes).
+    /// Leads the create reserves for: the scope's size (a filtered List's bound, its size).
     pub expected: Option<u64>,
     /// Since the load started.
     pub started: Duration,
@@ -239,16 +239,18 @@ pub fn gen_body(rng: &mut StdRng, w: &World) -> (Value, Option<u64>) {
             Some(list.size),
         )
     } else if r < 90 {
+        // A filtered create reserves by the List's counters (every Lead of
+        // these Lists is a person); the planner releases what the filter drops.
         (
             json!({"type": "filtered_list", "listId": list.id, "filter": {"all": [{"field": "title", "op": "contains", "value": "engineer"}]}}),
-            Some(list.engineers),
+            Some(list.size),
         )
     } else {
         // "Leads not enriched yet": concurrent runs change what it matches
-        // between create and plan, so the planner releases the difference.
+        // between create and plan; the create still answers the bound.
         (
             json!({"type": "filtered_list", "listId": list.id, "filter": {"all": [{"field": format!("attributes.{enrichment}"), "op": "not_exists"}]}}),
-            None,
+            Some(list.size),
         )
     };
     let mut body = json!({"enrichmentId": enrichment, "scope": scope, "input": input});

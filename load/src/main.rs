@@ -42,7 +42,7 @@ struct Args {
     leads: usize,
     /// Longest wait for the queue (and DLQ) to drain after the clients stop.
     /// A hang guard: a run still moving after it fails the audit.
-    #[arg(long, env = "LOAD_DRAIN_TIMEOUT", default_value_t = 600)]
+    #[arg(long, env = "LOAD_DRAIN_TIMEOUT", default_value_t = 900)]
     drain_timeout: u64,
     /// A single client runs this long first: the baseline the concurrent
     /// create latency is compared with (0: no baseline).
@@ -300,7 +300,14 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     eprintln!("puffle-load: starting a private stack (DynamoDB Local, fauxqs, API, worker on 127.0.0.1)…");
     // Every client shares one token: no per-token limit (it is tested in
     // tests/admission.rs; here it would turn the load into 429s).
-    let iso = Isolated::start(&[("PUFFLE_RATE_LIMITS", "off")]).await;
+    // The reaper as deployed (the test stack's 5 s staleness would re-send
+    // every chunk still waiting in the backlog, flooding the queue it drains).
+    let iso = Isolated::start(&[
+        ("PUFFLE_RATE_LIMITS", "off"),
+        ("PUFFLE_REAPER_STALE_SECONDS", "300"),
+        ("PUFFLE_REAPER_INTERVAL_SECONDS", "60"),
+    ])
+    .await;
     let app = iso.app().await;
 
     // About two creates per client: covers the requests in flight between top-ups.
