@@ -193,6 +193,14 @@ pub fn assert_counts_add_up(run: &Value) {
     );
 }
 
+/// An error answer: this status and code, and a message for people.
+#[track_caller]
+pub fn assert_error(r: &Resp, status: u16, code: &str) {
+    assert_eq!(r.status, status, "expected {status} {code}, got {r:?}");
+    assert_eq!(r.body["code"].as_str(), Some(code), "{r:?}");
+    assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {r:?}");
+}
+
 /// `GET /api/enrichment/{id}` → the run (asserting 200).
 pub async fn status(ctx: &Ctx, run_id: &str) -> Value {
     let r = ctx.get(&format!("/api/enrichment/{run_id}")).await;

@@ -7,7 +7,7 @@
 
 use std::collections::{BTreeSet, HashSet};
 
-use puffle_tests::{company, person, unique, Ctx, Resp};
+use puffle_tests::{assert_error, company, person, unique, Ctx, Resp};
 use serde_json::{json, Value};
 
 // ------------------------------------------------------------------ helpers
@@ -26,12 +26,6 @@ async fn raw(ctx: &Ctx, method: &str, path: &str, authorization: Option<&str>, b
 }
 
 /// An error answer: status, code, and a non-empty message.
-#[track_caller]
-fn assert_error(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "{r:?}");
-    assert_eq!(r.body["code"].as_str(), Some(code), "{r:?}");
-    assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()), "no message: {r:?}");
-}
 
 /// Percent-encodes a query value (everything but RFC 3986 unreserved).
 fn enc(s: &str) -> String {

@@ -20,7 +20,7 @@ use std::time::Duration;
 use puffle_domain::credits::{replay, Totals};
 use puffle_domain::plan::{chunks, WorkMessage};
 use puffle_tests::isolated::Isolated;
-use puffle_tests::{unique, Ctx, Resp};
+use puffle_tests::{assert_error, settle, unique, Ctx, Resp};
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
@@ -404,7 +404,7 @@ impl World {
         let index = if i == usize::MAX { self.model.runs.len() - 1 } else { i % self.model.runs.len() };
         let id = self.model.runs[index].id.clone();
         let r = self.ctx.post(&format!("/api/enrichment/{id}/cancel"), json!({})).await;
-        let run = self.settle(&id).await;
+        let run = settle(&self.ctx, &id).await;
         match r.status {
             200 => {
                 assert!(!self.model.runs[index].cancelled, "a second cancel answers 409: {r:?}");
@@ -426,27 +426,11 @@ impl World {
         }
     }
 
-    /// The run once terminal with nothing pending (the reaper's period is a
-    /// second on this stack, so a lost message costs seconds, not a hang).
-    async fn settle(&self, id: &str) -> Value {
-        for _ in 0..600 {
-            let r = self.ctx.get(&format!("/api/enrichment/{id}")).await;
-            assert_eq!(r.status, 200, "{r:?}");
-            let run = r.body["run"].clone();
-            let terminal = ["completed", "cancelled", "failed"].contains(&run["status"].as_str().unwrap_or(""));
-            if terminal && run["scope"]["counts"]["pending"] == 0 && run["scope"]["counts"]["running"] == 0 {
-                return run;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        panic!("run {id} did not settle; worker log:\n{}", self.iso.log("worker"));
-    }
-
     async fn check_final(&self, seed: u64) {
         let ws = &self.ctx.workspace_id;
         let mut charged_total = 0;
         for m in &self.model.runs {
-            let run = self.settle(&m.id).await;
+            let run = settle(&self.ctx, &m.id).await;
             let n = m.leads.len() as u64;
             let want = if m.cancelled { "cancelled" } else { "completed" };
             assert_eq!(run["status"], want, "run {} (seed {seed}): {run}", m.id);
@@ -520,9 +504,4 @@ fn assert_reused(r: &Resp, run_id: &str) {
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["runId"], run_id, "{r:?}");
     assert_eq!(r.body["reusedExistingRun"], true, "{r:?}");
-}
-
-#[track_caller]
-fn assert_error(r: &Resp, status: u16, code: &str) {
-    assert_eq!((r.status, r.body["code"].as_str()), (status, Some(code)), "{r:?}");
 }

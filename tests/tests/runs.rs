@@ -10,7 +10,9 @@ use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
 use puffle_domain::credits::LedgerKind;
-use puffle_tests::{assert_billed, assert_counts_add_up, company, counts, person, settle, status, unique, Ctx, Resp};
+use puffle_tests::{
+    assert_billed, assert_counts_add_up, assert_error, company, counts, person, settle, status, unique, Ctx, Resp,
+};
 use serde_json::{json, Value};
 
 // ---------------------------------------------------------------- helpers
@@ -49,12 +51,6 @@ fn person_contacts(tag: &str, extra: &[(&str, &str)]) -> Value {
     let mut contacts = vec![json!({"type": "email", "value": format!("{tag}-{}@acme-{}.com", unique(), unique())})];
     contacts.extend(extra.iter().map(|(t, v)| json!({"type": t, "value": v})));
     json!({"type": "person", "name": {"full": format!("Person {tag}")}, "contacts": contacts})
-}
-
-fn assert_error(r: &Resp, status: u16, code: &str) {
-    assert_eq!(r.status, status, "expected {status} {code}, got {r:?}");
-    assert_eq!(r.body["code"], code, "{r:?}");
-    assert!(r.body["message"].as_str().is_some_and(|m| !m.is_empty()), "error without message: {r:?}");
 }
 
 /// Creates a run and expects a new one (202); returns its id.

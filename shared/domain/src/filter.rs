@@ -115,19 +115,7 @@ impl LeadFilter {
     /// (the others are unknown until the Lead is read). Lets a create bound
     /// a filtered scope by the List's counters without reading the List.
     pub fn admits_type(&self, t: LeadType) -> bool {
-        let bare = Lead {
-            id: String::new(),
-            lead_type: t,
-            name: Default::default(),
-            title: None,
-            company: Default::default(),
-            contacts: vec![],
-            location: Default::default(),
-            socials: vec![],
-            attributes: Default::default(),
-            created_at: String::new(),
-            updated_at: String::new(),
-        };
+        let bare = Lead { lead_type: t, ..Default::default() };
         self.all.iter().filter(|c| c.field == "type").all(|c| c.matches(&bare))
     }
 

@@ -32,6 +32,13 @@ impl LeadType {
             _ => None,
         }
     }
+    /// The type that is not this one.
+    pub fn other(self) -> Self {
+        match self {
+            LeadType::Person => LeadType::Company,
+            LeadType::Company => LeadType::Person,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -83,7 +90,7 @@ pub struct Social {
 }
 
 /// The stored and returned Lead.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct Lead {
     pub id: String,

@@ -174,10 +174,7 @@ pub fn filtered_bound(
     company_count: u64,
 ) -> Result<u64, DomainError> {
     let count = |t: LeadType| if t == LeadType::Person { person_count } else { company_count };
-    let other = match subject {
-        LeadType::Person => LeadType::Company,
-        LeadType::Company => LeadType::Person,
-    };
+    let other = subject.other();
     match (filter.admits_type(subject), filter.admits_type(other)) {
         (true, true) => check_subject_counts(subject, person_count, company_count).map(|()| count(subject)),
         (true, false) => Ok(count(subject)),
