@@ -25,8 +25,6 @@ async fn raw(ctx: &Ctx, method: &str, path: &str, authorization: Option<&str>, b
     Resp::read(req.send().await.expect("request")).await
 }
 
-/// An error answer: status, code, and a non-empty message.
-
 /// Percent-encodes a query value (everything but RFC 3986 unreserved).
 fn enc(s: &str) -> String {
     s.bytes()
