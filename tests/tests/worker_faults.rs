@@ -6,8 +6,8 @@
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
+use puffle_aws::store::{ChunkLease, PlannedChunk};
 use puffle_domain::credits::LedgerKind;
-use puffle_domain::item::Item;
 use puffle_domain::plan::WorkMessage;
 use puffle_tests::isolated::Isolated;
 use puffle_tests::{assert_billed, assert_counts_add_up, counts, person, settle, status, unique, Ctx};
@@ -399,15 +399,21 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
     let ids = ctx.people("crash", 150).await;
     let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
 
-    // What the crashed attempt of plan step 0 left behind.
+    // What the crashed attempt of plan step 0 left behind: its two planned
+    // chunks (the planner takes explicit ids in id order).
+    let mut ids = ids;
+    ids.sort();
     let now = puffle_domain::time::now();
     assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
-    let pending: Vec<(Item, u32)> = ids
-        .iter()
+    let planned: Vec<PlannedChunk> = ids
+        .chunks(100)
         .enumerate()
-        .map(|(i, l)| (Item::pending(&run_id, l, None, &now).reserving(1), (i / 100) as u32))
+        .map(|(n, c)| PlannedChunk { chunk: n as u32, lead_ids: c.to_vec(), planned_at: now.clone() })
         .collect();
-    assert_eq!(app.store().put_items_if_absent(&pending).await.unwrap(), 150);
+    assert_eq!(app.store().put_planned_chunks(&run_id, &planned).await.unwrap(), 2);
+    let pending = items_by_lead(&ctx, &run_id).await;
+    assert_eq!(pending.len(), 150, "a planned chunk's Leads are listed as pending items");
+    assert!(pending.values().all(|i| i["status"] == "pending" && i["cost"]["reserved"] == 1), "{pending:?}");
 
     let r = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -460,15 +466,18 @@ async fn a_chunk_is_enriched_by_one_delivery_at_a_time() {
 
     let now = puffle_domain::time::now();
     assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
-    let pending: Vec<(Item, u32)> = ids.iter().map(|l| (Item::pending(&run_id, l, None, &now), 0)).collect();
-    assert_eq!(app.store().put_items_if_absent(&pending).await.unwrap(), 100);
+    let mut ids = ids;
+    ids.sort();
+    let planned = PlannedChunk { chunk: 0, lead_ids: ids.clone(), planned_at: now.clone() };
+    assert_eq!(app.store().put_planned_chunks(&run_id, &[planned]).await.unwrap(), 1);
     let lease = std::time::Duration::from_secs(600);
-    assert!(app.store().lease_chunk(&run_id, 0, "holder", lease).await.unwrap());
+    assert_eq!(app.store().lease_chunk(&run_id, 0, "holder", lease).await.unwrap(), ChunkLease::First);
 
     app.process_chunk(&ws, &run_id, 0, &ids, delivery("other", 1)).await.unwrap();
     let items = items_by_lead(&ctx, &run_id).await;
     assert!(items.values().all(|i| i["status"] == "pending"), "a second delivery enriched a leased chunk");
-    assert!(!app.store().lease_chunk(&run_id, 0, "other", lease).await.unwrap(), "the lease moved");
+    assert_eq!(items.len(), 100, "{items:?}");
+    assert_eq!(app.store().lease_chunk(&run_id, 0, "other", lease).await.unwrap(), ChunkLease::Held, "the lease moved");
 
     app.process_chunk(&ws, &run_id, 0, &ids, delivery("holder", 2)).await.unwrap();
     let items = items_by_lead(&ctx, &run_id).await;

@@ -116,6 +116,16 @@ pub fn chunk_lease(run: &str, chunk: u32) -> Key {
 pub fn chunk_counted(run: &str, chunk: u32) -> Key {
     (format!("CHUNKDONE#{run}"), format!("{chunk:06}"))
 }
+/// A planned chunk of a run: its Lead ids, written by the planner in place
+/// of one pending item per Lead (`store/chunks.rs`).
+pub fn planned_chunk(run: &str, chunk: u32) -> Key {
+    (format!("CHUNKS#{run}"), format!("{chunk:06}"))
+}
+/// `gsi1pk` of a planned chunk until it is counted (a sparse index of the
+/// run's uncounted chunks, by first Lead id).
+pub fn uncounted_chunks_pk(run: &str) -> String {
+    format!("CHUNKS#{run}#uncounted")
+}
 pub fn items_by_status_pk(run: &str, status: &str) -> String {
     format!("ITEMS#{run}#{status}")
 }

@@ -17,6 +17,11 @@ pub enum ItemStatus {
 }
 
 impl ItemStatus {
+    /// Completed, skipped or failed: the item is settled and never changes.
+    pub fn is_terminal(self) -> bool {
+        matches!(self, ItemStatus::Completed | ItemStatus::Skipped | ItemStatus::Failed)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             ItemStatus::Pending => "pending",

@@ -5,15 +5,15 @@
 //!
 //! Requests per chunk of 100: 1 GetItem (run), 1 GetItem (its counted
 //! marker), 1 PutItem (the lease), 1 BatchGetItem (Leads), +1 BatchGetItem
-//! for `skip_existing`, 2 TransactWriteItems (50 items + 50 values each),
-//! 1 TransactWriteItems (counts + credits) and 1 GetItem (pending after it).
-//! The items are read back (1 BatchGetItem) only when an earlier delivery
-//! had finished some of them: otherwise they are exactly what was written.
+//! for `skip_existing`, 4 BatchWriteItems (the values), 1 TransactWriteItems
+//! (the 100 items, each conditional), 1 TransactWriteItems (counts +
+//! credits) and 1 GetItem (pending after it). A redelivery first reads the
+//! items (1 BatchGetItem) and leaves those already finished alone.
 
 use std::collections::HashMap;
 
 use puffle_aws::faults::{self, Boundary};
-use puffle_aws::store::{get_s, AttrWrite, Row, RunRecord};
+use puffle_aws::store::{get_s, AttrWrite, ChunkLease, Row, RunRecord};
 use puffle_domain::chunk::{delta_of, finish_item, LeadState};
 use puffle_domain::create::{OutputTarget, WritePolicy};
 use puffle_domain::credits::LedgerEntry;
@@ -48,13 +48,25 @@ impl App {
             }
             return Ok(());
         }
-        if !self.store().lease_chunk(run_id, chunk, delivery.message_id, chunk_lease()).await? {
+        let lease = self.store().lease_chunk(run_id, chunk, delivery.message_id, chunk_lease()).await?;
+        if lease == ChunkLease::Held {
             // Its holder's own message is still on the queue until it is
             // done, so dropping this copy loses nothing; counting it twice
             // is prevented anyway, calling the providers twice is not.
             tracing::info!(chunk, "chunk is being processed by another delivery; this copy dropped");
             return Ok(());
         }
+        // Items an earlier delivery finished keep their outcome: they are
+        // neither enriched again nor written (only a first delivery can skip the read).
+        let done: HashMap<String, (ItemStatus, ItemCost)> = if lease == ChunkLease::First && receive_count <= 1 {
+            HashMap::new()
+        } else {
+            let stored = self.store().item_statuses(run_id, lead_ids).await?;
+            stored.into_iter().filter(|(_, (st, _))| st.is_terminal()).collect()
+        };
+        let todo: Vec<String> = lead_ids.iter().filter(|l| !done.contains_key(*l)).cloned().collect();
+        let lead_ids_all = lead_ids;
+        let lead_ids = todo.as_slice();
         let run = &rec.run;
         let now = time::now();
         let list_id = run.scope.list_id().map(str::to_string);
@@ -154,13 +166,58 @@ impl App {
                 writes.push((item, attr));
             }
         }
-        // What this delivery wrote; true of the store when every write took
-        // (none found its item already terminal), and then nothing need be read back.
-        let wrote: HashMap<String, (ItemStatus, ItemCost)> =
-            writes.iter().map(|(i, _)| (i.lead_id.clone(), (i.status, i.cost))).collect();
-        let total = writes.len() as u64;
-        let written = self.store().settle_items(writes).await?;
-        self.count_settled_chunk(ws, &rec, chunk, lead_ids, (written == total).then_some(wrote)).await
+        // What this delivery wrote, and what earlier ones had finished: true
+        // of the store when every write took, and then nothing need be read back.
+        let mut known = done;
+        known.extend(writes.iter().map(|(i, _)| (i.lead_id.clone(), (i.status, i.cost))));
+        let values: HashMap<String, Row> =
+            writes.iter().filter_map(|(i, a)| Some((i.lead_id.clone(), a.clone()?))).collect();
+        let refused = self.store().settle_items(writes).await?;
+        if !refused.is_empty() {
+            // Another delivery finished these items meanwhile (the lease
+            // lapsed under it): their values must be theirs, not ours.
+            self.restore_values(ws, &rec, &refused, &values).await?;
+        }
+        self.count_settled_chunk(ws, &rec, chunk, lead_ids_all, refused.is_empty().then_some(known)).await
+    }
+
+    /// Puts back the attribute values of items another delivery finished:
+    /// the stored item's result where it found one, else no value of ours.
+    async fn restore_values(
+        &self,
+        ws: &str,
+        rec: &RunRecord,
+        refused: &[String],
+        ours: &HashMap<String, Row>,
+    ) -> Result<(), AppError> {
+        let run = &rec.run;
+        let stored = self.store().get_items(&run.id, refused).await?;
+        let leads = self.store().get_leads(ws, refused, &[]).await?;
+        let now = time::now();
+        let (mut puts, mut deletes) = (vec![], vec![]);
+        for lead_id in refused {
+            let Some(ours) = ours.get(lead_id) else { continue };
+            match stored.get(lead_id).filter(|i| i.status == ItemStatus::Completed).and_then(|i| i.result.as_ref()) {
+                Some(value) => {
+                    let t = leads.get(lead_id).map(|l| l.lead_type).unwrap_or_default();
+                    let a =
+                        AttrWrite { lead_id, key: &run.output.attribute_key, value, run_id: Some(&run.id), now: &now };
+                    puts.push(match (run.output.target, run.scope.list_id()) {
+                        (OutputTarget::Membership, Some(list)) => self.store().member_attr_row(ws, list, &a)?,
+                        _ => self.store().lead_attr_row(ws, t, &a)?,
+                    });
+                }
+                None => {
+                    if let (Some(pk), Some(sk)) = (get_s(ours, "pk"), get_s(ours, "sk")) {
+                        deletes.push((pk, sk));
+                    }
+                }
+            }
+        }
+        tracing::warn!(run_id = %run.id, restored = puts.len(), removed = deletes.len(), "values of items another delivery finished put back");
+        self.store().batch_put(puts).await?;
+        self.store().batch_delete(deletes).await?;
+        Ok(())
     }
 
     /// Counts and settles a chunk whose items were all written terminal, from

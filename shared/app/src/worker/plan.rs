@@ -1,14 +1,15 @@
 //! Plan steps: one page of the scope per step.
 //!
-//! Step k: read the page → write its items (pending, or skipped when the run
-//! was cancelled) only where absent → send its chunk messages → record the
+//! Step k: read the page (in Lead id order) → write its planned chunks (or,
+//! when the run was cancelled, its items skipped) only where absent → send
+//! its chunk messages → record the
 //! step (conditional on `planStep = k`, with the next step's cursor) → send
 //! step k+1. A replay of step k redoes harmless work; a replay after it was
 //! recorded re-sends the next step when that one was not recorded either, and
 //! the reaper re-sends a step whose message was lost (from `planCursor`).
 
 use puffle_aws::faults::{self, Boundary};
-use puffle_aws::store::RunRecord;
+use puffle_aws::store::{PlannedChunk, RunRecord};
 use puffle_domain::credits::LedgerEntry;
 use puffle_domain::item::Item;
 use puffle_domain::plan::{cap, chunks, WorkMessage, PLAN_PAGE};
@@ -94,17 +95,17 @@ impl App {
         let cancelled = rec.run.status == RunStatus::Cancelled;
 
         let numbered = chunks(step, &lead_ids);
-        let items: Vec<(Item, u32)> = numbered
-            .iter()
-            .flat_map(|(n, ids)| ids.iter().map(move |l| (l, *n)))
-            .map(|(l, n)| {
-                let item = Item::pending(run_id, l, list_id.as_deref(), &now).reserving(rec.credits_per_lead);
-                (if cancelled { item.skipped("run_cancelled", &now) } else { item }, n)
-            })
-            .collect();
         if cancelled {
-            // A crashed earlier attempt of this step may have left these items
-            // pending: turn them skipped too (finished items stay as they are).
+            // A crashed earlier attempt of this step may have sent these
+            // chunks: items already finished stay as they are.
+            let items: Vec<(Item, u32)> = numbered
+                .iter()
+                .flat_map(|(n, ids)| ids.iter().map(move |l| (l, *n)))
+                .map(|(l, n)| {
+                    let item = Item::pending(run_id, l, list_id.as_deref(), &now).reserving(rec.credits_per_lead);
+                    (item.skipped("run_cancelled", &now), n)
+                })
+                .collect();
             self.store().put_items_unless_terminal(&items).await?;
             for (n, c) in &numbered {
                 // Counted (and released) from the items as they are: one an
@@ -112,7 +113,13 @@ impl App {
                 self.count_settled_chunk(ws, &rec, *n, c, None).await?;
             }
         } else {
-            self.store().put_items_if_absent(&items).await?;
+            // One row per chunk, not one pending item per Lead: the chunk
+            // writes each item once, terminal (see `store/chunks.rs`).
+            let planned: Vec<PlannedChunk> = numbered
+                .iter()
+                .map(|(chunk, ids)| PlannedChunk { chunk: *chunk, lead_ids: ids.clone(), planned_at: now.clone() })
+                .collect();
+            self.store().put_planned_chunks(run_id, &planned).await?;
             let msgs: Vec<WorkMessage> = numbered
                 .into_iter()
                 .map(|(chunk, lead_ids)| WorkMessage::Chunk {
@@ -191,6 +198,10 @@ impl App {
         let run = &rec.run;
         let (list_id, filter) = match &run.scope.requested {
             Scope::ExplicitLeads { lead_ids, .. } => {
+                // In id order, like a List's members: a run's chunks then
+                // hold disjoint, ordered ranges, which its pending items page by.
+                let mut lead_ids = lead_ids.clone();
+                lead_ids.sort();
                 let start = (step as usize * PLAN_PAGE).min(lead_ids.len());
                 let end = (start + PLAN_PAGE).min(lead_ids.len());
                 return Ok(Page {

@@ -1,6 +1,6 @@
-//! Run items: pending items written conditionally (a replayed plan step never
-//! resets a finished item), results written in batches, pages by status via
-//! the `gsi1` index.
+//! Run items: written once each, when terminal, under a condition (a second
+//! delivery never rewrites a finished item); pages by status via the `gsi1`
+//! index. Pending items are not rows: see `chunks.rs`.
 
 use aws_sdk_dynamodb::types::{Put, TransactWriteItem};
 use puffle_domain::item::{Item, ItemCost, ItemStatus};
@@ -35,28 +35,30 @@ impl Store {
         Ok(r)
     }
 
-    /// Writes planned items only where none exists yet, 100 per
-    /// transaction; items that already exist are left alone.
-    pub async fn put_items_if_absent(&self, items: &[(Item, u32)]) -> Result<u64, StoreError> {
-        let rows =
-            items.iter().map(|(i, c)| self.planned_item_row(i, *c).map(|r| vec![r])).collect::<Result<_, _>>()?;
-        self.put_where(rows, "attribute_not_exists(pk)").await
+    /// Moves items from pending (or absent: the planner writes chunks, not
+    /// items) to terminal, each under a condition, so an item another
+    /// delivery already finished is left as it is. The rows that go with
+    /// them (attribute values) are written first, by BatchWriteItem: a
+    /// terminal item's value is always in place, and a delivery that dies
+    /// between the two leaves values its retry rewrites. Returns the Leads
+    /// whose item was already finished: their values may be this call's,
+    /// not their item's, and the caller puts them right.
+    pub async fn settle_items(&self, items: Vec<(Item, Option<Row>)>) -> Result<Vec<String>, StoreError> {
+        let (items, extras): (Vec<Item>, Vec<Option<Row>>) = items.into_iter().unzip();
+        self.batch_put(extras.into_iter().flatten().collect()).await?;
+        let rows = items.iter().map(|i| self.item_row(i).map(|r| vec![r])).collect::<Result<_, StoreError>>()?;
+        let refused = self.put_where(rows, "attribute_not_exists(pk) OR #status = :pending").await?;
+        Ok(refused.into_iter().map(|i| items[i].lead_id.clone()).collect())
     }
 
-    /// Moves items from pending to terminal, each together with the rows that
-    /// go with it (its attribute value), all or nothing per item: an item
-    /// another delivery already finished is left as it is, with its value.
-    /// Returns how many items this call moved.
-    pub async fn settle_items(&self, items: Vec<(Item, Option<Row>)>) -> Result<u64, StoreError> {
-        let rows = items
-            .into_iter()
-            .map(|(i, extra)| {
-                let mut rows = vec![self.item_row(&i)?];
-                rows.extend(extra);
-                Ok(rows)
-            })
-            .collect::<Result<_, StoreError>>()?;
-        self.put_where(rows, "attribute_not_exists(pk) OR #status = :pending").await
+    /// Items of a run as stored, by Lead id (read strongly).
+    pub async fn get_items(
+        &self,
+        run_id: &str,
+        lead_ids: &[String],
+    ) -> Result<std::collections::HashMap<String, Item>, StoreError> {
+        let rows = self.batch_get(lead_ids.iter().map(|l| keys::item(run_id, l)).collect()).await?;
+        rows.into_iter().map(|r| from_row::<Item>(r).map(|i| (i.lead_id.clone(), i))).collect()
     }
 
     /// The status and settled cost of each of a run's items for `lead_ids`,
@@ -80,8 +82,9 @@ impl Store {
             .collect())
     }
 
-    /// Pending items of a run grouped by chunk number (the reaper's view of
-    /// work whose message may be lost).
+    /// Pending Leads of a run grouped by chunk number (the reaper's view of
+    /// work whose message may be lost): its uncounted chunks, and pending
+    /// item rows of runs planned before chunk rows.
     pub async fn pending_chunks(
         &self,
         run_id: &str,
@@ -107,31 +110,41 @@ impl Store {
             }
             start = page.last_evaluated_key;
             if start.is_none() {
-                return Ok(out);
+                break;
             }
         }
+        for (n, c) in self.uncounted_chunks(run_id).await? {
+            let ids = out.entry(n).or_default();
+            ids.extend(c.lead_ids);
+            ids.sort();
+            ids.dedup();
+        }
+        Ok(out)
     }
 
     /// Writes items where none exists or the existing one is still pending:
     /// terminal items are never overwritten.
     pub async fn put_items_unless_terminal(&self, items: &[(Item, u32)]) -> Result<u64, StoreError> {
-        let rows =
+        let rows: Vec<Vec<Row>> =
             items.iter().map(|(i, c)| self.planned_item_row(i, *c).map(|r| vec![r])).collect::<Result<_, _>>()?;
-        self.put_where(rows, "attribute_not_exists(pk) OR #status = :pending").await
+        let total = rows.len() as u64;
+        let refused = self.put_where(rows, "attribute_not_exists(pk) OR #status = :pending").await?;
+        Ok(total - refused.len() as u64)
     }
 
     /// Writes groups of rows in transactions of at most 100 actions; the
-    /// first row of each group is an item put under `condition`, the rest
-    /// ride along unconditionally. A group whose item fails the condition is
-    /// dropped and the rest retried. Returns how many groups were written.
-    async fn put_where(&self, groups: Vec<Vec<Row>>, condition: &str) -> Result<u64, StoreError> {
-        let mut written = 0;
-        let mut rest = groups.into_iter().peekable();
+    /// first row of each group is put under `condition`, the rest ride along
+    /// unconditionally. A group whose first row fails the condition is
+    /// dropped and the rest retried. Returns the indices (into `groups`) of
+    /// the groups refused.
+    pub(super) async fn put_where(&self, groups: Vec<Vec<Row>>, condition: &str) -> Result<Vec<usize>, StoreError> {
+        let mut refused_all = vec![];
+        let mut rest = groups.into_iter().enumerate().peekable();
         while rest.peek().is_some() {
             // As many whole groups as fit in one transaction.
-            let mut batch: Vec<Vec<Row>> = vec![];
+            let mut batch: Vec<(usize, Vec<Row>)> = vec![];
             let mut actions = 0;
-            while let Some(g) = rest.peek() {
+            while let Some((_, g)) = rest.peek() {
                 if actions + g.len() > 100 && !batch.is_empty() {
                     break;
                 }
@@ -146,7 +159,7 @@ impl Store {
                 }
                 let mut tx = vec![];
                 let mut owner = vec![];
-                for (gi, g) in batch.iter().enumerate() {
+                for (gi, (_, g)) in batch.iter().enumerate() {
                     for (ri, r) in g.iter().enumerate() {
                         let mut put = Put::builder().table_name(self.table()).set_item(Some(r.clone()));
                         if ri == 0 {
@@ -168,10 +181,7 @@ impl Store {
                     }
                 }
                 match self.transact(tx).await {
-                    Ok(()) => {
-                        written += batch.len() as u64;
-                        batch.clear();
-                    }
+                    Ok(()) => batch.clear(),
                     Err(StoreError::TransactionCanceled(codes)) => {
                         let refused: std::collections::HashSet<usize> = codes
                             .iter()
@@ -182,18 +192,21 @@ impl Store {
                         if refused.is_empty() {
                             return Err(StoreError::Unavailable(format!("item transaction cancelled: {codes:?}")));
                         }
-                        batch = batch
-                            .into_iter()
-                            .enumerate()
-                            .filter(|(i, _)| !refused.contains(i))
-                            .map(|(_, g)| g)
-                            .collect();
+                        let mut kept = vec![];
+                        for (i, g) in batch.into_iter().enumerate() {
+                            if refused.contains(&i) {
+                                refused_all.push(g.0);
+                            } else {
+                                kept.push(g);
+                            }
+                        }
+                        batch = kept;
                     }
                     Err(e) => return Err(e),
                 }
             }
         }
-        Ok(written)
+        Ok(refused_all)
     }
 
     pub async fn get_item(&self, run_id: &str, lead_id: &str) -> Result<Option<Item>, StoreError> {

@@ -9,6 +9,19 @@ use super::{key_of, n, s, Store};
 use crate::error::{classify, StoreError};
 use crate::keys;
 
+/// What taking a chunk's lease found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkLease {
+    /// Taken, and no delivery ever held it: none of the chunk's items can
+    /// have been written yet.
+    First,
+    /// Taken back: a redelivery of the holder's message, or a lease that
+    /// lapsed. An earlier delivery may have finished some items.
+    Again,
+    /// Another holder's lease is live.
+    Held,
+}
+
 impl Store {
     /// Takes or renews the lease on `chunk` of `run_id` for `holder` (the
     /// SQS message id: a redelivery of the holder's own message, after its
@@ -20,7 +33,7 @@ impl Store {
         chunk: u32,
         holder: &str,
         lease: Duration,
-    ) -> Result<bool, StoreError> {
+    ) -> Result<ChunkLease, StoreError> {
         let now_ms = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map(|d| d.as_millis() as i64)
@@ -39,11 +52,13 @@ impl Store {
             .condition_expression("attribute_not_exists(pk) OR holder = :holder OR leaseUntil < :now")
             .expression_attribute_values(":holder", s(holder))
             .expression_attribute_values(":now", n(now_ms))
+            .return_values(aws_sdk_dynamodb::types::ReturnValue::AllOld)
             .send()
             .await;
         match put.map_err(classify) {
-            Ok(_) => Ok(true),
-            Err(StoreError::ConditionFailed) => Ok(false),
+            Ok(out) if out.attributes.as_ref().is_none_or(|a| a.is_empty()) => Ok(ChunkLease::First),
+            Ok(_) => Ok(ChunkLease::Again),
+            Err(StoreError::ConditionFailed) => Ok(ChunkLease::Held),
             Err(e) => Err(e),
         }
     }

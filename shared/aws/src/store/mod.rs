@@ -4,6 +4,7 @@
 //! or a transaction.
 
 mod access;
+mod chunks;
 mod credits;
 mod items;
 mod leads;
@@ -19,14 +20,18 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest};
+use aws_sdk_dynamodb::types::{
+    AttributeValue, DeleteRequest, KeysAndAttributes, PutRequest, TransactWriteItem, WriteRequest,
+};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{classify, StoreError};
 
+pub use chunks::PlannedChunk;
 pub use items::ItemPage;
 pub use leads::{AttrWrite, LeadPage};
+pub use leases::ChunkLease;
 pub use lists::{AddOutcome, MemberPage, MemberRow};
 pub use providers::{CachedResult, SecretRow};
 pub use runs::{active_shard_pk, ChunkDelta, CreateOutcome, IdempotencyRecord, RunRecord, ACTIVE_SHARDS};
@@ -176,15 +181,27 @@ impl Store {
 
     /// BatchWriteItem puts in requests of 25, retrying unprocessed items.
     pub async fn batch_put(&self, rows: Vec<Row>) -> Result<(), StoreError> {
-        for chunk in rows.chunks(25) {
-            let mut pending: Vec<WriteRequest> = chunk
-                .iter()
-                .map(|r| {
-                    WriteRequest::builder()
-                        .put_request(PutRequest::builder().set_item(Some(r.clone())).build().expect("item set"))
-                        .build()
-                })
-                .collect();
+        let puts = rows.into_iter().map(|r| {
+            WriteRequest::builder()
+                .put_request(PutRequest::builder().set_item(Some(r)).build().expect("item set"))
+                .build()
+        });
+        self.batch_write(puts.collect()).await
+    }
+
+    /// BatchWriteItem deletes in requests of 25, retrying unprocessed items.
+    pub async fn batch_delete(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
+        let deletes = keys.into_iter().map(|k| {
+            WriteRequest::builder()
+                .delete_request(DeleteRequest::builder().set_key(Some(key_of(k))).build().expect("key set"))
+                .build()
+        });
+        self.batch_write(deletes.collect()).await
+    }
+
+    async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        for chunk in requests.chunks(25) {
+            let mut pending: Vec<WriteRequest> = chunk.to_vec();
             let mut attempt = 0;
             while !pending.is_empty() {
                 let out = self

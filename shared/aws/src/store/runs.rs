@@ -586,7 +586,11 @@ impl Store {
             .expect("update");
         let mut marker = key_of(keys::chunk_counted(run_id, chunk));
         marker.insert("countedAt".into(), s(now));
-        let mut actions = vec![self.put_new(marker), TransactWriteItem::builder().update(u).build()];
+        let mut actions = vec![
+            self.put_new(marker),
+            TransactWriteItem::builder().update(u).build(),
+            self.uncount_action(run_id, chunk, now),
+        ];
         if d.released > 0 {
             actions.push(self.credit_add(ws, d.released));
         }
