@@ -94,6 +94,13 @@ unset PUFFLE_QUEUE_URL PUFFLE_QUEUE_NAME PUFFLE_TABLE_NAME PUFFLE_FAULT_THROTTLE
 # The benchmarks send thousands of requests under one token: no per-token
 # limit (tests/admission.rs checks it), or they would time 429s.
 export PUFFLE_RATE_LIMITS=off
+# The reaper as deployed (the template's ReaperSchedule and
+# ReaperStaleSeconds), not the dev stack's 5 s / 30 s: the create phase's
+# runs wait, undispatched on purpose, in the sink queue; a 30 s reaper
+# re-drove them into the worker phase's queue, and a pass every 5 s read each
+# of those live runs (GetItem) — both landed in the worker's counters and
+# its Leads/s.
+export PUFFLE_REAPER_STALE_SECONDS=300 PUFFLE_REAPER_INTERVAL_SECONDS=60
 
 DDB_HEAP="${BENCH_DDB_HEAP:-1g}"
 start dynamodb java "-Xmx$DDB_HEAP" -Djava.library.path="$DDB_DIR/DynamoDBLocal_lib" -jar "$DDB_DIR/DynamoDBLocal.jar" -inMemory -sharedDb -port "$DDB_PORT"

@@ -1,13 +1,15 @@
 //! Worker faults on a private stack (its own DynamoDB Local, SQS emulator,
 //! API and worker on free ports): duplicate deliveries, a worker killed
 //! mid-run, poison messages and dead-lettered chunks, a queue that rejects
-//! the dispatch, and a crash of the planner followed by a cancel.
+//! the dispatch, a crash of the planner followed by a cancel, and two
+//! deliveries of one chunk racing to settle it.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
 
-use puffle_aws::store::{ChunkLease, PlannedChunk};
+use puffle_aws::store::{AttrWrite, ChunkLease, PlannedChunk};
 use puffle_domain::credits::LedgerKind;
+use puffle_domain::lead::LeadType;
 use puffle_domain::plan::WorkMessage;
 use puffle_tests::isolated::Isolated;
 use puffle_tests::{assert_billed, assert_counts_add_up, counts, person, settle, status, unique, Ctx};
@@ -486,6 +488,74 @@ async fn a_chunk_is_enriched_by_one_delivery_at_a_time() {
     assert_eq!(attrs.len(), 100);
 }
 
+/// Two deliveries of one chunk that both enriched it (the first one's lease
+/// lapsed under a slow provider): the one whose item writes are refused,
+/// because the other finished those items first, puts the other's attribute
+/// values back (or removes its own where the other found nothing), so every
+/// attribute matches its item, and the chunk is counted from the items as
+/// stored.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delivery_that_loses_the_race_leaves_the_winners_values() {
+    let mut iso = Isolated::start(&[]).await;
+    let app = iso.app().await;
+    let ctx = Ctx::on(&app, iso.api_url(), 1000).await;
+    let ws = ctx.workspace_id.clone();
+    iso.kill("worker");
+    let mut ids = ctx.people("race", 100).await;
+    ids.sort();
+    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    let now = puffle_domain::time::now();
+    assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
+    let planned = PlannedChunk { chunk: 0, lead_ids: ids.clone(), planned_at: now.clone() };
+    assert_eq!(app.store().put_planned_chunks(&run_id, &[planned]).await.unwrap(), 1);
+
+    // The winner: 40 Leads found with its own value, 10 not found.
+    let theirs = json!({"domain": "winner.example"});
+    let mut winner = vec![];
+    for lead in &ids[..40] {
+        let (item, value) = puffle_domain::item::Item::pending(&run_id, lead, None, &now)
+            .reserving(1)
+            .finish(puffle_domain::providers::Outcome::Completed(theirs.clone()), &now);
+        let value = value.unwrap();
+        let a = AttrWrite { lead_id: lead, key: "email_domain", value: &value, run_id: Some(&run_id), now: &now };
+        winner.push((item, Some(app.store().lead_attr_row(&ws, LeadType::Person, &a).unwrap())));
+    }
+    for lead in &ids[40..50] {
+        winner.push((
+            puffle_domain::item::Item::pending(&run_id, lead, None, &now).reserving(1).skipped("no_match", &now),
+            None,
+        ));
+    }
+    assert!(app.store().settle_items(winner).await.unwrap().is_empty());
+
+    // The loser: a first delivery (no lease row, first receive), so it
+    // enriches all 100 without reading the items first.
+    app.process_chunk(&ws, &run_id, 0, &ids, delivery("late", 1)).await.unwrap();
+
+    let items = items_by_lead(&ctx, &run_id).await;
+    let attrs = app.store().get_lead_attrs(&ws, &ids, "email_domain").await.unwrap();
+    for lead in &ids[..40] {
+        assert_eq!(items[lead]["result"], theirs, "the winner's item was overwritten");
+        assert_eq!(value_of(&attrs[lead]), theirs, "{lead}: the attribute is the loser's, not its item's");
+    }
+    for lead in &ids[40..50] {
+        assert_eq!(items[lead]["status"], "skipped");
+        assert!(!attrs.contains_key(lead), "{lead}: a value for an item that found nothing");
+    }
+    for lead in &ids[50..] {
+        assert_eq!(items[lead]["status"], "completed");
+        assert_ne!(items[lead]["result"], theirs);
+        let own = attrs.get(lead).unwrap_or_else(|| panic!("{lead}: its own value is missing"));
+        assert_eq!(value_of(own), items[lead]["result"]);
+    }
+    let run = status(&ctx, &run_id).await;
+    assert_eq!(run["status"], "completed", "{run}");
+    assert_eq!(counts(&run), [0, 0, 90, 10, 0]);
+    let all: Vec<Value> = items.values().cloned().collect();
+    assert_eq!(assert_billed(&app, &ws, &run, &all, 1).await, (90, 10));
+    assert_eq!(ctx.balance().await, 910);
+}
+
 /// A create request that died after its commit (injected fault) leaves a
 /// pending run nobody dispatched: a backstop plans it, once.
 #[tokio::test(flavor = "multi_thread")]
@@ -531,6 +601,11 @@ async fn a_backstop_plans_a_run_its_create_request_never_dispatched_once() {
     let run = settle(&ctx, &run_id).await;
     assert_eq!(run["status"], "completed", "{run}");
     assert_eq!(counts(&run), [0, 0, 10, 0, 0]);
+}
+
+/// The value an attribute row holds.
+fn value_of(row: &puffle_aws::store::Row) -> Value {
+    serde_dynamo::from_attribute_value(row["value"].clone()).expect("an attribute value")
 }
 
 fn delivery(message_id: &str, receive_count: u32) -> puffle_app::worker::Delivery<'_> {
