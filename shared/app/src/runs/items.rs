@@ -51,9 +51,9 @@ impl App {
         let wants_pending = q.status.is_none_or(|s| s == ItemStatus::Pending);
         if let Some(lead) = &q.lead_id {
             // One Lead has at most one item per run: a key read, else its chunk's.
-            let mut item =
-                if ids::is_valid_id(lead, "lead") { self.store().get_item(run_id, lead).await? } else { None };
-            if item.is_none() && wants_pending && ids::is_valid_id(lead, "lead") {
+            let valid = ids::is_valid_id(lead, "lead");
+            let mut item = if valid { self.store().get_item(run_id, lead).await? } else { None };
+            if item.is_none() && wants_pending && valid {
                 item = self
                     .store()
                     .uncounted_chunk_holding(run_id, lead)

@@ -18,8 +18,9 @@ use puffle_domain::chunk::{delta_of, finish_item, LeadState};
 use puffle_domain::create::{OutputTarget, WritePolicy};
 use puffle_domain::credits::LedgerEntry;
 use puffle_domain::item::{Item, ItemCost, ItemStatus};
+use puffle_domain::lead::LeadType;
 use puffle_domain::providers::Outcome;
-use puffle_domain::run::RunStatus;
+use puffle_domain::run::{Run, RunStatus};
 use puffle_domain::time;
 
 use super::Delivery;
@@ -156,10 +157,7 @@ impl App {
                     Some(v) => {
                         let t = leads.get(lead_id).map(|l| l.lead_type).unwrap_or_default();
                         let a = AttrWrite { lead_id, key, value: &v, run_id: Some(run_id), now: &now };
-                        Some(match (run.output.target, &list_id) {
-                            (OutputTarget::Membership, Some(list)) => self.store().member_attr_row(ws, list, &a)?,
-                            _ => self.store().lead_attr_row(ws, t, &a)?,
-                        })
+                        Some(self.output_row(ws, run, t, &a)?)
                     }
                     None => None,
                 };
@@ -179,6 +177,15 @@ impl App {
             self.restore_values(ws, &rec, &refused, &values).await?;
         }
         self.count_settled_chunk(ws, &rec, chunk, lead_ids_all, refused.is_empty().then_some(known)).await
+    }
+
+    /// The row holding a run's output value for one Lead: an attribute of
+    /// the Lead, or of its membership when the run writes to the List.
+    fn output_row(&self, ws: &str, run: &Run, lead_type: LeadType, a: &AttrWrite<'_>) -> Result<Row, AppError> {
+        Ok(match (run.output.target, run.scope.list_id()) {
+            (OutputTarget::Membership, Some(list)) => self.store().member_attr_row(ws, list, a)?,
+            _ => self.store().lead_attr_row(ws, lead_type, a)?,
+        })
     }
 
     /// Puts back the attribute values of items another delivery finished:
@@ -202,10 +209,7 @@ impl App {
                     let t = leads.get(lead_id).map(|l| l.lead_type).unwrap_or_default();
                     let a =
                         AttrWrite { lead_id, key: &run.output.attribute_key, value, run_id: Some(&run.id), now: &now };
-                    puts.push(match (run.output.target, run.scope.list_id()) {
-                        (OutputTarget::Membership, Some(list)) => self.store().member_attr_row(ws, list, &a)?,
-                        _ => self.store().lead_attr_row(ws, t, &a)?,
-                    });
+                    puts.push(self.output_row(ws, run, t, &a)?);
                 }
                 None => {
                     if let (Some(pk), Some(sk)) = (get_s(ours, "pk"), get_s(ours, "sk")) {

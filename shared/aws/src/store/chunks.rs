@@ -73,29 +73,8 @@ impl Store {
     /// Every uncounted chunk of a run (the reaper's view of work whose
     /// message may be lost), by chunk number.
     pub async fn uncounted_chunks(&self, run_id: &str) -> Result<BTreeMap<u32, PlannedChunk>, StoreError> {
-        let mut out = BTreeMap::new();
-        let mut start = None;
-        loop {
-            let page = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s(keys::uncounted_chunks_pk(run_id)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for r in page.items.unwrap_or_default() {
-                let c: PlannedChunk = from_row(r)?;
-                out.insert(c.chunk, c);
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let rows = self.query_index_all("gsi1", "gsi1pk", &keys::uncounted_chunks_pk(run_id)).await?;
+        rows.into_iter().map(|r| from_row::<PlannedChunk>(r).map(|c| (c.chunk, c))).collect()
     }
 
     /// The uncounted chunk whose range holds `lead_id`, if any.

@@ -90,27 +90,9 @@ impl Store {
         run_id: &str,
     ) -> Result<std::collections::BTreeMap<u32, Vec<String>>, StoreError> {
         let mut out: std::collections::BTreeMap<u32, Vec<String>> = Default::default();
-        let mut start = None;
-        loop {
-            let page = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .index_name("gsi1")
-                .key_condition_expression("gsi1pk = :pk")
-                .expression_attribute_values(":pk", s(keys::items_by_status_pk(run_id, "pending")))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for r in page.items.unwrap_or_default() {
-                if let (Some(lead), Some(chunk)) = (super::get_s(&r, "leadId"), super::get_n(&r, "chunk")) {
-                    out.entry(chunk as u32).or_default().push(lead);
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                break;
+        for r in self.query_index_all("gsi1", "gsi1pk", &keys::items_by_status_pk(run_id, "pending")).await? {
+            if let (Some(lead), Some(chunk)) = (super::get_s(&r, "leadId"), super::get_n(&r, "chunk")) {
+                out.entry(chunk as u32).or_default().push(lead);
             }
         }
         for (n, c) in self.uncounted_chunks(run_id).await? {

@@ -301,6 +301,32 @@ impl Store {
         }
     }
 
+    /// Queries a whole partition of a global index (following pages) — only
+    /// for bounded ranges. Eventually consistent, as every index read is.
+    pub(crate) async fn query_index_all(&self, index: &str, pk_attr: &str, pk: &str) -> Result<Vec<Row>, StoreError> {
+        let mut rows = vec![];
+        let mut start = None;
+        loop {
+            let out = self
+                .db
+                .query()
+                .table_name(&self.table)
+                .index_name(index)
+                .key_condition_expression("#pk = :pk")
+                .expression_attribute_names("#pk", pk_attr)
+                .expression_attribute_values(":pk", s(pk))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(classify)?;
+            rows.extend(out.items.unwrap_or_default());
+            start = out.last_evaluated_key;
+            if start.is_none() {
+                return Ok(rows);
+            }
+        }
+    }
+
     /// Queries a whole key range (following pages) — only for bounded ranges.
     pub async fn query_all(&self, pk: &str) -> Result<Vec<Row>, StoreError> {
         let mut rows = vec![];

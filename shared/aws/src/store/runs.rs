@@ -746,31 +746,14 @@ impl Store {
     /// Keys of the live runs of one shard of the sparse index (`gsi2`):
     /// (workspace, run id) pairs, never a scan of the table.
     pub async fn live_runs(&self, shard: u32) -> Result<Vec<(String, String)>, StoreError> {
-        let mut out = vec![];
-        let mut start = None;
-        loop {
-            let page = self
-                .client()
-                .query()
-                .table_name(self.table())
-                .index_name("gsi2")
-                .key_condition_expression("gsi2pk = :pk")
-                .expression_attribute_values(":pk", s(active_shard_pk(shard)))
-                .set_exclusive_start_key(start)
-                .send()
-                .await
-                .map_err(classify)?;
-            for r in page.items.unwrap_or_default() {
-                let ws = super::get_s(&r, "pk").and_then(|p| p.strip_prefix("RUNS#").map(str::to_string));
-                if let (Some(ws), Some(id)) = (ws, super::get_s(&r, "sk")) {
-                    out.push((ws, id));
-                }
-            }
-            start = page.last_evaluated_key;
-            if start.is_none() {
-                return Ok(out);
-            }
-        }
+        let rows = self.query_index_all("gsi2", "gsi2pk", &active_shard_pk(shard)).await?;
+        Ok(rows
+            .iter()
+            .filter_map(|r| {
+                let ws = super::get_s(r, "pk")?.strip_prefix("RUNS#")?.to_string();
+                Some((ws, super::get_s(r, "sk")?))
+            })
+            .collect())
     }
 
     /// Every run of a workspace (audits and tests; not an API path).
