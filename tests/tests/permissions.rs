@@ -449,7 +449,7 @@ const FUNCTIONS: &[Expect] = &[
             "sqs:SendMessage",
         ],
         unreached: &[
-            ("dynamodb:BatchGetItem", "giving up a run reaped too often: its pending items are read, then failed"),
+            ("dynamodb:GetItem", "giving up a run reaped too often: the run is read again before each chunk is failed"),
             ("dynamodb:PutItem", "giving up a run reaped too often: its pending items are written failed"),
         ],
         unreached_keys: &[],

@@ -371,6 +371,13 @@ impl Store {
         self.get_row(keys::run(ws, run_id)).await?.map(record_from).transpose()
     }
 
+    /// Runs by (workspace, run id), read in batches of 100 (consistent
+    /// reads); runs that no longer exist are left out.
+    pub async fn get_runs(&self, runs: &[(String, String)]) -> Result<Vec<RunRecord>, StoreError> {
+        let keys = runs.iter().map(|(ws, id)| keys::run(ws, id)).collect();
+        self.batch_get(keys).await?.into_iter().map(record_from).collect()
+    }
+
     pub async fn set_trigger(&self, ws: &str, run_id: &str, trigger_run_id: &str, now: &str) -> Result<(), StoreError> {
         let u = self
             .run_update(ws, run_id, "SET #trigger.triggerRunId = :t, #timing.updatedAt = :now", None)
