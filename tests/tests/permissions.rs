@@ -88,6 +88,15 @@ const FINDER: &str = r#"{"slug":"perm_finder","name":"Perm finder","subject":"pe
     "costModel":{"creditsPerLead":1},
     "toolBinding":{"type":"http","request":{"method":"GET","url":"https://api.example.com/find?d={{lead.company.domain}}","headers":{"X-Key":"{{secrets.PERM_KEY}}"}},
         "response":{"found":"/email","result":{"email":"/email"}}}}"#;
+/// A free one (`creditsPerLead: 0`): its create takes no credits and checks
+/// only that the workspace exists (a ConditionCheck). It needs a secret, so
+/// a rule that runs it reads the workspace's secrets. Its URL needs an
+/// attribute no Lead has, so the worker skips every Lead without a call.
+const FREE: &str = r#"{"slug":"perm_free","name":"Perm free","subject":"person",
+    "outputSchema":{"type":"object","properties":{"email":{"type":"string"}}},
+    "costModel":{"creditsPerLead":0},
+    "toolBinding":{"type":"http","request":{"method":"GET","url":"https://api.example.com/find?x={{lead.attributes.perm_never_set}}","headers":{"X-Key":"{{secrets.PERM_KEY}}"}},
+        "response":{"found":"/email","result":{"email":"/email"}}}}"#;
 /// Another, to delete.
 const FINDER_GONE: &str = r#"{"slug":"perm_gone","name":"Perm gone","subject":"person",
     "outputSchema":{"type":"object","properties":{"email":{"type":"string"}}},
@@ -137,6 +146,7 @@ const FUNCTIONS: &[Expect] = &[
             Call(GET, "/api/secrets", "", Tok::Main, ""),
             Call(POST, "/api/enrichments", FINDER, Tok::Main, ""),
             Call(POST, "/api/enrichments", FINDER_GONE, Tok::Main, ""),
+            Call(POST, "/api/enrichments", FREE, Tok::Main, ""),
             Call(GET, "/api/enrichments?id=perm_finder", "", Tok::Main, ""),
             Call(DELETE, "/api/enrichments/perm_gone", "", Tok::Main, ""),
         ]),
@@ -224,6 +234,7 @@ const FUNCTIONS: &[Expect] = &[
             "dynamodb:Query",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
             "sqs:SendMessage",
             "secretsmanager:GetSecretValue",
         ],
@@ -269,6 +280,14 @@ const FUNCTIONS: &[Expect] = &[
                 POST,
                 "/api/enrichment",
                 r#"{"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":["{lead}"],"listId":"{list}"},"input":{},"output":{"target":"membership"}}"#,
+                Tok::Main,
+                "",
+            ),
+            // A free run: no credits taken, the workspace checked (ConditionCheckItem).
+            Call(
+                POST,
+                "/api/enrichment",
+                r#"{"enrichmentId":"perm_free","scope":{"type":"explicit_leads","leadIds":["{lead}"]},"input":{}}"#,
                 Tok::Main,
                 "",
             ),
@@ -414,10 +433,15 @@ const FUNCTIONS: &[Expect] = &[
             "dynamodb:Query",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
             "sqs:SendMessage",
             "events:PutEvents",
+            "secretsmanager:GetSecretValue",
         ],
-        unreached: &[],
+        unreached: &[(
+            "secretsmanager:GetSecretValue",
+            "a rule of an enrichment needing a platform secret (the workspace's own secret answers first here)",
+        )],
         // Lambda sends the batches the function gave up on to the stream's
         // on-failure destination with the function's role.
         unreached_keys: &[],
@@ -467,6 +491,7 @@ const FUNCTIONS: &[Expect] = &[
             "dynamodb:Query",
             "dynamodb:PutItem",
             "dynamodb:UpdateItem",
+            "dynamodb:ConditionCheckItem",
             "sqs:SendMessage",
             "secretsmanager:GetSecretValue",
         ],
@@ -552,6 +577,13 @@ const FUNCTIONS: &[Expect] = &[
                 r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"start_enrichment","arguments":{"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":["{lead}"]},"idempotencyKey":"perm-mcp-{tag}"}}}"#,
                 Tok::Main,
                 "mrun=/result/structuredContent/runId",
+            ),
+            Call(
+                POST,
+                "/mcp",
+                r#"{"jsonrpc":"2.0","id":1,"method":"tools/call","params":{"name":"start_enrichment","arguments":{"enrichmentId":"perm_free","scope":{"type":"explicit_leads","leadIds":["{lead}"]}}}}"#,
+                Tok::Main,
+                "",
             ),
             Call(
                 POST,
@@ -1126,6 +1158,8 @@ async fn run_stream(world: &World) -> Vec<Recorded> {
         .await
         .expect("a person List");
     setup.create_rule(&ws, &list.id, json!({"enrichmentId": "email_domain", "input": {}})).await.expect("a rule");
+    // A free rule: its run takes no credits, only checks the workspace.
+    setup.create_rule(&ws, &list.id, json!({"enrichmentId": "perm_free", "input": {}})).await.expect("a free rule");
     let lead = world.vars["lead"].clone();
     let records = vec![
         record(ChangeKind::Insert, puffle_aws::keys::run(&ws, &waiting), None, Some(inserted), "0001"),
