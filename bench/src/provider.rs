@@ -93,9 +93,27 @@ fn per_second(arrivals: &[Instant]) -> (u64, u64) {
     (aligned, sliding)
 }
 
-pub async fn run(ctx: &Ctx, leads: usize, port: u16, rate: u32, concurrency: u32) -> anyhow::Result<ProviderRun> {
-    let latency = Duration::from_millis(50);
-    let seen = serve(port, latency).await?;
+/// The stub, served once for the suite; each run starts from a clean count.
+pub struct Stub {
+    port: u16,
+    latency: Duration,
+    seen: Arc<Seen>,
+}
+
+impl Stub {
+    pub async fn start(port: u16) -> anyhow::Result<Stub> {
+        let latency = Duration::from_millis(50);
+        Ok(Stub { port, latency, seen: serve(port, latency).await? })
+    }
+}
+
+/// One run of a fresh HTTP enrichment over a List of `leads` Leads: with
+/// `rate` well above what the worker reaches, the worker's own Leads/s; with
+/// `rate` below it, the limiter's (calls per second should stay at `rate`).
+pub async fn run(ctx: &Ctx, stub: &Stub, leads: usize, rate: u32, concurrency: u32) -> anyhow::Result<ProviderRun> {
+    let (port, latency, seen) = (stub.port, stub.latency, &stub.seen);
+    seen.arrivals.lock().unwrap().clear();
+    seen.max_in_flight.store(0, Ordering::SeqCst);
     ctx.api
         .expect(reqwest::Method::PUT, "/api/secrets/BENCH_KEY", Some(&json!({"value": "bench-key"})), &[204])
         .await?;

@@ -113,36 +113,10 @@ pub fn table(r: &Report) -> String {
     }
 
     if let Some(p) = &r.provider {
-        let _ = writeln!(o);
-        let _ = writeln!(
-            o,
-            "HTTP enrichment ({} Leads, a stub answering in {} ms, ratePerSecond {}, {} calls in flight per chunk at most; create → {})",
-            thousands(p.leads),
-            p.stub_latency_ms,
-            p.rate_per_second,
-            p.concurrency_per_chunk,
-            p.status
-        );
-        let _ = writeln!(
-            o,
-            "  worker                 {:>10.1} Leads/s   ({:.2} s, {} completed)",
-            p.leads_per_second,
-            p.seconds,
-            thousands(p.completed)
-        );
-        let _ = writeln!(
-            o,
-            "  provider calls         {:>10}           (in flight: max {}, mean {:.1})",
-            thousands(p.calls),
-            p.max_in_flight,
-            p.mean_in_flight
-        );
-        let _ = writeln!(
-            o,
-            "  calls per second       {:>10}           (max in one second; {} in any 1 s window; limit {})",
-            p.max_calls_in_a_second, p.max_calls_in_any_1s_window, p.rate_per_second
-        );
-        let _ = writeln!(o, "  DynamoDB per Lead      {:>10.3}", p.dynamodb_requests_per_lead);
+        provider_table(&mut o, "HTTP enrichment", p);
+    }
+    if let Some(p) = &r.provider_limited {
+        provider_table(&mut o, "HTTP enrichment held to its rate limit", p);
     }
 
     if let Some(rd) = &r.reads {
@@ -212,4 +186,38 @@ mod tests {
         assert_eq!(super::thousands(999), "999");
         assert_eq!(super::thousands(1000), "1,000");
     }
+}
+
+/// One HTTP-enrichment run: Leads/s, calls in flight, calls per second against the limit.
+fn provider_table(o: &mut String, title: &str, p: &crate::provider::ProviderRun) {
+    let _ = writeln!(o);
+    let _ = writeln!(
+        o,
+        "{title} ({} Leads, a stub answering in {} ms, ratePerSecond {}, {} calls in flight per chunk at most; create → {})",
+        thousands(p.leads),
+        p.stub_latency_ms,
+        p.rate_per_second,
+        p.concurrency_per_chunk,
+        p.status
+    );
+    let _ = writeln!(
+        o,
+        "  worker                 {:>10.1} Leads/s   ({:.2} s, {} completed)",
+        p.leads_per_second,
+        p.seconds,
+        thousands(p.completed)
+    );
+    let _ = writeln!(
+        o,
+        "  provider calls         {:>10}           (in flight: max {}, mean {:.1})",
+        thousands(p.calls),
+        p.max_in_flight,
+        p.mean_in_flight
+    );
+    let _ = writeln!(
+        o,
+        "  calls per second       {:>10}           (max in one second; {} in any 1 s window; limit {})",
+        p.max_calls_in_a_second, p.max_calls_in_any_1s_window, p.rate_per_second
+    );
+    let _ = writeln!(o, "  DynamoDB per Lead      {:>10.3}", p.dynamodb_requests_per_lead);
 }

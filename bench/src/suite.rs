@@ -65,6 +65,10 @@ pub struct SuiteArgs {
     pub provider_rate: u32,
     #[arg(long, env = "BENCH_PROVIDER_CONCURRENCY", default_value_t = 16)]
     pub provider_concurrency: u32,
+    /// `ratePerSecond` of the second HTTP run, below the worker's pace so the
+    /// limiter binds (that run has 20 s of calls at this rate; 5 s quick).
+    #[arg(long, env = "BENCH_PROVIDER_LIMITED_RATE", default_value_t = 100)]
+    pub provider_limited_rate: u32,
     #[arg(long, env = "BENCH_WORKER_LEADS")]
     pub worker_leads: Option<usize>,
     /// Chunks in flight for the BatchWriteItem ceiling: 20 = the local
@@ -121,6 +125,8 @@ pub struct Report {
     pub create_latency: Vec<CreateRow>,
     pub worker: Option<Throughput>,
     pub provider: Option<crate::provider::ProviderRun>,
+    /// The same, with `ratePerSecond` below the worker's pace: the limit binds.
+    pub provider_limited: Option<crate::provider::ProviderRun>,
     pub reads: Option<Reads>,
     pub lambdas: Vec<LambdaRow>,
     pub lambda_note: String,
@@ -210,18 +216,18 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
     } else {
         Some(throughput::run(&ctx, worker_leads, args.ceiling_concurrency).await?)
     };
-    let provider = match (skipped("provider"), args.provider_stub_port) {
-        (false, Some(port)) => Some(
-            crate::provider::run(
-                &ctx,
-                pick(args.provider_leads, 10_000, 2_000),
-                port,
-                args.provider_rate,
-                args.provider_concurrency,
-            )
-            .await?,
-        ),
-        _ => None,
+    let (provider, provider_limited) = match (skipped("provider"), args.provider_stub_port) {
+        (false, Some(port)) => {
+            let stub = crate::provider::Stub::start(port).await?;
+            let leads = pick(args.provider_leads, 10_000, 2_000);
+            let free = crate::provider::run(&ctx, &stub, leads, args.provider_rate, args.provider_concurrency).await?;
+            // The same enrichment held to a rate the worker would exceed: the limiter binds.
+            let rate = args.provider_limited_rate;
+            let limited_leads = pick(None, (rate as usize) * 20, (rate as usize) * 5);
+            let limited = crate::provider::run(&ctx, &stub, limited_leads, rate, args.provider_concurrency).await?;
+            (Some(free), Some(limited))
+        }
+        _ => (None, None),
     };
     let reads =
         if skipped("reads") { None } else { Some(reads::run(&ctx, read_items, read_samples, deep_page).await?) };
@@ -282,6 +288,7 @@ pub async fn run(args: SuiteArgs) -> anyhow::Result<()> {
         create_latency: create_rows,
         worker,
         provider,
+        provider_limited,
         reads,
         lambdas,
         lambda_note: format!(

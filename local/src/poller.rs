@@ -41,7 +41,30 @@ pub async fn run(
             .into_iter()
             .map(|m| Message { id: m.message_id, body: m.body, receive_count: m.receive_count })
             .collect();
-        let failed = handle_batch(&app, consumer, messages).await;
+        let failed = {
+            let handling = handle_batch(&app, consumer, messages);
+            tokio::pin!(handling);
+            // On AWS a message is never redelivered while its invocation runs
+            // (the function's timeout is below the queue's visibility timeout).
+            // Locally the timeout is short and nothing stops a slow batch (a
+            // provider held to its rate limit), so keep the batch invisible
+            // while it is handled: a redelivery means its handler died.
+            let visibility = local_visibility_seconds();
+            let mut heartbeat = tokio::time::interval(Duration::from_secs((visibility / 2).max(1) as u64));
+            heartbeat.tick().await;
+            loop {
+                tokio::select! {
+                    failed = &mut handling => break failed,
+                    _ = heartbeat.tick() => {
+                        for (id, receipt) in &receipts {
+                            if let Err(e) = queue.change_visibility(receipt, visibility).await {
+                                tracing::warn!(error = %e, message_id = %id, "could not extend the message's visibility");
+                            }
+                        }
+                    }
+                }
+            }
+        };
         for (id, receipt) in receipts {
             let r = if failed.contains(&id) {
                 queue.change_visibility(&receipt, retry_delay).await
@@ -53,4 +76,9 @@ pub async fn run(
             }
         }
     }
+}
+
+/// The local queues' visibility timeout (scripts/env.sh; the template's is 360 s).
+fn local_visibility_seconds() -> i32 {
+    std::env::var("PUFFLE_LOCAL_VISIBILITY_TIMEOUT").ok().and_then(|v| v.parse().ok()).filter(|s| *s > 0).unwrap_or(10)
 }

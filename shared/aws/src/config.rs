@@ -59,10 +59,19 @@ pub struct AwsContext {
     pub settings: Settings,
 }
 
+/// The SDK's retries, the one policy for throttling, 5xx and dropped
+/// connections (the store retries only what the SDK does not: unprocessed
+/// batch keys and transaction conflicts). Standard mode with adaptive-free
+/// exponential backoff and jitter; 5 attempts, where the default is 3,
+/// because DynamoDB throttles in bursts while on-demand capacity scales.
+pub fn sdk_retries() -> aws_config::retry::RetryConfig {
+    aws_config::retry::RetryConfig::standard().with_max_attempts(5)
+}
+
 impl AwsContext {
     pub async fn from_env() -> AwsContext {
         let settings = Settings::from_env();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(sdk_retries()).load().await;
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let (dynamodb, sqs) = (var("PUFFLE_DYNAMODB_ENDPOINT"), var("PUFFLE_SQS_ENDPOINT"));
         Self::with_endpoints(sdk, settings, dynamodb.as_deref(), sqs.as_deref())
@@ -81,6 +90,7 @@ impl AwsContext {
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
             .region(aws_config::Region::new(region))
+            .retry_config(sdk_retries())
             .credentials_provider(SharedCredentialsProvider::new(
                 aws_config::environment::EnvironmentVariableCredentialsProvider::new(),
             ))

@@ -11,13 +11,13 @@ mod leads;
 mod leases;
 mod lists;
 mod providers;
+mod retry;
 mod rules;
 mod runs;
 mod webhooks;
 mod workspaces;
 
 use std::collections::HashMap;
-use std::time::Duration;
 
 use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::types::{
@@ -82,14 +82,6 @@ pub fn get_s(r: &Row, k: &str) -> Option<String> {
 pub fn get_n(r: &Row, k: &str) -> Option<i64> {
     r.get(k).and_then(|v| v.as_n().ok()).and_then(|v| v.parse().ok())
 }
-
-async fn backoff(attempt: u32) {
-    let ms = (25u64 << attempt.min(6)).min(2_000);
-    let jitter = rand::random::<u64>() % (ms / 2 + 1);
-    tokio::time::sleep(Duration::from_millis(ms / 2 + jitter)).await;
-}
-
-const MAX_ATTEMPTS: u32 = 10;
 
 impl Store {
     pub fn new(db: aws_sdk_dynamodb::Client, table: String) -> Store {
@@ -158,7 +150,7 @@ impl Store {
             .set_projection_expression(projection.map(str::to_string))
             .build()
             .map_err(|e| StoreError::Other(e.to_string()))?;
-        let mut attempt = 0;
+        let mut retries = retry::policy();
         loop {
             let out =
                 self.db.batch_get_item().request_items(&self.table, pending.clone()).send().await.map_err(classify)?;
@@ -167,11 +159,9 @@ impl Store {
             }
             match out.unprocessed_keys.and_then(|mut u| u.remove(&self.table)) {
                 Some(left) if !left.keys.is_empty() => {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
+                    if !retry::wait(&mut retries).await {
                         return Err(StoreError::Unavailable("BatchGetItem kept leaving keys unprocessed".into()));
                     }
-                    backoff(attempt).await;
                     pending = left;
                 }
                 _ => return Ok(rows),
@@ -202,7 +192,7 @@ impl Store {
     async fn batch_write(&self, requests: Vec<WriteRequest>) -> Result<(), StoreError> {
         for chunk in requests.chunks(25) {
             let mut pending: Vec<WriteRequest> = chunk.to_vec();
-            let mut attempt = 0;
+            let mut retries = retry::policy();
             while !pending.is_empty() {
                 let out = self
                     .db
@@ -212,12 +202,8 @@ impl Store {
                     .await
                     .map_err(classify)?;
                 pending = out.unprocessed_items.and_then(|mut u| u.remove(&self.table)).unwrap_or_default();
-                if !pending.is_empty() {
-                    attempt += 1;
-                    if attempt >= MAX_ATTEMPTS {
-                        return Err(StoreError::Unavailable("BatchWriteItem kept leaving items unprocessed".into()));
-                    }
-                    backoff(attempt).await;
+                if !pending.is_empty() && !retry::wait(&mut retries).await {
+                    return Err(StoreError::Unavailable("BatchWriteItem kept leaving items unprocessed".into()));
                 }
             }
         }
@@ -249,7 +235,7 @@ impl Store {
         actions: Vec<TransactWriteItem>,
         token: Option<&str>,
     ) -> Result<(), StoreError> {
-        let mut attempt = 0;
+        let mut retries = retry::policy();
         loop {
             let res = self
                 .db
@@ -275,9 +261,7 @@ impl Store {
                             let conflict_only =
                                 codes.iter().flatten().all(|c| c == "TransactionConflict" || c == "ThrottlingError");
                             if conflict_only {
-                                if attempt + 1 < MAX_ATTEMPTS {
-                                    attempt += 1;
-                                    backoff(attempt).await;
+                                if retry::wait(&mut retries).await {
                                     continue;
                                 }
                                 return Err(StoreError::Unavailable(
@@ -286,15 +270,8 @@ impl Store {
                             }
                             return Err(StoreError::TransactionCanceled(codes));
                         }
-                        None => {
-                            let err = classify(e);
-                            if matches!(err, StoreError::Unavailable(_)) && attempt + 1 < 3 {
-                                attempt += 1;
-                                backoff(attempt).await;
-                                continue;
-                            }
-                            return Err(err);
-                        }
+                        // Throttling and 5xx: the SDK has retried them already.
+                        None => return Err(classify(e)),
                     }
                 }
             }

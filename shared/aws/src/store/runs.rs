@@ -401,7 +401,7 @@ impl Store {
     /// with a transaction in flight on the run item is transient: retried
     /// here (the SDK does not), never surfaced as a 500.
     async fn exec_update_with(&self, u: Update, returning: ReturnValue) -> Result<Row, StoreError> {
-        let mut attempt = 0;
+        let mut retries = super::retry::policy();
         loop {
             let out = self
                 .client()
@@ -418,9 +418,10 @@ impl Store {
                 .map_err(classify);
             match out {
                 Ok(o) => return Ok(o.attributes.unwrap_or_default()),
-                Err(StoreError::Unavailable(m)) if m.starts_with("TransactionConflict") && attempt < 8 => {
-                    attempt += 1;
-                    super::backoff(attempt).await;
+                Err(StoreError::Unavailable(m)) if m.starts_with("TransactionConflict") => {
+                    if !super::retry::wait(&mut retries).await {
+                        return Err(StoreError::Unavailable(m));
+                    }
                 }
                 Err(e) => return Err(e),
             }
