@@ -178,16 +178,6 @@ pub fn table(r: &Report) -> String {
     o
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn thousands() {
-        assert_eq!(super::thousands(100000), "100,000");
-        assert_eq!(super::thousands(999), "999");
-        assert_eq!(super::thousands(1000), "1,000");
-    }
-}
-
 /// One HTTP-enrichment run: Leads/s, calls in flight, calls per second against the limit.
 fn provider_table(o: &mut String, title: &str, p: &crate::provider::ProviderRun) {
     let _ = writeln!(o);
@@ -220,4 +210,14 @@ fn provider_table(o: &mut String, title: &str, p: &crate::provider::ProviderRun)
         p.max_calls_in_a_second, p.max_calls_in_any_1s_window, p.rate_per_second
     );
     let _ = writeln!(o, "  DynamoDB per Lead      {:>10.3}", p.dynamodb_requests_per_lead);
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn thousands() {
+        assert_eq!(super::thousands(100000), "100,000");
+        assert_eq!(super::thousands(999), "999");
+        assert_eq!(super::thousands(1000), "1,000");
+    }
 }
