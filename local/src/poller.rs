@@ -16,6 +16,15 @@ pub async fn run(
     retry_delay: i32,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
+    // Read from the queue, so the heartbeat matches what it was provisioned
+    // with; without it a busy batch may come back early (logged), as before.
+    let visibility = match queue.visibility_timeout().await {
+        Ok(v) => Some(v),
+        Err(e) => {
+            tracing::warn!(error = %e, ?consumer, "no visibility timeout read; busy batches are not kept invisible");
+            None
+        }
+    };
     loop {
         if *stop.borrow() {
             return;
@@ -41,29 +50,10 @@ pub async fn run(
             .into_iter()
             .map(|m| Message { id: m.message_id, body: m.body, receive_count: m.receive_count })
             .collect();
-        let failed = {
-            let handling = handle_batch(&app, consumer, messages);
-            tokio::pin!(handling);
-            // On AWS a message is never redelivered while its invocation runs
-            // (the function's timeout is below the queue's visibility timeout).
-            // Locally the timeout is short and nothing stops a slow batch (a
-            // provider held to its rate limit), so keep the batch invisible
-            // while it is handled: a redelivery means its handler died.
-            let visibility = local_visibility_seconds();
-            let mut heartbeat = tokio::time::interval(Duration::from_secs((visibility / 2).max(1) as u64));
-            heartbeat.tick().await;
-            loop {
-                tokio::select! {
-                    failed = &mut handling => break failed,
-                    _ = heartbeat.tick() => {
-                        for (id, receipt) in &receipts {
-                            if let Err(e) = queue.change_visibility(receipt, visibility).await {
-                                tracing::warn!(error = %e, message_id = %id, "could not extend the message's visibility");
-                            }
-                        }
-                    }
-                }
-            }
+        let handling = handle_batch(&app, consumer, messages);
+        let failed = match visibility {
+            Some(v) => keep_invisible(&queue, &receipts, v, handling).await,
+            None => handling.await,
         };
         for (id, receipt) in receipts {
             let r = if failed.contains(&id) {
@@ -78,7 +68,30 @@ pub async fn run(
     }
 }
 
-/// The local queues' visibility timeout (scripts/env.sh; the template's is 360 s).
-fn local_visibility_seconds() -> i32 {
-    std::env::var("PUFFLE_LOCAL_VISIBILITY_TIMEOUT").ok().and_then(|v| v.parse().ok()).filter(|s| *s > 0).unwrap_or(10)
+/// Awaits `handling` while extending its messages' visibility every half
+/// timeout. On AWS a message is never redelivered while its invocation runs
+/// (the function's timeout is below the queue's visibility timeout); locally
+/// the timeout is short and nothing stops a slow batch (a provider held to
+/// its rate limit), so a redelivery here, too, means the handler died.
+async fn keep_invisible<T>(
+    queue: &Queue,
+    receipts: &[(String, String)],
+    visibility: i32,
+    handling: impl std::future::Future<Output = T>,
+) -> T {
+    tokio::pin!(handling);
+    let mut heartbeat = tokio::time::interval(Duration::from_secs((visibility / 2).max(1) as u64));
+    heartbeat.tick().await;
+    loop {
+        tokio::select! {
+            out = &mut handling => return out,
+            _ = heartbeat.tick() => {
+                for (id, receipt) in receipts {
+                    if let Err(e) = queue.change_visibility(receipt, visibility).await {
+                        tracing::warn!(error = %e, message_id = %id, "could not extend the message's visibility");
+                    }
+                }
+            }
+        }
+    }
 }

@@ -61,8 +61,8 @@ pub struct AwsContext {
 
 /// The SDK's retries, the one policy for throttling, 5xx and dropped
 /// connections (the store retries only what the SDK does not: unprocessed
-/// batch keys and transaction conflicts). Standard mode with adaptive-free
-/// exponential backoff and jitter; 5 attempts, where the default is 3,
+/// batch keys and transaction conflicts). Standard mode (exponential
+/// backoff with jitter); 5 attempts, where the default is 3,
 /// because DynamoDB throttles in bursts while on-demand capacity scales.
 pub fn sdk_retries() -> aws_config::retry::RetryConfig {
     aws_config::retry::RetryConfig::standard().with_max_attempts(5)

@@ -163,6 +163,24 @@ impl Queue {
         Ok(())
     }
 
+    /// The queue's visibility timeout in seconds, as the queue itself has it
+    /// (the template's, or the local override it was provisioned with).
+    pub async fn visibility_timeout(&self) -> Result<i32, StoreError> {
+        let out = self
+            .sqs
+            .get_queue_attributes()
+            .queue_url(self.url().await?)
+            .attribute_names(QueueAttributeName::VisibilityTimeout)
+            .send()
+            .await
+            .map_err(queue_err)?;
+        out.attributes
+            .unwrap_or_default()
+            .get(&QueueAttributeName::VisibilityTimeout)
+            .and_then(|v| v.parse().ok())
+            .ok_or_else(|| StoreError::Other(format!("queue {} has no VisibilityTimeout", self.name)))
+    }
+
     /// Messages visible plus in flight (health checks, tests, benchmarks).
     pub async fn depth(&self) -> Result<(u64, u64), StoreError> {
         let out = self
