@@ -1,8 +1,9 @@
 //! Worker faults on a private stack (its own DynamoDB Local, SQS emulator,
 //! API and worker on free ports): duplicate deliveries, a worker killed
 //! mid-run, poison messages and dead-lettered chunks, a queue that rejects
-//! the dispatch, a crash of the planner followed by a cancel, and two
-//! deliveries of one chunk racing to settle it.
+//! the dispatch, a crash of the planner followed by a cancel, a plan step
+//! given up before it was recorded, and two deliveries of one chunk racing
+//! to settle it.
 
 use std::collections::{HashMap, HashSet};
 use std::time::Duration;
@@ -303,6 +304,73 @@ async fn a_cancelled_run_whose_planning_is_given_up_releases_everything() {
     assert_eq!(counts(&run), [0, 0, 0, 150, 0], "{run}");
     assert_eq!(assert_billed(&app, &ws, &run, &[], 1).await, (0, 150));
     assert_eq!(ctx.balance().await, 1000);
+}
+
+/// Plan step 0 wrote its chunks and one of them was enriched and counted,
+/// but the step itself never got recorded, and its message was
+/// dead-lettered. Its Leads are in no `plannedCount`, so giving up must take
+/// them from the chunk rows: the counted chunk keeps its results, the other
+/// fails (skipped, on a run cancelled meanwhile), and none of them is counted
+/// a second time as never planned.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_step_given_up_after_writing_its_chunks_counts_each_lead_once() {
+    let mut iso = Isolated::start(&[]).await;
+    let app = iso.app().await;
+    let ctx = Ctx::on(&app, iso.api_url(), 1000).await;
+    let ws = ctx.workspace_id.clone();
+    iso.kill("worker");
+
+    let mut charged = 0;
+    for cancel in [false, true] {
+        let mut ids = ctx.people(if cancel { "unrecorded-c" } else { "unrecorded" }, 150).await;
+        let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+        let plan = drain_work_queue(&app)
+            .await
+            .into_iter()
+            .find(|b| matches!(serde_json::from_str(b).unwrap(), WorkMessage::Plan { step: 0, .. }))
+            .expect("plan step 0 on the queue");
+        ids.sort();
+        let now = puffle_domain::time::now();
+        assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
+        let planned: Vec<PlannedChunk> = ids
+            .chunks(100)
+            .enumerate()
+            .map(|(n, c)| PlannedChunk { chunk: n as u32, lead_ids: c.to_vec(), planned_at: now.clone() })
+            .collect();
+        assert_eq!(app.store().put_planned_chunks(&run_id, &planned).await.unwrap(), 2);
+        app.process_chunk(&ws, &run_id, 0, &ids[..100], delivery("chunk-0", 1)).await.unwrap();
+        if cancel {
+            let r = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
+            assert_eq!(r.status, 200, "{r:?}");
+        }
+
+        app.handle_dead_letter(&plan).await.unwrap();
+        app.handle_dead_letter(&plan).await.unwrap();
+
+        let run = status(&ctx, &run_id).await;
+        assert_counts_add_up(&run);
+        let [pending, running, completed, skipped, failed] = counts(&run);
+        assert_eq!((pending, running), (0, 0), "{run}");
+        assert_eq!(completed + skipped + failed, 150, "{run}");
+        let items = items_by_lead(&ctx, &run_id).await;
+        assert_eq!(items.len(), 150);
+        let of = |s: &str| items.values().filter(|i| i["status"] == s).count() as u64;
+        assert_eq!(of("pending"), 0, "{items:?}");
+        assert_eq!((of("completed"), of("skipped"), of("failed")), (completed, skipped, failed), "{run}");
+        let second: Vec<&Value> = ids[100..].iter().map(|l| &items[l]).collect();
+        if cancel {
+            assert_eq!(run["status"], "cancelled", "{run}");
+            assert!(second.iter().all(|i| i["skippedReason"] == "run_cancelled"), "{second:?}");
+        } else {
+            // Every Lead was in the given-up step and has its outcome now:
+            // the run ends as one with a dead-lettered chunk does.
+            assert_eq!(run["status"], "completed", "{run}");
+            assert!(second.iter().all(|i| i["error"]["details"]["code"] == "WORKER_GAVE_UP"), "{second:?}");
+        }
+        let all: Vec<Value> = items.values().cloned().collect();
+        charged += assert_billed(&app, &ws, &run, &all, 1).await.0;
+    }
+    assert_eq!(ctx.balance().await, 1000 - charged);
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -3,9 +3,10 @@
 //! finished keep their result), so no run waits forever.
 
 use puffle_aws::faults::{self, Boundary};
+use puffle_aws::store::RunRecord;
 use puffle_domain::credits::LedgerEntry;
 use puffle_domain::item::Item;
-use puffle_domain::plan::WorkMessage;
+use puffle_domain::plan::{WorkMessage, CHUNKS_PER_STEP};
 use puffle_domain::run::{RunError, RunStatus};
 use puffle_domain::time;
 use serde_json::json;
@@ -57,7 +58,18 @@ impl App {
         lead_ids: &[String],
     ) -> Result<(), AppError> {
         let Some(rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
-        if self.store().chunk_counted(&rec, chunk).await? {
+        self.settle_given_up_chunk(&rec, chunk, lead_ids, GaveUp::Failed).await
+    }
+
+    async fn settle_given_up_chunk(
+        &self,
+        rec: &RunRecord,
+        chunk: u32,
+        lead_ids: &[String],
+        how: GaveUp,
+    ) -> Result<(), AppError> {
+        let (ws, run_id) = (rec.workspace_id.as_str(), rec.run.id.as_str());
+        if self.store().chunk_counted(rec, chunk).await? {
             // Counted already; its completion may still be owed.
             if rec.run.scope.counts.pending == 0 {
                 self.store().complete_if_done(ws, run_id, &time::now()).await?;
@@ -70,25 +82,51 @@ impl App {
         let items: Vec<(Item, Option<puffle_aws::store::Row>)> = lead_ids
             .iter()
             .map(|l| {
-                let item = Item::pending(run_id, l, list_id.as_deref(), &now).reserving(price).failed(
-                    "the worker gave up on this lead's chunk after repeated failures",
-                    "WORKER_GAVE_UP",
-                    &now,
-                );
+                let item = Item::pending(run_id, l, list_id.as_deref(), &now).reserving(price);
+                let item = match how {
+                    GaveUp::Failed => item.failed(
+                        "the worker gave up on this lead's chunk after repeated failures",
+                        "WORKER_GAVE_UP",
+                        &now,
+                    ),
+                    GaveUp::Cancelled => item.skipped("run_cancelled", &now),
+                };
                 (item, None)
             })
             .collect();
         self.store().settle_items(items).await?;
         faults::at(Boundary::InDeadLetter)?;
-        self.count_settled_chunk(ws, &rec, chunk, lead_ids, None).await
+        self.count_settled_chunk(ws, rec, chunk, lead_ids, None).await
     }
 
     /// The run fails; Leads never planned are counted failed so the counts
     /// still add up, and released (planned chunks finish or are given up on
     /// their own, and settle then).
+    ///
+    /// The step that gave up may have written its chunk rows (and sent or
+    /// even counted them) before it could record itself: those Leads are in
+    /// no `plannedCount`, yet pending through their rows or counted already.
+    /// The uncounted ones are given up here, chunk by chunk (counted once,
+    /// whoever gets there first), and none is counted again as unplanned.
     pub(crate) async fn give_up_planning(&self, ws: &str, run_id: &str, step: u32) -> Result<(), AppError> {
-        let Some(rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
-        let unplanned = rec.run.scope.resolved_count.saturating_sub(rec.progress.planned_count);
+        let Some(mut rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
+        let cancelled = rec.run.status == RunStatus::Cancelled;
+        let how = if cancelled { GaveUp::Cancelled } else { GaveUp::Failed };
+        let first = rec.progress.plan_step * CHUNKS_PER_STEP;
+        let mut unrecorded = 0u64;
+        for (planned, uncounted) in self.store().chunks_between(run_id, first, first + CHUNKS_PER_STEP - 1).await? {
+            if uncounted {
+                self.settle_given_up_chunk(&rec, planned.chunk, &planned.lead_ids, how).await?;
+            }
+            unrecorded += planned.lead_ids.len() as u64;
+        }
+        if unrecorded > 0 {
+            // Settling them released credits: release from what is held now.
+            let Some(now_rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
+            rec = now_rec;
+        }
+        let unplanned =
+            rec.run.scope.resolved_count.saturating_sub(rec.progress.planned_count).saturating_sub(unrecorded);
         let error = RunError {
             message: "the worker gave up planning this run".into(),
             details: json!({"code": "WORKER_GAVE_UP", "step": step}),
@@ -98,7 +136,18 @@ impl App {
         let amount = (unplanned * rec.credits_per_lead).min(rec.run.cost.held());
         let release = LedgerEntry::release(amount, format!("{unplanned} lead(s) never planned"), run_id, &now);
         let cancelled = rec.run.status == RunStatus::Cancelled;
-        self.store().fail_planning(ws, run_id, cancelled, unplanned, &release, &error, &now).await?;
+        if self.store().fail_planning(ws, run_id, cancelled, unplanned, &release, &error, &now).await? {
+            crate::emf::credits_released(amount);
+        }
         Ok(())
     }
+}
+
+/// What a given-up chunk's pending items become.
+#[derive(Clone, Copy)]
+enum GaveUp {
+    Failed,
+    /// The run was cancelled: its Leads end skipped, as planning a
+    /// cancelled run would have written them.
+    Cancelled,
 }

@@ -95,6 +95,15 @@ impl App {
         let cancelled = rec.run.status == RunStatus::Cancelled;
 
         let numbered = chunks(step, &lead_ids);
+        // One row per chunk, not one pending item per Lead: the chunk
+        // writes each item once, terminal (see `store/chunks.rs`). A
+        // cancelled run's step writes them too: if this step never gets
+        // recorded, giving up on it reads which Leads it took from them.
+        let planned: Vec<PlannedChunk> = numbered
+            .iter()
+            .map(|(chunk, ids)| PlannedChunk { chunk: *chunk, lead_ids: ids.clone(), planned_at: now.clone() })
+            .collect();
+        self.store().put_planned_chunks(run_id, &planned).await?;
         if cancelled {
             // A crashed earlier attempt of this step may have sent these
             // chunks: items already finished stay as they are.
@@ -113,13 +122,6 @@ impl App {
                 self.count_settled_chunk(ws, &rec, *n, c, None).await?;
             }
         } else {
-            // One row per chunk, not one pending item per Lead: the chunk
-            // writes each item once, terminal (see `store/chunks.rs`).
-            let planned: Vec<PlannedChunk> = numbered
-                .iter()
-                .map(|(chunk, ids)| PlannedChunk { chunk: *chunk, lead_ids: ids.clone(), planned_at: now.clone() })
-                .collect();
-            self.store().put_planned_chunks(run_id, &planned).await?;
             let msgs: Vec<WorkMessage> = numbered
                 .into_iter()
                 .map(|(chunk, lead_ids)| WorkMessage::Chunk {

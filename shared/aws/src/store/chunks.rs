@@ -77,6 +77,46 @@ impl Store {
         rows.into_iter().map(|r| from_row::<PlannedChunk>(r).map(|c| (c.chunk, c))).collect()
     }
 
+    /// The chunk rows of a run numbered `first..=last`, counted or not, with
+    /// whether each is still uncounted (one plan step's chunks fit one page).
+    /// A bare marker (a chunk counted without a planned row) has no Leads.
+    pub async fn chunks_between(
+        &self,
+        run_id: &str,
+        first: u32,
+        last: u32,
+    ) -> Result<Vec<(PlannedChunk, bool)>, StoreError> {
+        let (pk, from) = keys::planned_chunk(run_id, first);
+        let (_, to) = keys::planned_chunk(run_id, last);
+        let out = self
+            .client()
+            .query()
+            .table_name(self.table())
+            .key_condition_expression("pk = :pk AND sk BETWEEN :from AND :to")
+            .expression_attribute_values(":pk", s(pk))
+            .expression_attribute_values(":from", s(from))
+            .expression_attribute_values(":to", s(to))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(classify)?;
+        out.items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|r| {
+                let uncounted = r.contains_key("gsi1pk");
+                let sk = super::get_s(&r, "sk").unwrap_or_default();
+                match from_row::<PlannedChunk>(r) {
+                    Ok(c) => Ok((c, uncounted)),
+                    Err(_) => {
+                        let chunk = sk.parse().map_err(|_| StoreError::Corrupt(format!("chunk key {sk}")))?;
+                        Ok((PlannedChunk { chunk, lead_ids: vec![], planned_at: String::new() }, uncounted))
+                    }
+                }
+            })
+            .collect()
+    }
+
     /// The uncounted chunk whose range holds `lead_id`, if any.
     pub async fn uncounted_chunk_holding(
         &self,

@@ -270,6 +270,16 @@ impl Store {
                             }
                             return Err(StoreError::TransactionCanceled(codes));
                         }
+                        // The same token's earlier attempt (an SDK retry after a
+                        // timeout) is still being applied: the SDK does not retry
+                        // this one, and the next attempt with the token either
+                        // waits again or finds it committed.
+                        None if e.as_service_error().is_some_and(|s| s.is_transaction_in_progress_exception()) => {
+                            if retry::wait(&mut retries).await {
+                                continue;
+                            }
+                            return Err(classify(e));
+                        }
                         // Throttling and 5xx: the SDK has retried them already.
                         None => return Err(classify(e)),
                     }

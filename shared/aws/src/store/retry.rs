@@ -1,6 +1,7 @@
 //! The store's one retry policy, for what the SDK does not retry itself:
-//! keys and items DynamoDB left unprocessed in a batch, and transactions (or
-//! updates) refused only because they conflicted with concurrent writes.
+//! keys and items DynamoDB left unprocessed in a batch, transactions (or
+//! updates) refused only because they conflicted with concurrent writes, and
+//! a transaction whose token's earlier attempt is still in progress.
 //! Throttling, 5xx and dropped connections are the SDK's own retries
 //! (`config::sdk_retries`) and are never retried again here: one policy per
 //! layer, so a failing call costs a bounded number of attempts.

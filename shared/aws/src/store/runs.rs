@@ -685,7 +685,7 @@ impl Store {
         release: &LedgerEntry,
         error: &RunError,
         now: &str,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let b = if cancelled {
             self.run_update(ws, run_id, CANCELLED_PLANNING_GIVEN_UP, Some(CANCELLED_PLANNING_CONDITION))
                 .expression_attribute_values(":cancelledS", s("cancelled"))
@@ -716,9 +716,9 @@ impl Store {
             Err(StoreError::TransactionCanceled(codes))
                 if codes.first().is_some_and(|c| c.as_deref() == Some("ConditionalCheckFailed")) =>
             {
-                Ok(())
+                Ok(false)
             }
-            other => other,
+            other => other.map(|()| true),
         }
     }
 
