@@ -387,7 +387,13 @@ const FUNCTIONS: &[Expect] = &[
     },
     Expect {
         logical_id: "DlqFunction",
-        actions: &["dynamodb:GetItem", "dynamodb:BatchGetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"],
+        actions: &[
+            "dynamodb:GetItem",
+            "dynamodb:BatchGetItem",
+            "dynamodb:PutItem",
+            "dynamodb:UpdateItem",
+            "dynamodb:Query",
+        ],
         unreached: &[],
         unreached_keys: &[],
         service_side: &[],
