@@ -105,6 +105,8 @@ async fn a_runs_lifecycle_arrives_on_eventbridge_in_order_with_stable_ids() {
     let run_id = r.body["runId"].as_str().unwrap().to_string();
     let run = settle(&ctx, &run_id).await;
     assert_eq!(run["status"], "completed");
+    assert_eq!(run["trigger"]["source"], "api", "an API-created run says so: {}", run["trigger"]);
+    assert!(run["trigger"].get("ruleId").is_none_or(Value::is_null), "{}", run["trigger"]);
 
     let events = sub.collect(|got| of_run(got, &run_id).len() >= 3).await;
     let mine = of_run(&events, &run_id);

@@ -73,6 +73,21 @@ async fn drain_work_queue(app: &puffle_app::App) -> Vec<String> {
     panic!("the work queue did not drain");
 }
 
+/// What a crashed attempt of plan step 0 leaves behind: the run marked
+/// running and its chunk rows of 100 written (`sorted_ids` in id order, as
+/// the planner takes explicit ids), but the step not recorded.
+async fn plant_crashed_step_zero(app: &puffle_app::App, ws: &str, run_id: &str, sorted_ids: &[String]) {
+    let now = puffle_domain::time::now();
+    assert!(app.store().mark_running(ws, run_id, &now).await.unwrap());
+    let planned: Vec<PlannedChunk> = sorted_ids
+        .chunks(100)
+        .enumerate()
+        .map(|(n, c)| PlannedChunk { chunk: n as u32, lead_ids: c.to_vec(), planned_at: now.clone() })
+        .collect();
+    let written = app.store().put_planned_chunks(run_id, &planned).await.unwrap();
+    assert_eq!(written, planned.len() as u64);
+}
+
 // ---------------------------------------------------------------- tests
 
 #[tokio::test(flavor = "multi_thread")]
@@ -330,14 +345,7 @@ async fn a_plan_step_given_up_after_writing_its_chunks_counts_each_lead_once() {
             .find(|b| matches!(serde_json::from_str(b).unwrap(), WorkMessage::Plan { step: 0, .. }))
             .expect("plan step 0 on the queue");
         ids.sort();
-        let now = puffle_domain::time::now();
-        assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
-        let planned: Vec<PlannedChunk> = ids
-            .chunks(100)
-            .enumerate()
-            .map(|(n, c)| PlannedChunk { chunk: n as u32, lead_ids: c.to_vec(), planned_at: now.clone() })
-            .collect();
-        assert_eq!(app.store().put_planned_chunks(&run_id, &planned).await.unwrap(), 2);
+        plant_crashed_step_zero(&app, &ws, &run_id, &ids).await;
         app.process_chunk(&ws, &run_id, 0, &ids[..100], delivery("chunk-0", 1)).await.unwrap();
         if cancel {
             let r = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
@@ -473,14 +481,7 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
     // chunks (the planner takes explicit ids in id order).
     let mut ids = ids;
     ids.sort();
-    let now = puffle_domain::time::now();
-    assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
-    let planned: Vec<PlannedChunk> = ids
-        .chunks(100)
-        .enumerate()
-        .map(|(n, c)| PlannedChunk { chunk: n as u32, lead_ids: c.to_vec(), planned_at: now.clone() })
-        .collect();
-    assert_eq!(app.store().put_planned_chunks(&run_id, &planned).await.unwrap(), 2);
+    plant_crashed_step_zero(&app, &ws, &run_id, &ids).await;
     let pending = items_by_lead(&ctx, &run_id).await;
     assert_eq!(pending.len(), 150, "a planned chunk's Leads are listed as pending items");
     assert!(pending.values().all(|i| i["status"] == "pending" && i["cost"]["reserved"] == 1), "{pending:?}");

@@ -110,8 +110,7 @@ impl App {
     /// whoever gets there first), and none is counted again as unplanned.
     pub(crate) async fn give_up_planning(&self, ws: &str, run_id: &str, step: u32) -> Result<(), AppError> {
         let Some(mut rec) = self.store().get_run(ws, run_id).await? else { return Ok(()) };
-        let cancelled = rec.run.status == RunStatus::Cancelled;
-        let how = if cancelled { GaveUp::Cancelled } else { GaveUp::Failed };
+        let how = if rec.run.status == RunStatus::Cancelled { GaveUp::Cancelled } else { GaveUp::Failed };
         let first = rec.progress.plan_step * CHUNKS_PER_STEP;
         let mut unrecorded = 0u64;
         for (planned, uncounted) in self.store().chunks_between(run_id, first, first + CHUNKS_PER_STEP - 1).await? {
@@ -135,6 +134,7 @@ impl App {
         // Never more than is still held, whatever a legacy row says.
         let amount = (unplanned * rec.credits_per_lead).min(rec.run.cost.held());
         let release = LedgerEntry::release(amount, format!("{unplanned} lead(s) never planned"), run_id, &now);
+        // Read again after settling: a cancel may have landed in between.
         let cancelled = rec.run.status == RunStatus::Cancelled;
         if self.store().fail_planning(ws, run_id, cancelled, unplanned, &release, &error, &now).await? {
             crate::emf::credits_released(amount);
