@@ -96,7 +96,12 @@ impl Isolated {
     }
 
     fn spawn(&mut self, name: &'static str, mut cmd: Command) {
-        let log = std::fs::File::create(self.log_dir.join(format!("{name}.log"))).unwrap();
+        // Appended: a restarted component keeps what it logged before it was killed.
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_dir.join(format!("{name}.log")))
+            .unwrap();
         cmd.envs(self.env()).stdout(Stdio::from(log.try_clone().unwrap())).stderr(Stdio::from(log));
         let child = cmd.spawn().unwrap_or_else(|e| panic!("could not start {name}: {e}"));
         self.children.insert(name, child);
