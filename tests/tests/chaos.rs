@@ -8,6 +8,7 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
+use puffle_app::worker::Delivery;
 use puffle_domain::credits::{replay, Totals};
 use puffle_domain::item::ItemStatus;
 use puffle_tests::isolated::Isolated;
@@ -35,6 +36,7 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
     // Creates in parallel; some answer 503 after their commit (the injected
     // death), which leaves a pending run only the stream or the reaper can move.
     let mut answers = vec![];
+    let mut dead_lettered = 0;
     for wave in 0..(SMALL_RUNS / 20) {
         let calls = (0..20).map(|i| {
             let n = wave * 20 + i;
@@ -51,8 +53,13 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
         });
         answers.extend(futures::future::join_all(calls).await);
         if wave == 3 || wave == 7 {
-            // Kill the worker mid-flight and bring it back.
+            // Kill the worker mid-flight and bring it back; the first time,
+            // the chunks it left on the queue go to the dead-letter queue, as
+            // if every receive of theirs had failed.
             iso.kill("worker");
+            if wave == 3 {
+                dead_lettered = dead_letter_waiting_chunks(&app).await;
+            }
             iso.start_component("worker").await;
         }
     }
@@ -69,6 +76,7 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
     let interrupted = answers.iter().filter(|s| **s == 503).count();
     assert!(answers.iter().all(|s| *s == 202 || *s == 503), "only accepted or interrupted creates: {answers:?}");
     assert!(interrupted > 0, "the create boundary was never hit; the test proves nothing");
+    assert!(dead_lettered > 0, "no chunk was waiting when the worker was killed; the DLQ path is untested");
 
     // Every run terminal (the reaper's period is seconds on this stack).
     let mut runs = vec![];
@@ -137,11 +145,50 @@ async fn every_run_ends_terminal_and_exact_whatever_dies_when() {
     assert_eq!(totals.held(), 0, "every run terminal, nothing reserved: {totals:?}");
     assert_eq!(totals.expected_balance(), balance as i128, "balance = grants − charges: {totals:?}");
     assert_eq!(totals.grants, 1_000_000);
+    // Every boundary was interrupted at least once (the logs of every
+    // process, across the worker's restarts).
+    let logs = format!("{}{}", iso.log("api"), iso.log("worker"));
+    let fired = |b: &str| {
+        logs.lines().filter(|l| l.contains("injected fault") && l.contains(&format!("\"boundary\":\"{b}\""))).count()
+    };
+    let hits: Vec<(&str, usize)> = ["after_create_commit", "after_plan_record", "after_chunk_count", "in_dead_letter"]
+        .map(|b| (b, fired(b)))
+        .into();
+    assert!(hits.iter().all(|(_, n)| *n > 0), "a boundary never fired: {hits:?}");
+    println!("chaos: faults injected {hits:?}; {dead_lettered} chunk messages dead-lettered");
     println!(
         "chaos: {} runs ({accepted} accepted, {interrupted} interrupted after commit), {} Leads in all",
         runs.len(),
         runs.iter().map(|r| r.run.scope.resolved_count).sum::<u64>()
     );
+}
+
+/// With the worker stopped: plans here whatever plan step waits on the
+/// work queue, and moves every chunk message (those plans' and any other
+/// waiting) to the dead-letter queue, as if each of its receives had
+/// failed. Returns how many chunks moved.
+async fn dead_letter_waiting_chunks(app: &puffle_app::App) -> usize {
+    let dlq = app.aws.dead_letter_queue();
+    let mut moved = 0;
+    for _ in 0..200 {
+        let got = app.aws.queue.receive(10, 1).await.unwrap();
+        if got.is_empty() {
+            return moved;
+        }
+        for m in got {
+            if m.body.contains("\"type\":\"chunk\"") {
+                dlq.send_raw(&m.body).await.unwrap();
+                moved += 1;
+            } else {
+                let delivery = Delivery { message_id: &m.message_id, receive_count: m.receive_count };
+                if app.handle_work(&m.body, delivery).await.is_err() {
+                    app.aws.queue.send_raw(&m.body).await.unwrap();
+                }
+            }
+            app.aws.queue.delete(&m.receipt_handle).await.unwrap();
+        }
+    }
+    panic!("the work queue did not drain");
 }
 
 fn tail(s: &str) -> String {
