@@ -273,6 +273,7 @@ async fn a_rule_enriches_leads_as_they_join_in_few_runs_and_never_twice() {
 #[tokio::test]
 async fn a_rule_the_workspace_cannot_afford_leaves_a_failed_run() {
     let ctx = Ctx::new(1).await;
+    let sub = Subscriber::for_workspace(&ctx.workspace_id).await;
     let list = person_list(&ctx).await;
     let r = ctx.post(&format!("/api/lists/{list}/rules"), json!({"enrichmentId":"email_domain","input":{}})).await;
     let rule_id = r.body["rule"]["id"].as_str().unwrap().to_string();
@@ -293,6 +294,53 @@ async fn a_rule_the_workspace_cannot_afford_leaves_a_failed_run() {
     assert_eq!(run["error"]["details"]["required"], 3);
     assert_eq!(run["scope"]["counts"]["failed"], 3);
     assert_eq!(ctx.balance().await, 1, "nothing charged");
+
+    // Subscribers hear of it: created, then failed, with the failure's counts.
+    let run_id = runs[0]["id"].as_str().unwrap().to_string();
+    let events = sub.collect(|got| of_run(got, &run_id).len() >= 2).await;
+    let mine = of_run(&events, &run_id);
+    let failed = mine.iter().find(|e| e["detail-type"] == "enrichment.run.failed").expect("a failed event");
+    assert_eq!(failed["detail"]["eventId"], event_id(&run_id, RunEventType::Failed));
+    assert_eq!(failed["detail"]["status"], "failed");
+    assert_eq!(failed["detail"]["counts"]["failed"], 3, "{failed}");
+    assert_eq!(failed["detail"]["cost"]["charged"], 0, "{failed}");
+    let created = mine.iter().find(|e| e["detail-type"] == "enrichment.run.created").expect("a created event");
+    assert!(created["detail"]["occurredAt"].as_str() <= failed["detail"]["occurredAt"].as_str());
+    assert!(!mine.iter().any(|e| e["detail-type"] == "enrichment.run.started"), "a run that never ran never started");
+}
+
+#[tokio::test]
+async fn a_cancelled_run_publishes_its_cancel_last() {
+    let ctx = Ctx::new(10_000).await;
+    let sub = Subscriber::for_workspace(&ctx.workspace_id).await;
+    // Two plan pages: the cancel lands long before the run could finish.
+    let ids = ctx.people("evcancel", 2_000).await;
+    let list = ctx.list(&ids).await;
+    let r = ctx
+        .post(
+            "/api/enrichment",
+            json!({"enrichmentId":"email_domain","scope":{"type":"list","listId":list},"input":{}}),
+        )
+        .await;
+    assert_eq!(r.status, 202, "{r:?}");
+    let run_id = r.body["runId"].as_str().unwrap().to_string();
+    let c = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
+    assert_eq!(c.status, 200, "{c:?}");
+    let run = settle(&ctx, &run_id).await;
+    assert_eq!(run["status"], "cancelled");
+
+    let events =
+        sub.collect(|got| of_run(got, &run_id).iter().any(|e| e["detail-type"] == "enrichment.run.cancelled")).await;
+    let mut mine = of_run(&events, &run_id);
+    mine.sort_by_key(|e| e["detail"]["occurredAt"].as_str().unwrap().to_string());
+    let types: Vec<&str> = mine.iter().map(|e| e["detail-type"].as_str().unwrap()).collect();
+    assert_eq!(types.first(), Some(&"enrichment.run.created"), "{types:?}");
+    assert_eq!(types.last(), Some(&"enrichment.run.cancelled"), "the cancel occurs last: {types:?}");
+    assert!(!types.contains(&"enrichment.run.completed"), "a cancelled run never completes: {types:?}");
+    let cancelled = mine.last().unwrap();
+    assert_eq!(cancelled["detail"]["eventId"], event_id(&run_id, RunEventType::Cancelled));
+    assert_eq!(cancelled["detail"]["status"], "cancelled");
+    assert!(!cancelled["detail"]["timing"]["cancelledAt"].is_null(), "{cancelled}");
 }
 
 #[tokio::test]
