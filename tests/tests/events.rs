@@ -168,6 +168,14 @@ async fn a_redelivered_stream_batch_publishes_the_same_event_ids() {
 
 /// The stream records of one run's item, read through the Streams API.
 async fn stream_records_of(app: &puffle_app::App, run_id: &str) -> Vec<puffle_aws::stream::StreamRecord> {
+    stream_records(app, |r| r.key("sk") == Some(run_id)).await
+}
+
+/// Every stream record `keep` selects, from the start of each shard.
+async fn stream_records(
+    app: &puffle_app::App,
+    keep: impl Fn(&puffle_aws::stream::StreamRecord) -> bool,
+) -> Vec<puffle_aws::stream::StreamRecord> {
     let streams = aws_sdk_dynamodbstreams::Client::new(&app.aws.sdk);
     let t = app.store().client().describe_table().table_name(app.store().table()).send().await.unwrap();
     let arn = t.table.unwrap().latest_stream_arn.unwrap();
@@ -199,7 +207,7 @@ async fn stream_records_of(app: &puffle_app::App, run_id: &str) -> Vec<puffle_aw
                 .unwrap();
             let (records, next) = puffle_http::stream::parse_get_records(&text).unwrap();
             let empty = records.is_empty();
-            out.extend(records.into_iter().filter(|r| r.key("sk") == Some(run_id)));
+            out.extend(records.into_iter().filter(|r| keep(r)));
             it = if empty { None } else { next };
         }
     }
@@ -268,6 +276,22 @@ async fn a_rule_enriches_leads_as_they_join_in_few_runs_and_never_twice() {
     }
     tokio::time::sleep(Duration::from_secs(3)).await;
     assert_eq!(rule_runs(&ctx, &list, &rule_id).await.len(), runs.len());
+
+    // The membership inserts, redelivered as a retried invocation would hand
+    // them over again, in one batch and then cut otherwise than the first
+    // time (as the stream bisects a failing batch): every membership is
+    // claimed already, so nothing starts.
+    let app = puffle_tests::app().await;
+    let pk = format!("LIST#{}#{list}", ctx.workspace_id);
+    let inserts = stream_records(&app, |r| r.key("pk") == Some(pk.as_str())).await;
+    assert_eq!(inserts.len(), 1000, "one membership insert per Lead that joined");
+    assert_eq!(app.handle_stream(&inserts).await, None);
+    for batch in inserts.chunks(37) {
+        assert_eq!(app.handle_stream(batch).await, None);
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(rule_runs(&ctx, &list, &rule_id).await.len(), runs.len(), "a redelivered join starts nothing");
+    assert_eq!(ctx.balance().await, 5_000 - 1_000, "and charges nothing");
 }
 
 #[tokio::test]

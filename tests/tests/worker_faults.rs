@@ -672,6 +672,76 @@ async fn a_backstop_plans_a_run_its_create_request_never_dispatched_once() {
     assert_eq!(counts(&run), [0, 0, 10, 0, 0]);
 }
 
+/// A create whose send failed fails its run only while it is pending
+/// (`fail_dispatch`), and plan step 0 starts it only while it is pending: run
+/// side by side on 16 runs, each run ends one way or the other, never both.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_failed_dispatch_and_the_first_plan_step_never_both_win() {
+    use puffle_domain::credits::LedgerEntry;
+    use puffle_domain::run::RunError;
+    let mut iso = Isolated::start(&[("PUFFLE_FAULTS", "after_create_commit=1")]).await;
+    let app = iso.app().await;
+    let ctx = Ctx::on(&app, iso.api_url(), 1000).await;
+    let ws = ctx.workspace_id.clone();
+    iso.kill("worker");
+    let mut runs = vec![];
+    for i in 0..16 {
+        let ids = ctx.people(&format!("race{i}"), 3).await;
+        let body =
+            json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "idempotencyKey": unique()});
+        assert_eq!(ctx.post("/api/enrichment", body.clone()).await.status, 503, "the injected fault");
+        let r = ctx.post("/api/enrichment", body).await;
+        runs.push(r.body["runId"].as_str().unwrap_or_else(|| panic!("{r:?}")).to_string());
+    }
+    // Half the pairs start with the failure, half with the plan step, so both
+    // orders happen whatever the scheduler does.
+    let races = runs.iter().enumerate().map(|(i, run_id)| {
+        let (app, ws) = (&app, ws.as_str());
+        async move {
+            let run = app.store().get_run(ws, run_id).await.unwrap().unwrap().run;
+            let error = RunError {
+                message: "the work queue rejected the dispatch".into(),
+                details: json!({"code": "DISPATCH_FAILED"}),
+            };
+            let release =
+                LedgerEntry::release(run.cost.reserved, "dispatch failed", run_id, &puffle_domain::time::now());
+            let now = puffle_domain::time::now();
+            let fail = app.store().fail_dispatch(ws, &run, &error, &release, &now);
+            let plan = app.plan_step(ws, run_id, 0, None, None);
+            if i % 2 == 0 {
+                let (failed, planned) = tokio::join!(fail, plan);
+                (failed.unwrap(), planned.unwrap())
+            } else {
+                let (planned, failed) = tokio::join!(plan, fail);
+                (failed.unwrap(), planned.unwrap())
+            }
+        }
+    });
+    let outcomes = futures::future::join_all(races).await;
+    iso.start_component("worker").await;
+    let (mut failed_runs, mut completed_runs) = (0, 0);
+    for (run_id, (failed, ())) in runs.iter().zip(outcomes) {
+        let run = settle(&ctx, run_id).await;
+        let items = ctx.all_items(run_id, "").await;
+        if failed {
+            failed_runs += 1;
+            assert_eq!(run["status"], "failed", "fail_dispatch applied: {run}");
+            assert!(items.is_empty(), "a failed dispatch was planned anyway: {items:?}");
+            assert_eq!(run["cost"]["released"], 3, "{run}");
+        } else {
+            completed_runs += 1;
+            assert_eq!(run["status"], "completed", "fail_dispatch lost, so the run goes on: {run}");
+            assert_eq!(counts(&run), [0, 0, 3, 0, 0]);
+        }
+        assert_counts_add_up(&run);
+        assert_billed(&app, &ws, &run, &items, 1).await;
+    }
+    assert_eq!(failed_runs + completed_runs, 16);
+    let charged = 3 * completed_runs as u64;
+    assert_eq!(ctx.balance().await, 1000 - charged, "each failed run released once, each completed run charged once");
+    eprintln!("dispatch race: {failed_runs} failed first, {completed_runs} started first");
+}
+
 /// The value an attribute row holds.
 fn value_of(row: &puffle_aws::store::Row) -> Value {
     serde_dynamo::from_attribute_value(row["value"].clone()).expect("an attribute value")

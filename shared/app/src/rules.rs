@@ -11,7 +11,7 @@
 use puffle_domain::create::CreateRequest;
 use puffle_domain::ids;
 use puffle_domain::list::ListLeadType;
-use puffle_domain::rule::{CreateRuleRequest, Rule, MAX_LEADS_PER_RULE_RUN, MAX_RULES_PER_LIST};
+use puffle_domain::rule::{rule_run_id, CreateRuleRequest, Rule, MAX_LEADS_PER_RULE_RUN, MAX_RULES_PER_LIST};
 use puffle_domain::{time, DomainError};
 use serde::Serialize;
 use serde_json::json;
@@ -126,17 +126,17 @@ impl App {
     pub async fn on_members_joined(&self, ws: &str, list_id: &str, joined: &[Joined]) -> Result<(), AppError> {
         let rules = self.store().list_rules(ws, list_id).await?;
         for rule in rules.iter().filter(|r| r.enabled) {
-            for (n, part) in joined.chunks(MAX_LEADS_PER_RULE_RUN).enumerate() {
-                self.start_rule_run(ws, rule, n, part).await?;
+            for part in joined.chunks(MAX_LEADS_PER_RULE_RUN) {
+                self.start_rule_run(ws, rule, part).await?;
             }
         }
         Ok(())
     }
 
-    async fn start_rule_run(&self, ws: &str, rule: &Rule, part: usize, joined: &[Joined]) -> Result<(), AppError> {
+    async fn start_rule_run(&self, ws: &str, rule: &Rule, joined: &[Joined]) -> Result<(), AppError> {
         let first = &joined[0];
-        let run_id = ids::derived_id("run", first.created_at_ms, &format!("{}/{}/{part}", rule.id, first.event_id));
         let lead_ids: Vec<String> = joined.iter().map(|j| j.lead_id.clone()).collect();
+        let run_id = rule_run_id(&rule.id, first.created_at_ms, &lead_ids);
         let store = self.store().clone();
         let claimed = self
             .store()

@@ -18,6 +18,21 @@ pub const MAX_RULES_PER_LIST: usize = 10;
 /// Leads one rule run covers at most: the explicit scope's limit.
 pub const MAX_LEADS_PER_RULE_RUN: usize = crate::scope::MAX_EXPLICIT_LEADS;
 
+/// The id of the rule run that covers `lead_ids` (the new members of one
+/// stream batch, at most `MAX_LEADS_PER_RULE_RUN`), timed at the first join.
+///
+/// Derived from the Leads, not from the batch's first record: a redelivery
+/// may cut the same records into other batches (the stream bisects a failing
+/// batch), and a part named by its first record would then claim fewer Leads
+/// under a run id that already names a larger run, and clash with that run's
+/// idempotency key forever. The same Leads always give the same run.
+pub fn rule_run_id(rule_id: &str, at_ms: u64, lead_ids: &[String]) -> String {
+    let mut sorted: Vec<&str> = lead_ids.iter().map(String::as_str).collect();
+    sorted.sort_unstable();
+    sorted.dedup();
+    crate::ids::derived_id("run", at_ms, &format!("{rule_id}/{}", sorted.join(",")))
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct RuleOutput {
@@ -107,6 +122,16 @@ impl Rule {
 mod tests {
     use super::*;
     use crate::create::CreateRequest;
+
+    #[test]
+    fn a_rule_run_is_named_by_its_leads() {
+        let ids = |v: &[&str]| v.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        let a = rule_run_id("rule_1", 1_000, &ids(&["l2", "l1", "l3"]));
+        assert_eq!(a, rule_run_id("rule_1", 1_000, &ids(&["l1", "l3", "l2", "l1"])), "order and repeats do not matter");
+        assert_ne!(a, rule_run_id("rule_1", 1_000, &ids(&["l1", "l2"])), "a part of the Leads is another run");
+        assert_ne!(a, rule_run_id("rule_2", 1_000, &ids(&["l1", "l2", "l3"])), "another rule is another run");
+        assert!(a.starts_with("run_"), "{a}");
+    }
 
     #[test]
     fn defaults_fill_output_and_policy() {

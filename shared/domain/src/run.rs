@@ -44,15 +44,15 @@ impl RunStatus {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 pub struct Counts {
-    #[serde(deserialize_with = "lenient_count")]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub pending: u64,
-    #[serde(deserialize_with = "lenient_count")]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub running: u64,
-    #[serde(deserialize_with = "lenient_count")]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub completed: u64,
-    #[serde(deserialize_with = "lenient_count")]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub skipped: u64,
-    #[serde(deserialize_with = "lenient_count")]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub failed: u64,
 }
 
@@ -167,18 +167,20 @@ pub struct RunOutput {
 #[serde(rename_all = "camelCase")]
 pub struct RunCost {
     /// Credits the plan priced (`leadCount × creditsPerLead`).
+    #[serde(default, deserialize_with = "lenient_count")]
     pub preview: u64,
     /// Credits set aside at create (the same, or 0 for a run never funded).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub reserved: u64,
     /// Credits settled as charges: the items that found something.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub charged: u64,
     /// Credits settled back to the balance: misses, failures, cancelled or
     /// never-planned Leads, a failed dispatch.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "lenient_count")]
     pub released: u64,
     /// What the run cost in the end: `charged` (so far, while it runs).
+    #[serde(default, deserialize_with = "lenient_count")]
     pub actual: u64,
 }
 
@@ -368,6 +370,17 @@ mod tests {
         )
         .unwrap();
         assert_eq!(c, Counts { pending: 0, running: 2, completed: 7, skipped: 0, failed: 2 });
+    }
+
+    #[test]
+    fn bad_stored_costs_read_as_credits() {
+        let c: RunCost =
+            serde_json::from_value(serde_json::json!({"preview":"12","reserved":-1,"charged":2.4,"released":null}))
+                .unwrap();
+        assert_eq!(c, RunCost { preview: 12, reserved: 0, charged: 2, released: 0, actual: 0 });
+        // A missing counter is zero, not an unreadable run.
+        let empty: Counts = serde_json::from_value(serde_json::json!({"completed": 4})).unwrap();
+        assert_eq!(empty, Counts { completed: 4, ..Default::default() });
     }
 
     #[test]

@@ -142,4 +142,14 @@ mod tests {
         assert_eq!(correlation_id(&msg(r#"{"type":"plan"}"#)), "m-1");
         assert_eq!(correlation_id(&msg("not json")), "m-1");
     }
+
+    #[test]
+    fn a_failed_message_comes_back_sooner_the_fewer_times_it_failed() {
+        let delays: Vec<i32> = (1..=8).map(retry_backoff_seconds).collect();
+        assert_eq!(delays, vec![2, 4, 8, 16, 30, 30, 30, 30]);
+        // SQS may report 0 before the first receive is counted; still a short, positive delay.
+        assert_eq!(retry_backoff_seconds(0), 1);
+        // A huge count never overflows the shift nor exceeds the cap.
+        assert_eq!(retry_backoff_seconds(u32::MAX), 30);
+    }
 }

@@ -82,8 +82,16 @@ impl App {
         if matches!(rec.run.status, RunStatus::Failed | RunStatus::Completed) {
             return Ok(());
         }
-        if step == 0 {
-            self.store().mark_running(ws, run_id, &time::now()).await?;
+        if step == 0 && !self.store().mark_running(ws, run_id, &time::now()).await? {
+            // Something moved the run since we read it. A create whose send
+            // errored (though SQS took the message) fails it only while it is
+            // still pending; if that won, the run is failed and released and
+            // must not be planned. A start or a cancel goes on as before.
+            let now = self.store().get_run(ws, run_id).await?.map(|r| r.run.status);
+            if !matches!(now, Some(RunStatus::Running | RunStatus::Cancelled)) {
+                tracing::info!(status = ?now, "plan step 0 dropped: the run ended before it started");
+                return Ok(());
+            }
         }
 
         let page = self.read_page(ws, &rec, step, cursor.as_deref()).await?;
