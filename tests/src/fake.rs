@@ -6,8 +6,9 @@
 //!   `X-API-KEY` — <https://hunter.io/api-documentation/v2#email-finder>:
 //!   `{"data": {"first_name", "last_name", "email", "score", "domain",
 //!   "position", "linkedin_url", "verification": {"status"}}, "meta": {...}}`;
-//!   errors `{"errors": [{"id", "code", "details"}]}` (401 authentication_failed,
-//!   429 too_many_requests).
+//!   errors `{"errors": [{"id", "code", "details"}]}` (401 authentication_failed;
+//!   403 when calls come too fast, 429 when the month's quota is spent —
+//!   <https://hunter.io/api-documentation/v2#errors>).
 //! - Hunter Email Verifier, `GET /v2/email-verifier?email=` —
 //!   <https://hunter.io/api-documentation/v2#email-verifier>: `{"data":
 //!   {"status": "valid|invalid|accept_all|webmail|disposable|unknown",
@@ -35,9 +36,10 @@
 //!   "usage": {"prompt_tokens", "completion_tokens", "total_tokens"}}`.
 //!
 //! Behaviour, so tests can say what they expect:
-//! - by key: `bad` answers 401, `broke` 402 (PDL's payment_required; Hunter
-//!   and Apollo answer 402/429 likewise), `throttled` 429 with
-//!   `Retry-After: 0`, anything else is a valid key;
+//! - by key: `bad` answers 401, `broke` 402 (PDL's payment_required; Apollo
+//!   likewise), `throttled` 429 with `Retry-After: 0`, and Hunter's own
+//!   statuses for the last two (`broke` 429, `throttled` 403); anything else
+//!   is a valid key;
 //! - by the first word of a person's name: Hunter finds people whose first
 //!   word holds `h`, PDL `p`, Apollo `a` (so `hpa` is found by all, `x` by
 //!   none); a first word holding `low` gets a low score; the email found is
@@ -128,8 +130,24 @@ fn refused(key: Option<&str>, shape: fn(u16, &str) -> Value) -> Option<Response>
         Some("throttled") => (429, "too_many_requests"),
         Some(_) => return None,
     };
+    Some(refusal(status, id, shape))
+}
+
+/// Hunter's own statuses: 403 when calls come too fast, 429 when the
+/// month's quota is spent (<https://hunter.io/api-documentation/v2#errors>).
+fn hunter_refused(key: Option<&str>) -> Option<Response> {
+    let (status, id) = match key {
+        None | Some("bad") => (401, "authentication_failed"),
+        Some("throttled") => (403, "too_many_requests"),
+        Some("broke") => (429, "usage_limit_reached"),
+        Some(_) => return None,
+    };
+    Some(refusal(status, id, hunter_error))
+}
+
+fn refusal(status: u16, id: &str, shape: fn(u16, &str) -> Value) -> Response {
     let code = StatusCode::from_u16(status).unwrap();
-    Some((code, [("retry-after", "0")], Json(shape(status, id))).into_response())
+    (code, [("retry-after", "0")], Json(shape(status, id))).into_response()
 }
 
 fn hunter_error(code: u16, id: &str) -> Value {
@@ -155,7 +173,7 @@ fn split(name: &str) -> (String, String) {
 async fn hunter_finder(State(st): State<St>, Query(q): Query<HashMap<String, String>>, h: HeaderMap) -> Response {
     let key = header(&h, "x-api-key");
     record(&st, "hunter_finder", &q, key, Value::Null);
-    if let Some(r) = refused(key, hunter_error) {
+    if let Some(r) = hunter_refused(key) {
         return r;
     }
     let domain = q.get("domain").cloned().unwrap_or_default();
@@ -177,7 +195,7 @@ async fn hunter_finder(State(st): State<St>, Query(q): Query<HashMap<String, Str
 async fn hunter_verifier(State(st): State<St>, Query(q): Query<HashMap<String, String>>, h: HeaderMap) -> Response {
     let key = header(&h, "x-api-key");
     record(&st, "hunter_verifier", &q, key, Value::Null);
-    if let Some(r) = refused(key, hunter_error) {
+    if let Some(r) = hunter_refused(key) {
         return r;
     }
     let email = q.get("email").cloned().unwrap_or_default();

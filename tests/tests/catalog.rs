@@ -310,10 +310,13 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
     let (_, items) = run_of(&ctx, "hunter_email_finder", &ids[..1], json!({})).await;
     assert_eq!(items[&ids[0]]["status"], "completed", "the platform key still works: {}", items[&ids[0]]);
 
-    // Out of credits (402) and rate limited (429): own keys of other workspaces.
+    // Out of credits (402; Hunter: 429) and rate limited (429; Hunter: 403):
+    // own keys of other workspaces. A spent quota is not retried.
     for (secret, value, enrichment, first, want, attempts) in [
-        ("PDL_API_KEY", "broke", "pdl_person", "pam", "PROVIDER_ERROR", 1),
+        ("PDL_API_KEY", "broke", "pdl_person", "pam", "PROVIDER_QUOTA_EXCEEDED", 1),
         ("APOLLO_API_KEY", "throttled", "apollo_people_match", "abe", "PROVIDER_RATE_LIMITED", 3),
+        ("HUNTER_API_KEY", "throttled", "hunter_email_finder", "hal", "PROVIDER_RATE_LIMITED", 3),
+        ("HUNTER_API_KEY", "broke", "hunter_email_finder", "hank", "PROVIDER_QUOTA_EXCEEDED", 1),
     ] {
         let w = Ctx::on(&app, iso.api_url(), 100).await;
         let put = w.send("PUT", &format!("/api/secrets/{secret}"), Some(json!({"value": value})), Some(&w.token)).await;

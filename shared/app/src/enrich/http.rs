@@ -18,7 +18,8 @@ use puffle_aws::store::CachedResult;
 use puffle_domain::binding::response::{Source, LOW_CONFIDENCE};
 use puffle_domain::binding::template::lead_context;
 use puffle_domain::binding::{
-    below_min_confidence, cache_key, map_response_at, render, HttpBinding, Mapped, Missing, Rendered, Values,
+    below_min_confidence, cache_key, map_response_at, render, HttpBinding, Mapped, Missing, Rendered, StatusMeaning,
+    Values,
 };
 use puffle_domain::catalog::Enrichment;
 use puffle_domain::lead::Lead;
@@ -43,6 +44,7 @@ const MAX_BACKOFF: Duration = Duration::from_secs(5);
 pub mod codes {
     pub const TIMEOUT: &str = "PROVIDER_TIMEOUT";
     pub const RATE_LIMITED: &str = "PROVIDER_RATE_LIMITED";
+    pub const QUOTA_EXCEEDED: &str = "PROVIDER_QUOTA_EXCEEDED";
     pub const ERROR: &str = "PROVIDER_ERROR";
     pub const UNAVAILABLE: &str = "PROVIDER_UNAVAILABLE";
     pub const INVALID_RESPONSE: &str = "INVALID_PROVIDER_RESPONSE";
@@ -56,6 +58,7 @@ pub mod codes {
 enum CallError {
     Timeout,
     RateLimited {
+        status: u16,
         retry_after: Option<Duration>,
     },
     Server {
@@ -65,11 +68,16 @@ enum CallError {
     Client {
         status: u16,
     },
-    /// 401/403: the key is wrong or revoked; 402: the account is out of
-    /// credits. Not retried, but counted against the circuit: every other
-    /// Lead would fail the same way, so the circuit opens instead of
-    /// sending the whole run to a provider that refuses it.
+    /// 401/403: the key is wrong or revoked. Not retried, but counted
+    /// against the circuit: every other Lead would fail the same way, so the
+    /// circuit opens instead of sending the whole run to a provider that
+    /// refuses it.
     Account {
+        status: u16,
+    },
+    /// 402, or a status the binding maps to `quota_exceeded`: the account's
+    /// credits or quota are used up. Treated like a refused key.
+    Quota {
         status: u16,
     },
     Connect(String),
@@ -88,7 +96,7 @@ impl CallError {
 
     fn retry_after(&self) -> Option<Duration> {
         match self {
-            CallError::RateLimited { retry_after } | CallError::Server { retry_after, .. } => *retry_after,
+            CallError::RateLimited { retry_after, .. } | CallError::Server { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
@@ -96,7 +104,7 @@ impl CallError {
     /// Counts against the circuit: the provider (or our account with it)
     /// is failing, not the Lead.
     fn is_provider_failure(&self) -> bool {
-        self.retryable() || matches!(self, CallError::Account { .. })
+        self.retryable() || matches!(self, CallError::Account { .. } | CallError::Quota { .. })
     }
 
     fn outcome(&self, provider: &str) -> Outcome {
@@ -109,9 +117,10 @@ impl CallError {
             CallError::Client { status } => {
                 (codes::ERROR, format!("{provider} refused the request with HTTP {status}"))
             }
-            CallError::Account { status: 402 } => {
-                (codes::ERROR, format!("{provider} answered HTTP 402: the account's credits or quota are used up"))
-            }
+            CallError::Quota { status } => (
+                codes::QUOTA_EXCEEDED,
+                format!("{provider} answered HTTP {status}: the account's credits or quota are used up"),
+            ),
             CallError::Account { status } => (
                 codes::ERROR,
                 format!("{provider} refused the key with HTTP {status}: check the secret configured for it"),
@@ -157,6 +166,8 @@ pub(crate) struct Ctx {
     pub(crate) timeout: Duration,
     pub(crate) max_attempts: u32,
     pub(crate) charge_cache_hits: bool,
+    /// The binding's own meaning of some error statuses.
+    pub(crate) status_codes: std::collections::BTreeMap<u16, StatusMeaning>,
 }
 
 /// What one Lead's call sequence came to.
@@ -184,10 +195,11 @@ impl CallErrorBox {
     }
     pub(crate) fn status(&self) -> Option<u16> {
         match &self.0 {
-            CallError::Server { status, .. } | CallError::Client { status } | CallError::Account { status } => {
-                Some(*status)
-            }
-            CallError::RateLimited { .. } => Some(429),
+            CallError::Server { status, .. }
+            | CallError::Client { status }
+            | CallError::Account { status }
+            | CallError::Quota { status } => Some(*status),
+            CallError::RateLimited { status, .. } => Some(*status),
             _ => None,
         }
     }
@@ -246,6 +258,7 @@ impl App {
             timeout: Duration::from_millis(h.timeout_ms()),
             max_attempts: h.max_attempts(),
             charge_cache_hits: h.charge_cache_hits(),
+            status_codes: h.status_meanings(),
         };
         let secret = |name: &str| secrets.get(name).cloned();
         let ttl = h.cache_ttl_seconds();
@@ -393,9 +406,19 @@ pub(crate) async fn send(ctx: &Ctx, req: Outbound) -> Option<Sent> {
         calls.fetch_add(1, Ordering::Relaxed);
         match ctx.egress.send(req.clone()).await {
             Ok(f) if f.status.is_success() || f.status == StatusCode::NOT_FOUND => Ok(f),
-            Ok(f) if f.status == StatusCode::TOO_MANY_REQUESTS => {
-                Err(CallError::RateLimited { retry_after: retry_after(&f.headers) })
+            Ok(f) if ctx.status_codes.contains_key(&f.status.as_u16()) => {
+                let status = f.status.as_u16();
+                Err(match ctx.status_codes[&status] {
+                    StatusMeaning::RateLimited => {
+                        CallError::RateLimited { status, retry_after: retry_after(&f.headers) }
+                    }
+                    StatusMeaning::QuotaExceeded => CallError::Quota { status },
+                })
             }
+            Ok(f) if f.status == StatusCode::TOO_MANY_REQUESTS => {
+                Err(CallError::RateLimited { status: 429, retry_after: retry_after(&f.headers) })
+            }
+            Ok(f) if f.status == StatusCode::PAYMENT_REQUIRED => Err(CallError::Quota { status: 402 }),
             Ok(f) if f.status.is_server_error() => {
                 Err(CallError::Server { status: f.status.as_u16(), retry_after: retry_after(&f.headers) })
             }

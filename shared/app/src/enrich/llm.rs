@@ -50,6 +50,7 @@ impl App {
             timeout: Duration::from_millis(l.timeout_ms()),
             max_attempts: l.max_attempts(),
             charge_cache_hits: true,
+            status_codes: Default::default(),
             provider,
         };
         let key = secrets.get(&l.api_key_secret).cloned();

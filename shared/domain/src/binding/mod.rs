@@ -106,6 +106,23 @@ pub struct HttpBinding {
     pub cache: Option<CacheSettings>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub circuit: Option<CircuitSettings>,
+    /// What a provider means by an error status, where it departs from HTTP's
+    /// usual sense: Hunter answers 403 when calls come too fast and 429 when
+    /// the month's quota is spent. Keys are 4xx statuses.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub status_codes: BTreeMap<String, StatusMeaning>,
+}
+
+/// How an error status is treated (see `HttpBinding::status_codes`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StatusMeaning {
+    /// Too many calls: retried with backoff (`PROVIDER_RATE_LIMITED` when the
+    /// retries run out).
+    RateLimited,
+    /// The account's credits or quota are used up: not retried, counted
+    /// against the circuit (`PROVIDER_QUOTA_EXCEEDED`).
+    QuotaExceeded,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -230,6 +247,11 @@ pub const DEFAULT_OPEN_SECONDS: u64 = 30;
 const METHODS: &[&str] = &["GET", "POST", "PUT", "PATCH", "DELETE"];
 
 impl HttpBinding {
+    /// `statusCodes` by status (keys that are not statuses were refused by
+    /// `validate`).
+    pub fn status_meanings(&self) -> BTreeMap<u16, StatusMeaning> {
+        self.status_codes.iter().filter_map(|(k, v)| Some((k.parse().ok()?, *v))).collect()
+    }
     pub fn timeout_ms(&self) -> u64 {
         self.timeout_ms.unwrap_or(DEFAULT_TIMEOUT_MS)
     }
@@ -324,6 +346,10 @@ impl HttpBinding {
             if !(b.is_object() || b.is_array()) {
                 errors.push("request.body must be a JSON object or array".into());
             }
+        }
+        let remappable = |c: &str| c.parse::<u16>().is_ok_and(|c| (400..500).contains(&c) && c != 404);
+        if let Some(code) = self.status_codes.keys().find(|c| !remappable(c)) {
+            errors.push(format!("statusCodes: `{code}` is not a 4xx error status one can remap (404 is a miss)"));
         }
         let pointer_ok = |p: &str| p.is_empty() || p.starts_with('/');
         if !pointer_ok(&self.response.found) {

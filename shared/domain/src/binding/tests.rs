@@ -269,3 +269,20 @@ fn confidence_is_scaled_graded_or_fixed_and_evidence_names_the_fields_read() {
     assert!(!below_min_confidence(&result, &json!({"minConfidence": 0.5})));
     assert!(!below_min_confidence(&json!({"email": "x"}), &json!({"minConfidence": 0.9})), "no confidence, no gate");
 }
+
+#[test]
+fn status_codes_remap_only_4xx_errors() {
+    let mut v = serde_json::to_value(example()).unwrap();
+    v["statusCodes"] = json!({"403": "rate_limited", "429": "quota_exceeded"});
+    let b = binding(v.clone());
+    assert_eq!(b.status_meanings().get(&403), Some(&StatusMeaning::RateLimited));
+    assert_eq!(b.status_meanings().get(&429), Some(&StatusMeaning::QuotaExceeded));
+    assert!(b.validate().is_ok(), "{:?}", b.validate());
+    for bad in ["404", "500", "200", "4o3"] {
+        v["statusCodes"] = json!({bad: "rate_limited"});
+        let errors = binding(v.clone()).validate().unwrap_err();
+        assert!(errors.iter().any(|e| e.starts_with("statusCodes")), "{bad}: {errors:?}");
+    }
+    v["statusCodes"] = json!({"403": "retry_forever"});
+    assert!(serde_json::from_value::<HttpBinding>(v).is_err(), "an unknown meaning is refused");
+}
