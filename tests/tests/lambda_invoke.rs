@@ -218,3 +218,28 @@ fn the_env_file_overrides_exactly_what_the_template_declares() {
     }
     assert_eq!(params["PUFFLE_TABLE_NAME"], puffle_aws::definitions::local_name("Table").as_str());
 }
+
+/// A function whose runtime stops (here: no Runtime API to reach) says so in
+/// one JSON log line and exits non-zero, rather than `main`'s bare `Error:`.
+#[test]
+fn a_runtime_that_stops_logs_json_and_exits_non_zero() {
+    let target = std::env::var("CARGO_TARGET_DIR").map(PathBuf::from).unwrap_or_else(|_| root().join("target"));
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap();
+    // Nothing listens once the listener is dropped.
+    let out = Command::new(target.join("debug/health"))
+        .env("AWS_LAMBDA_RUNTIME_API", closed.to_string())
+        .env("AWS_LAMBDA_FUNCTION_NAME", "health")
+        .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")
+        .env("AWS_LAMBDA_FUNCTION_VERSION", "1")
+        .output()
+        .expect("run the health binary (cargo build --bins)");
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let last: Value =
+        serde_json::from_str(stdout.lines().last().unwrap_or("")).unwrap_or_else(|e| panic!("{e}: {stdout}"));
+    assert_eq!(last["message"], "the Lambda runtime stopped", "{last}");
+    assert_eq!(last["level"], "ERROR");
+    assert!(last["timestamp"].is_string() && last["error"].is_string(), "{last}");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!stderr.contains("Error:"), "a bare error line: {stderr}");
+}

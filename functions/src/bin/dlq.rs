@@ -1,6 +1,6 @@
 //! The dead-letter Lambda: fails the items of messages the worker gave up on.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     puffle_http::serve_sqs(puffle_http::sqs::Consumer::DeadLetters).await
 }

@@ -1,6 +1,6 @@
 //! The events Lambda: the table's change stream (dispatch backstop, lifecycle events, List rules).
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     puffle_http::serve_stream().await
 }

@@ -3,6 +3,6 @@
 //! every HTTP function's handlers, which its tools call in process).
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> std::process::ExitCode {
     puffle_http::serve_http::<puffle_http::handlers::mcp::Mcp>().await
 }

@@ -1,6 +1,6 @@
 //! The reaper Lambda: on a schedule, drives forward runs that stopped making progress.
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     puffle_http::serve_reaper().await
 }

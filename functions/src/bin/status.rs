@@ -1,6 +1,6 @@
 //! The `status` Lambda: serves puffle_http::handlers::status (and links only that module's handlers).
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_http::Error> {
+async fn main() -> std::process::ExitCode {
     puffle_http::serve_http::<puffle_http::handlers::status::Status>().await
 }

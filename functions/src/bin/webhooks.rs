@@ -1,6 +1,6 @@
 //! The webhooks Lambda: consumes the webhook queue (one signed delivery attempt per message).
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     puffle_http::serve_sqs(puffle_http::sqs::Consumer::Webhooks).await
 }

@@ -1,6 +1,6 @@
 //! The worker Lambda: consumes the work queue (plan and chunk messages).
 
 #[tokio::main]
-async fn main() -> Result<(), lambda_runtime::Error> {
+async fn main() -> std::process::ExitCode {
     puffle_http::serve_sqs(puffle_http::sqs::Consumer::Worker).await
 }

@@ -23,83 +23,107 @@ use tracing::Instrument;
 
 /// Runs an HTTP function under the Lambda runtime. Clients are built once
 /// here (cold start) and shared by every invocation.
-pub async fn serve_http<E: handlers::Endpoint>() -> Result<(), lambda_http::Error> {
+pub async fn serve_http<E: handlers::Endpoint>() -> std::process::ExitCode {
     let started = std::time::Instant::now();
     logging::init(E::FUNCTION.binary());
     let app = puffle_app::App::for_lambda().await;
     initialised(started);
-    lambda_http::run(lambda_http::service_fn(move |req| {
-        let app = app.clone();
-        async move {
-            logging::invocation_started();
-            Ok::<_, std::convert::Infallible>(handlers::serve::<E>(&app, req).await)
-        }
-    }))
-    .await
+    ended(
+        lambda_http::run(lambda_http::service_fn(move |req| {
+            let app = app.clone();
+            async move {
+                logging::invocation_started();
+                Ok::<_, std::convert::Infallible>(handlers::serve::<E>(&app, req).await)
+            }
+        }))
+        .await,
+    )
 }
 
 /// Runs an SQS consumer (the worker or the DLQ handler) under the Lambda runtime.
-pub async fn serve_sqs(consumer: sqs::Consumer) -> Result<(), lambda_runtime::Error> {
+pub async fn serve_sqs(consumer: sqs::Consumer) -> std::process::ExitCode {
     let started = std::time::Instant::now();
     logging::init(consumer.binary());
     let app = puffle_app::App::for_lambda().await;
     initialised(started);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
-            let app = app.clone();
-            async move {
-                logging::invocation_started();
-                Ok::<_, std::convert::Infallible>(sqs::handle_event(&app, consumer, event.payload).boxed().await)
-            }
-        },
-    ))
-    .await
+    ended(
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::sqs::SqsEvent>| {
+                let app = app.clone();
+                async move {
+                    logging::invocation_started();
+                    Ok::<_, std::convert::Infallible>(sqs::handle_event(&app, consumer, event.payload).boxed().await)
+                }
+            },
+        ))
+        .await,
+    )
 }
 
 /// Runs the events function (the table's change stream) under the Lambda runtime.
-pub async fn serve_stream() -> Result<(), lambda_runtime::Error> {
+pub async fn serve_stream() -> std::process::ExitCode {
     let started = std::time::Instant::now();
     logging::init("events");
     let app = puffle_app::App::for_lambda().await;
     initialised(started);
-    lambda_runtime::run(lambda_runtime::service_fn(
-        move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
-            let app = app.clone();
-            async move {
-                logging::invocation_started();
-                Ok::<_, std::convert::Infallible>(stream::handle_event(&app, event.payload).boxed().await)
-            }
-        },
-    ))
-    .await
+    ended(
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |event: lambda_runtime::LambdaEvent<aws_lambda_events::event::dynamodb::Event>| {
+                let app = app.clone();
+                async move {
+                    logging::invocation_started();
+                    Ok::<_, std::convert::Infallible>(stream::handle_event(&app, event.payload).boxed().await)
+                }
+            },
+        ))
+        .await,
+    )
 }
 
 /// Runs the reaper (an EventBridge schedule) under the Lambda runtime.
-pub async fn serve_reaper() -> Result<(), lambda_runtime::Error> {
+pub async fn serve_reaper() -> std::process::ExitCode {
     let started = std::time::Instant::now();
     logging::init("reaper");
     let app = puffle_app::App::for_lambda().await;
     let settings = puffle_app::reaper::ReaperSettings::from_env();
     initialised(started);
-    lambda_runtime::run(lambda_runtime::service_fn(move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {
-        let app = app.clone();
-        async move {
-            logging::invocation_started();
-            let span = logging::correlation_span(&puffle_domain::ids::new_id("reap"));
-            let report = app
-                .reap(settings)
-                .boxed()
-                .instrument(span)
-                .await
-                .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
-            Ok::<_, lambda_runtime::Error>(serde_json::json!({
-                "live": report.live, "retired": report.retired, "dispatched": report.dispatched,
-                "replanned": report.replanned, "chunksResent": report.chunks_resent,
-                "completed": report.completed, "givenUp": report.given_up,
-            }))
+    ended(
+        lambda_runtime::run(lambda_runtime::service_fn(
+            move |_event: lambda_runtime::LambdaEvent<serde_json::Value>| {
+                let app = app.clone();
+                async move {
+                    logging::invocation_started();
+                    let span = logging::correlation_span(&puffle_domain::ids::new_id("reap"));
+                    let report = app
+                        .reap(settings)
+                        .boxed()
+                        .instrument(span)
+                        .await
+                        .map_err(|e| lambda_runtime::Error::from(e.to_string()))?;
+                    Ok::<_, lambda_runtime::Error>(serde_json::json!({
+                        "live": report.live, "retired": report.retired, "dispatched": report.dispatched,
+                        "replanned": report.replanned, "chunksResent": report.chunks_resent,
+                        "completed": report.completed, "givenUp": report.given_up,
+                    }))
+                }
+            },
+        ))
+        .await,
+    )
+}
+
+/// How a function's process ends: a runtime that stops with an error (it
+/// lost the Runtime API, or a handler's error it cannot report) is logged as
+/// one JSON line with the rest, not left to `main`'s bare `Error: …` on
+/// stderr, and the process exits non-zero so Lambda starts a fresh one.
+fn ended(result: Result<(), lambda_runtime::Error>) -> std::process::ExitCode {
+    match result {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!(error = %e, "the Lambda runtime stopped");
+            std::process::ExitCode::FAILURE
         }
-    }))
-    .await
+    }
 }
 
 /// The init line: how long the function took from `main` to being ready for
