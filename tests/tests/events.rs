@@ -134,6 +134,36 @@ async fn a_runs_lifecycle_arrives_on_eventbridge_in_order_with_stable_ids() {
     assert_eq!(last["detail"]["counts"]["completed"], 3);
     let distinct: HashSet<&str> = mine.iter().map(|e| e["detail"]["eventId"].as_str().unwrap()).collect();
     assert_eq!(distinct.len(), mine.len(), "one event per transition");
+
+    // The stream's log lines for this run carry the create request's
+    // correlation id (the local stack's logs: what CloudWatch would get).
+    let correlation = run["trigger"]["correlationId"].as_str().expect("trigger.correlationId").to_string();
+    let run_dir = std::env::var("RUN_DIR")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|_| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../.run"));
+    let mut published = vec![];
+    for _ in 0..50 {
+        published = ["api.log", "worker.log"]
+            .iter()
+            .flat_map(|f| {
+                std::fs::read_to_string(run_dir.join(f))
+                    .unwrap_or_default()
+                    .lines()
+                    .map(str::to_string)
+                    .collect::<Vec<_>>()
+            })
+            .filter_map(|l| serde_json::from_str::<Value>(&l).ok())
+            .filter(|l| l["message"] == "event published" && l["run_id"] == run_id.as_str())
+            .collect();
+        if published.len() >= 3 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    assert!(published.len() >= 3, "the stream logged {} events of {run_id} in {}", published.len(), run_dir.display());
+    for l in &published {
+        assert_eq!(l["correlation_id"], correlation.as_str(), "{l}");
+    }
 }
 
 #[tokio::test]

@@ -14,12 +14,22 @@
 
 use std::collections::BTreeMap;
 
+use tracing::Instrument;
+
 use puffle_aws::store::RunRecord;
 use puffle_aws::stream::{ChangeKind, StreamRecord};
 use puffle_domain::events::{events_of, RunEvent};
 use puffle_domain::run::{Run, RunStatus};
 
 use crate::{App, AppError};
+
+/// The span a record's work logs under: the correlation id of the request
+/// (or rule batch) that caused the change, so one id follows a run from its
+/// create request through the stream to the worker. Same name and field as
+/// the functions' own request span.
+fn correlation(correlation_id: &str) -> tracing::Span {
+    tracing::error_span!("correlation", correlation_id = %correlation_id)
+}
 
 /// A membership that joined a List, from its stream record.
 #[derive(Debug, Clone)]
@@ -90,8 +100,11 @@ impl App {
                             .map(|e| (i, e, new.run.clone())),
                     );
                     if inserted && new.run.status == RunStatus::Pending && new.run.trigger.trigger_run_id.is_none() {
-                        if let Err(e) = self.dispatch_if_waiting(&ws, &new.run.id).await {
-                            tracing::warn!(run_id = %new.run.id, error = %e, "stream dispatch failed; retried");
+                        let span = correlation(&new.run.trigger.correlation_id);
+                        if let Err(e) = self.dispatch_if_waiting(&ws, &new.run.id).instrument(span.clone()).await {
+                            span.in_scope(
+                                || tracing::warn!(run_id = %new.run.id, error = %e, "stream dispatch failed; retried"),
+                            );
                             failed.push(r.sequence_number.clone());
                         }
                     }
@@ -106,8 +119,10 @@ impl App {
             let batch: Vec<RunEvent> = events.iter().map(|(_, e, _)| e.clone()).collect();
             match self.aws.bus.publish(&batch).await {
                 Ok(()) => {
-                    for e in &batch {
-                        tracing::info!(event = e.event_type.as_str(), event_id = %e.event_id, run_id = %e.run_id, "event published");
+                    for (_, e, run) in &events {
+                        correlation(&run.trigger.correlation_id).in_scope(|| {
+                            tracing::info!(event = e.event_type.as_str(), event_id = %e.event_id, run_id = %e.run_id, "event published")
+                        });
                     }
                 }
                 Err(e) => {
@@ -122,7 +137,9 @@ impl App {
             }
         }
         for ((ws, list_id), joined) in joins {
-            if let Err(e) = self.on_members_joined(&ws, &list_id, &joined).await {
+            // A rule run's correlation id is the first join's stream event id.
+            let span = correlation(joined.first().map_or("", |j| j.event_id.as_str()));
+            if let Err(e) = self.on_members_joined(&ws, &list_id, &joined).instrument(span).await {
                 tracing::warn!(error = %e, list_id = %list_id, "rules for new members failed; retried");
                 failed.extend(joined.first().map(|j| j.sequence_number.clone()));
             }
