@@ -25,8 +25,24 @@ use crate::procs::Guard;
 use crate::stats::{median, round2};
 use crate::suite::Ctx;
 
-pub const FUNCTIONS: &[&str] =
-    &["health", "catalog", "credits", "leads", "lists", "create", "status", "items", "cancel", "mcp", "worker", "dlq"];
+pub const FUNCTIONS: &[&str] = &[
+    "health",
+    "catalog",
+    "credits",
+    "leads",
+    "lists",
+    "create",
+    "status",
+    "items",
+    "cancel",
+    "mcp",
+    "webhook-api",
+    "worker",
+    "dlq",
+    "webhooks",
+    "events",
+    "reaper",
+];
 
 #[derive(Debug, Clone, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -283,4 +299,21 @@ pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>>
         eprintln!("bench: lambda logs kept in {}", log_dir.display());
     }
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    /// Every function binary is benchmarked: the list follows functions/src/bin.
+    #[test]
+    fn every_function_binary_is_listed() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../functions/src/bin");
+        let mut bins: Vec<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| e.unwrap().path().file_stem().unwrap().to_string_lossy().into_owned())
+            .collect();
+        bins.sort();
+        let mut listed: Vec<String> = super::FUNCTIONS.iter().map(|s| s.to_string()).collect();
+        listed.sort();
+        assert_eq!(listed, bins);
+    }
 }
