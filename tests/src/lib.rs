@@ -89,6 +89,13 @@ impl Ctx {
         self.send("POST", path, Some(body), Some(&self.token.clone())).await
     }
 
+    /// Creates a run (`POST /api/enrichment` must answer 202); returns its id.
+    pub async fn start(&self, body: Value) -> String {
+        let r = self.post("/api/enrichment", body).await;
+        assert_eq!(r.status, 202, "{r:?}");
+        r.body["runId"].as_str().unwrap().to_string()
+    }
+
     /// Upserts Leads and returns their ids in input order.
     pub async fn leads(&self, leads: Vec<Value>) -> Vec<String> {
         let mut ids = vec![];

@@ -95,14 +95,9 @@ async fn a_runs_lifecycle_arrives_on_eventbridge_in_order_with_stable_ids() {
     let ctx = Ctx::new(100).await;
     let sub = Subscriber::for_workspace(&ctx.workspace_id).await;
     let ids = ctx.people("ev", 3).await;
-    let r = ctx
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}}),
-        )
+    let run_id = ctx
+        .start(json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}}))
         .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let run_id = r.body["runId"].as_str().unwrap().to_string();
     let run = settle(&ctx, &run_id).await;
     assert_eq!(run["status"], "completed");
     assert_eq!(run["trigger"]["source"], "api", "an API-created run says so: {}", run["trigger"]);
@@ -170,13 +165,9 @@ async fn a_runs_lifecycle_arrives_on_eventbridge_in_order_with_stable_ids() {
 async fn a_redelivered_stream_batch_publishes_the_same_event_ids() {
     let ctx = Ctx::new(100).await;
     let ids = ctx.people("redeliver", 2).await;
-    let r = ctx
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}}),
-        )
+    let run_id = ctx
+        .start(json!({"enrichmentId":"email_domain","scope":{"type":"explicit_leads","leadIds":ids},"input":{}}))
         .await;
-    let run_id = r.body["runId"].as_str().unwrap().to_string();
     settle(&ctx, &run_id).await;
     let sub = Subscriber::for_workspace(&ctx.workspace_id).await;
 
@@ -370,14 +361,8 @@ async fn a_cancelled_run_publishes_its_cancel_last() {
     // Two plan pages: the cancel lands long before the run could finish.
     let ids = ctx.people("evcancel", 2_000).await;
     let list = ctx.list(&ids).await;
-    let r = ctx
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId":"email_domain","scope":{"type":"list","listId":list},"input":{}}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let run_id = r.body["runId"].as_str().unwrap().to_string();
+    let run_id =
+        ctx.start(json!({"enrichmentId":"email_domain","scope":{"type":"list","listId":list},"input":{}})).await;
     let c = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
     assert_eq!(c.status, 200, "{c:?}");
     let run = settle(&ctx, &run_id).await;

@@ -26,12 +26,6 @@ fn req(enrichment: &str, scope: Value) -> Value {
     json!({"enrichmentId": enrichment, "scope": scope, "input": {}})
 }
 
-async fn start(ctx: &Ctx, body: Value) -> String {
-    let r = ctx.post("/api/enrichment", body).await;
-    assert_eq!(r.status, 202, "{r:?}");
-    r.body["runId"].as_str().unwrap().to_string()
-}
-
 async fn items_by_lead(ctx: &Ctx, run_id: &str) -> HashMap<String, Value> {
     let mut m = HashMap::new();
     for i in ctx.all_items(run_id, "").await {
@@ -73,6 +67,17 @@ async fn drain_work_queue(app: &puffle_app::App) -> Vec<String> {
     panic!("the work queue did not drain");
 }
 
+/// A run whose create request died after its commit (the stack's injected
+/// `after_create_commit` fault answers 503), named by re-sending the request
+/// with its idempotency key: pending, and nobody dispatched it.
+async fn undispatched_run(ctx: &Ctx, ids: &[String]) -> String {
+    let body = json!({"enrichmentId": "email_domain", "scope": explicit(ids), "input": {}, "idempotencyKey": unique()});
+    let r = ctx.post("/api/enrichment", body.clone()).await;
+    assert_eq!(r.status, 503, "the injected fault: {r:?}");
+    let r = ctx.post("/api/enrichment", body).await;
+    r.body["runId"].as_str().unwrap_or_else(|| panic!("the key names the committed run: {r:?}")).to_string()
+}
+
 /// What a crashed attempt of plan step 0 leaves behind: the run marked
 /// running and its chunk rows of 100 written (`sorted_ids` in id order, as
 /// the planner takes explicit ids), but the step not recorded.
@@ -97,7 +102,7 @@ async fn duplicate_chunk_delivery_changes_nothing() {
     let ctx = Ctx::on(&app, iso.api_url(), 1000).await;
     let ws = ctx.workspace_id.clone();
     let ids = ctx.people("dupc", 150).await;
-    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    let run_id = ctx.start(req("email_domain", explicit(&ids))).await;
     let before = settle(&ctx, &run_id).await;
     assert_eq!(before["status"], "completed");
     assert_eq!(counts(&before), [0, 0, 150, 0, 0]);
@@ -159,7 +164,7 @@ async fn worker_killed_repeatedly_mid_run_still_completes_exactly() {
     let ctx = Ctx::on(&app, iso.api_url(), 5000).await;
     let ids = ctx.people("kill", 3000).await;
     let list = ctx.list(&ids).await;
-    let run_id = start(&ctx, req("email_domain", json!({"type": "list", "listId": list}))).await;
+    let run_id = ctx.start(req("email_domain", json!({"type": "list", "listId": list}))).await;
 
     // Kill the worker (SIGKILL) at two points of progress, restart it each
     // time. Not three: messages in flight at a kill count as received, and
@@ -218,7 +223,7 @@ async fn poison_message_is_dead_lettered_and_dropped() {
     // The worker still works afterwards.
     let ctx = Ctx::on(&app, iso.api_url(), 10).await;
     let ids = ctx.people("after-poison", 2).await;
-    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    let run_id = ctx.start(req("email_domain", explicit(&ids))).await;
     let run = settle(&ctx, &run_id).await;
     assert_eq!(run["status"], "completed");
     assert_eq!(counts(&run), [0, 0, 2, 0, 0]);
@@ -233,7 +238,7 @@ async fn dead_lettered_chunk_fails_its_items_and_the_run_still_ends() {
     // No worker: nothing is processed until we say so.
     iso.kill("worker");
     let ids = ctx.people("dlq", 150).await;
-    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    let run_id = ctx.start(req("email_domain", explicit(&ids))).await;
     // The planner runs (as the worker would), then its chunk messages are
     // taken off the queue: chunk 0 never gets processed.
     app.plan_step(&ws, &run_id, 0, None, None).await.unwrap();
@@ -300,7 +305,7 @@ async fn a_cancelled_run_whose_planning_is_given_up_releases_everything() {
     let ws = ctx.workspace_id.clone();
     iso.kill("worker");
     let ids = ctx.people("cancel-dlq", 150).await;
-    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    let run_id = ctx.start(req("email_domain", explicit(&ids))).await;
     assert_eq!(ctx.balance().await, 850);
     let r = ctx.post(&format!("/api/enrichment/{run_id}/cancel"), json!({})).await;
     assert_eq!(r.status, 200, "{r:?}");
@@ -338,7 +343,7 @@ async fn a_plan_step_given_up_after_writing_its_chunks_counts_each_lead_once() {
     let mut charged = 0;
     for cancel in [false, true] {
         let mut ids = ctx.people(if cancel { "unrecorded-c" } else { "unrecorded" }, 150).await;
-        let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+        let run_id = ctx.start(req("email_domain", explicit(&ids))).await;
         let plan = drain_work_queue(&app)
             .await
             .into_iter()
@@ -475,7 +480,7 @@ async fn cancel_between_a_crashed_plan_step_and_its_replay_leaves_no_pending_ite
     let ws = ctx.workspace_id.clone();
     iso.kill("worker");
     let ids = ctx.people("crash", 150).await;
-    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    let run_id = ctx.start(req("email_domain", explicit(&ids))).await;
 
     // What the crashed attempt of plan step 0 left behind: its two planned
     // chunks (the planner takes explicit ids in id order).
@@ -524,7 +529,7 @@ async fn a_chunk_is_enriched_by_one_delivery_at_a_time() {
     let ws = ctx.workspace_id.clone();
     iso.kill("worker");
     let ids = ctx.people("lease", 100).await;
-    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    let run_id = ctx.start(req("email_domain", explicit(&ids))).await;
     // A backstop for a run its create request dispatched plans nothing.
     app.plan_backstop(&ws, &run_id, None).await.unwrap();
     let rec = app.store().get_run(&ws, &run_id).await.unwrap().unwrap();
@@ -572,7 +577,7 @@ async fn a_delivery_that_loses_the_race_leaves_the_winners_values() {
     iso.kill("worker");
     let mut ids = ctx.people("race", 100).await;
     ids.sort();
-    let run_id = start(&ctx, req("email_domain", explicit(&ids))).await;
+    let run_id = ctx.start(req("email_domain", explicit(&ids))).await;
     let now = puffle_domain::time::now();
     assert!(app.store().mark_running(&ws, &run_id, &now).await.unwrap());
     let planned = PlannedChunk { chunk: 0, lead_ids: ids.clone(), planned_at: now.clone() };
@@ -635,13 +640,7 @@ async fn a_backstop_plans_a_run_its_create_request_never_dispatched_once() {
     let ws = ctx.workspace_id.clone();
     iso.kill("worker");
     let ids = ctx.people("backstop", 10).await;
-    let body =
-        json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "idempotencyKey": unique()});
-    let r = ctx.post("/api/enrichment", body.clone()).await;
-    assert_eq!(r.status, 503, "the injected fault: {r:?}");
-    let r = ctx.post("/api/enrichment", body).await;
-    let run_id =
-        r.body["runId"].as_str().unwrap_or_else(|| panic!("the key names the committed run: {r:?}")).to_string();
+    let run_id = undispatched_run(&ctx, &ids).await;
     let rec = app.store().get_run(&ws, &run_id).await.unwrap().unwrap();
     assert_eq!((rec.run.status.as_str(), rec.run.trigger.trigger_run_id.as_deref()), ("pending", None));
 
@@ -687,11 +686,7 @@ async fn a_failed_dispatch_and_the_first_plan_step_never_both_win() {
     let mut runs = vec![];
     for i in 0..16 {
         let ids = ctx.people(&format!("race{i}"), 3).await;
-        let body =
-            json!({"enrichmentId": "email_domain", "scope": explicit(&ids), "input": {}, "idempotencyKey": unique()});
-        assert_eq!(ctx.post("/api/enrichment", body.clone()).await.status, 503, "the injected fault");
-        let r = ctx.post("/api/enrichment", body).await;
-        runs.push(r.body["runId"].as_str().unwrap_or_else(|| panic!("{r:?}")).to_string());
+        runs.push(undispatched_run(&ctx, &ids).await);
     }
     // Half the pairs start with the failure, half with the plan step, so both
     // orders happen whatever the scheduler does.
