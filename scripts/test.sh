@@ -7,6 +7,15 @@ cd "$ROOT"
 
 cargo build --workspace --bins --tests
 
+# No test asks a public DNS server: a stack this script starts sends its
+# DNS queries to a local port nothing listens on (they fail at once, and
+# email_verify says `unknown`); tests that need answers start their own
+# DNS server on 127.0.0.1 (tests/src/dns.rs), as the private stacks do.
+if [[ -z "${PUFFLE_DNS_SERVERS:-}" ]]; then
+  PUFFLE_DNS_SERVERS="127.0.0.1:$(python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')"
+  export PUFFLE_DNS_SERVERS
+fi
+
 started=0
 if ! curl -fsS -o /dev/null "$PUFFLE_API_URL/api/health" 2>/dev/null; then
   scripts/stack.sh up

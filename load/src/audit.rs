@@ -8,7 +8,7 @@ use std::time::Duration;
 use futures::StreamExt;
 use puffle_app::App;
 use puffle_aws::store::RunRecord;
-use puffle_domain::credits::{replay, LedgerKind, Totals};
+use puffle_domain::credits::{replay, LedgerEntry, LedgerKind, Totals};
 
 use crate::client::CreateRec;
 
@@ -92,20 +92,17 @@ fn unknown_outcome(r: &CreateRec) -> bool {
     r.status == 0 || r.status >= 500
 }
 
-pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, RunSummary)> {
-    let ws = inp.workspace_id;
-    let runs = app.store().all_runs(ws).await?;
-    let ledger = app.ledger(ws).await?;
-    let balance = app.balance(ws).await?;
-    let mut checks = vec![];
-
-    // 1. The balance is what the ledger says, to the credit: grants −
-    // charges − what is still held for unsettled items, and nothing held
-    // once every run is terminal with nothing pending.
-    let totals = Totals::of(&ledger);
+/// The balance is what the ledger says, to the credit: grants − charges −
+/// what is still held for unsettled items, the ledger's held amount equals
+/// what the runs hold, and nothing is held once every run is terminal with
+/// nothing pending. With `open`, the check is taken while runs are still
+/// moving (the worker paused): it then also asks that some run is open and
+/// holds credits, or it would prove nothing about reservations.
+fn balance_check(runs: &[RunRecord], ledger: &[LedgerEntry], balance: u64, granted: u64, open: bool) -> Check {
+    let totals = Totals::of(ledger);
     let Totals { grants, reserves, charges, releases } = totals;
     let held = totals.held();
-    let replayed = replay(&ledger);
+    let replayed = replay(ledger);
     let mut d = vec![];
     if replayed != balance as i128 {
         d.push(format!(
@@ -119,26 +116,54 @@ pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, R
             totals.expected_balance()
         ));
     }
-    if grants != inp.granted {
-        d.push(format!("the ledger holds {grants} credits of grants; the load granted {}", inp.granted));
+    if grants != granted {
+        d.push(format!("the ledger holds {grants} credits of grants; the load granted {granted}"));
     }
-    let open: u64 = runs.iter().map(|r| r.run.cost.held()).sum();
-    if held != open as i128 {
-        d.push(format!("the ledger holds {held} credits reserved and unsettled; the runs hold {open}"));
+    let runs_hold: u64 = runs.iter().map(|r| r.run.cost.held()).sum();
+    if held != runs_hold as i128 {
+        d.push(format!("the ledger holds {held} credits reserved and unsettled; the runs hold {runs_hold}"));
     }
-    let all_settled = runs.iter().all(|r| r.run.status.is_terminal() && r.run.scope.counts.pending == 0);
-    if all_settled && held != 0 {
+    let unsettled = runs.iter().filter(|r| !r.run.status.is_terminal() || r.run.scope.counts.pending > 0).count();
+    if unsettled == 0 && held != 0 {
         d.push(format!("every run is terminal with nothing pending, yet {held} credits are still reserved"));
     }
-    checks.push(Check::new(
-        "balance = grants − charges − held (held = reserves − charges − releases; 0 once all runs are terminal)",
+    if open && (unsettled == 0 || held <= 0) {
+        d.push(format!(
+            "taken with the worker paused, yet {unsettled} runs are unsettled and {held} credits held: nothing open to check"
+        ));
+    }
+    Check::new(
+        if open {
+            "while runs are open (worker paused): balance = grants − charges − held, and the ledger's held = the runs' held > 0"
+        } else {
+            "balance = grants − charges − held (held = reserves − charges − releases; 0 once all runs are terminal)"
+        },
         d,
         format!(
-            "{grants} − {charges} − {held} = {}; stored balance {balance}; reserved {reserves}, released {releases}; {} ledger lines",
+            "{grants} − {charges} − {held} = {}; stored balance {balance}; reserved {reserves}, released {releases}; {unsettled} runs unsettled; {} ledger lines",
             totals.expected_balance(),
             ledger.len()
         ),
-    ));
+    )
+}
+
+/// The balance check with runs still open; the caller pauses the worker first.
+pub async fn open_runs(app: &App, workspace_id: &str, granted: u64) -> anyhow::Result<Check> {
+    let runs = app.store().all_runs(workspace_id).await?;
+    let ledger = app.ledger(workspace_id).await?;
+    let balance = app.balance(workspace_id).await?;
+    Ok(balance_check(&runs, &ledger, balance, granted, true))
+}
+
+pub async fn audit(app: &App, inp: &Inputs<'_>) -> anyhow::Result<(Vec<Check>, RunSummary)> {
+    let ws = inp.workspace_id;
+    let runs = app.store().all_runs(ws).await?;
+    let ledger = app.ledger(ws).await?;
+    let balance = app.balance(ws).await?;
+    let mut checks = vec![];
+
+    checks.push(balance_check(&runs, &ledger, balance, inp.granted, false));
+    let Totals { grants, reserves, charges, releases } = Totals::of(&ledger);
 
     // 2. Each run's ledger lines match its cost, and its cost its items.
     let by_id: HashMap<&str, &RunRecord> = runs.iter().map(|r| (r.run.id.as_str(), r)).collect();

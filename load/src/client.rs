@@ -138,6 +138,11 @@ pub struct Shared {
     pub token: String,
     pub http: reqwest::Client,
     pub seed: u64,
+    /// Prefix of every idempotency key these clients make. The baseline and
+    /// the load each count time from their own start, so without one the
+    /// baseline's `hot3` and the load's `hot3` would be one key with two
+    /// timelines, and the audit would compare instants of different clocks.
+    key_prefix: &'static str,
     runs: Mutex<Vec<String>>,
     keys: Mutex<Vec<KeyEntry>>,
     hot_slots: Mutex<HashSet<u64>>,
@@ -151,7 +156,14 @@ pub struct Shared {
 }
 
 impl Shared {
-    pub fn new(base: String, token: String, http: reqwest::Client, seed: u64, seconds: u64) -> Shared {
+    pub fn new(
+        base: String,
+        token: String,
+        http: reqwest::Client,
+        seed: u64,
+        seconds: u64,
+        key_prefix: &'static str,
+    ) -> Shared {
         let start = Instant::now();
         Shared {
             start,
@@ -160,6 +172,7 @@ impl Shared {
             token,
             http,
             seed,
+            key_prefix,
             runs: Mutex::new(vec![]),
             keys: Mutex::new(vec![]),
             hot_slots: Mutex::new(HashSet::new()),
@@ -333,7 +346,7 @@ async fn create(sh: &Shared, w: &World, rng: &mut StdRng, log: &mut ClientLog, i
         }
         Kind::Fresh => {
             let (b, e) = gen_body(rng, w);
-            let key = format!("k{id}-{n}");
+            let key = format!("{}k{id}-{n}", sh.key_prefix);
             let in_header = rng.gen_bool(0.25);
             demand = e.unwrap_or(200);
             // Registered before it is sent, so others may repeat it concurrently.
@@ -360,7 +373,7 @@ async fn create(sh: &Shared, w: &World, rng: &mut StdRng, log: &mut ClientLog, i
             if rng.gen_bool(0.05) {
                 (b, e) = mutate(rng, w, &b, e);
             }
-            (Some(format!("hot{slot}")), b, false, e)
+            (Some(format!("{}hot{slot}", sh.key_prefix)), b, false, e)
         }
     };
     let body_sig = body.to_string();

@@ -339,15 +339,21 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     // The baseline: one client alone, on the same data and workspace.
     let single_log = if args.single_seconds > 0 {
         eprintln!("puffle-load: one client for {} s (the baseline)…", args.single_seconds);
-        let sh1 =
-            Arc::new(Shared::new(iso.api_url(), ws.token.clone(), http.clone(), seed ^ 0x5151, args.single_seconds));
+        let sh1 = Arc::new(Shared::new(
+            iso.api_url(),
+            ws.token.clone(),
+            http.clone(),
+            seed ^ 0x5151,
+            args.single_seconds,
+            "single-",
+        ));
         Some(client::client(0, sh1, world.clone()).await)
     } else {
         None
     };
 
     // The load.
-    let sh = Arc::new(Shared::new(iso.api_url(), ws.token.clone(), http, seed, args.seconds));
+    let sh = Arc::new(Shared::new(iso.api_url(), ws.token.clone(), http, seed, args.seconds, ""));
     let credits = tokio::spawn(top_ups(
         app.clone(),
         ws.workspace_id.clone(),
@@ -386,6 +392,20 @@ async fn run(args: Args) -> anyhow::Result<bool> {
     progress.abort();
 
     let settled_at_stop = settled_leads(&app, &ws.workspace_id).await?;
+    // Reservations while runs are still open: the worker (and its stream
+    // poller and reaper) paused, so no settlement lands between the reads of
+    // the runs, the ledger and the balance; 1 s lets writes already sent finish.
+    eprintln!("puffle-load: clients stopped; pausing the worker for the open-runs audit…");
+    let open_check = if iso.pause("worker") {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let check = audit::open_runs(&app, &ws.workspace_id, granted).await;
+        if !iso.resume("worker") {
+            bail!("could not resume the paused worker");
+        }
+        check?
+    } else {
+        bail!("could not pause the worker for the open-runs audit");
+    };
     eprintln!("puffle-load: clients stopped; waiting for the queue to drain (at most {} s)…", args.drain_timeout);
     let drained = drain(&app, Duration::from_secs(args.drain_timeout)).await;
     let settled_after_drain = settled_leads(&app, &ws.workspace_id).await?;
@@ -477,7 +497,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         }
     );
 
-    let (checks, sum) = audit::audit(
+    let (mut checks, sum) = audit::audit(
         &app,
         &audit::Inputs {
             workspace_id: &ws.workspace_id,
@@ -489,6 +509,7 @@ async fn run(args: Args) -> anyhow::Result<bool> {
         },
     )
     .await?;
+    checks.insert(0, open_check);
     match &drained {
         Ok(t) => println!(
             "drain: queue and DLQ empty (3 checks, 1 s apart) {:.1} s after the clients stopped",

@@ -4,12 +4,12 @@
 //! Nothing is mocked on the resolver's side: the worker asks this server
 //! the way it asks any (`PUFFLE_DNS_SERVERS=127.0.0.1:<port>`).
 
-use std::net::{Ipv4Addr, SocketAddr};
+use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 
-use hickory_server::proto::rr::rdata::{A, MX, SOA};
+use hickory_server::proto::rr::rdata::{A, AAAA, MX, SOA};
 use hickory_server::proto::rr::{LowerName, Name, RData, Record};
 use hickory_server::store::in_memory::InMemoryZoneHandler;
 use hickory_server::zone_handler::{AxfrPolicy, Catalog, ZoneType};
@@ -20,6 +20,7 @@ use tokio::net::UdpSocket;
 pub enum Rr {
     Mx(&'static str, u16, &'static str),
     A(&'static str, Ipv4Addr),
+    Aaaa(&'static str, Ipv6Addr),
 }
 
 pub struct TestDns {
@@ -58,6 +59,9 @@ impl TestDns {
                     ),
                     Rr::A(name, ip) => {
                         Record::from_rdata(Name::from_str(&format!("{name}.")).unwrap(), 60, RData::A(A(*ip)))
+                    }
+                    Rr::Aaaa(name, ip) => {
+                        Record::from_rdata(Name::from_str(&format!("{name}.")).unwrap(), 60, RData::AAAA(AAAA(*ip)))
                     }
                 };
                 zone.upsert_mut(rec, 1);

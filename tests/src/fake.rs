@@ -42,10 +42,12 @@
 //!   is a valid key;
 //! - by the first word of a person's name: Hunter finds people whose first
 //!   word holds `h`, PDL `p`, Apollo `a` (so `hpa` is found by all, `x` by
-//!   none); a first word holding `low` gets a low score; the email found is
+//!   none); a first word holding `low` gets a low score, one holding `huge`
+//!   a Hunter answer of about 3 MB (past the 2 MB cap); the email found is
 //!   `first.last@<the domain asked>`;
 //! - chat: a prompt holding `malformed` answers content that is not JSON;
-//!   `once-malformed` does so on its first call only; `ratelimit` answers 429.
+//!   `once-malformed` does so on its first call only; `ratelimit` answers 429;
+//!   `unsure` gets a confidence of 0.3, anything else 0.9.
 //! - web pages under `/site/...` for `website_overview` (see [`Fake::page`]).
 
 use std::collections::HashMap;
@@ -181,10 +183,18 @@ async fn hunter_finder(State(st): State<St>, Query(q): Query<HashMap<String, Str
     let found = first.contains('h');
     let email = found.then(|| format!("{first}.{last}@{domain}"));
     let score = if first.contains("low") { 30 } else { 91 };
+    // `huge`: a real hit whose sources list takes the body past the 2 MB cap.
+    let sources: Vec<Value> = if first.contains("huge") {
+        (0..30_000)
+            .map(|i| json!({"domain": domain, "uri": format!("https://{domain}/team/page-{i:06}"), "still_on_page": true}))
+            .collect()
+    } else {
+        vec![]
+    };
     Json(json!({
         "data": {"first_name": first, "last_name": last, "email": email, "score": found.then_some(score),
                  "domain": domain, "accept_all": false, "position": found.then_some("CTO"), "twitter": null,
-                 "linkedin_url": null, "phone_number": null, "company": "Acme", "sources": [],
+                 "linkedin_url": null, "phone_number": null, "company": "Acme", "sources": sources,
                  "verification": {"date": null, "status": null}},
         "meta": {"params": {"first_name": null, "last_name": null, "full_name": q.get("full_name"), "domain": domain,
                             "company": null, "max_duration": null}}
@@ -266,12 +276,17 @@ async fn chat(State(st): State<St>, h: HeaderMap, Json(body): Json<Value>) -> Re
     }
     let malformed = prompt.contains("once-malformed") && earlier_for_prompt == 1
         || prompt.contains("malformed") && !prompt.contains("once-malformed");
+    // The model's own confidence: low when the prompt says so.
+    let confidence = if prompt.contains("unsure") { 0.3 } else { 0.9 };
     let content = if malformed {
         "Sure! The company is in aerospace.".to_string()
     } else if schema == "company_classify" {
-        json!({"industry": "Aerospace", "sizeBand": "51-200", "businessModel": "B2B"}).to_string()
+        json!({"industry": "Aerospace", "sizeBand": "51-200", "businessModel": "B2B", "confidence": confidence})
+            .to_string()
     } else {
-        json!({"summary": "A senior engineering leader who cares about reliability.", "seniority": "vp", "function": "engineering"}).to_string()
+        json!({"summary": "A senior engineering leader who cares about reliability.", "seniority": "vp",
+               "function": "engineering", "confidence": confidence})
+        .to_string()
     };
     Json(json!({
         "id": format!("chatcmpl-{nth}"), "object": "chat.completion", "created": 1_764_633_600, "model": body["model"],

@@ -39,6 +39,10 @@ pub struct Isolated {
     /// moto's EventBridge (the bus lifecycle events go to).
     pub events_port: u16,
     pub api_port: u16,
+    /// Where the stack's DNS queries go unless a test gives its own server:
+    /// a local port nothing listens on, so a query fails at once instead of
+    /// reaching a public resolver.
+    dns_port: u16,
     children: HashMap<&'static str, Child>,
     extra_env: Vec<(String, String)>,
     log_dir: PathBuf,
@@ -55,6 +59,7 @@ impl Isolated {
             sqs_port: free_port(),
             events_port: free_port(),
             api_port: free_port(),
+            dns_port: free_port(),
             children: HashMap::new(),
             extra_env: extra_env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
             log_dir,
@@ -90,6 +95,7 @@ impl Isolated {
             // closed unless a test allows its stub (PUFFLE_EGRESS_ALLOW_HOSTS).
             ("PUFFLE_SECRETS_KEY".into(), "aXNvbGF0ZWQtdGVzdC1zdGFjay1zZWNyZXRzLWtleSE=".into()),
             ("PUFFLE_EGRESS_ALLOW_HOSTS".into(), String::new()),
+            ("PUFFLE_DNS_SERVERS".into(), format!("127.0.0.1:{}", self.dns_port)),
         ];
         env.extend(self.extra_env.iter().cloned());
         env
@@ -170,6 +176,23 @@ impl Isolated {
             let _ = c.kill();
             let _ = c.wait();
         }
+    }
+
+    /// SIGSTOP: the process keeps its state (messages in flight, leases) but
+    /// runs nothing until `resume`, so a check can read the store while work
+    /// is still open without a write landing between its reads.
+    pub fn pause(&self, name: &str) -> bool {
+        self.signal(name, "-STOP")
+    }
+
+    /// SIGCONT: a paused process carries on where it stopped.
+    pub fn resume(&self, name: &str) -> bool {
+        self.signal(name, "-CONT")
+    }
+
+    fn signal(&self, name: &str, signal: &str) -> bool {
+        let Some(child) = self.children.get(name) else { return false };
+        Command::new("kill").args([signal, &child.id().to_string()]).status().is_ok_and(|s| s.success())
     }
 
     /// Creates the table and queues (again, after DynamoDB Local restarted

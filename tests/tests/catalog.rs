@@ -50,21 +50,41 @@ fn catalog_dir(fake: &Fake) -> tempfile::TempDir {
         b["ratePerSecond"] = json!(2000);
         std::fs::write(dir.path().join(format!("{slug}.json")), e.to_string()).unwrap();
     }
+    // A waterfall whose steps have runIf filters, over the Lead and the
+    // results so far: Hunter only for Leads with a title, PDL only after
+    // Hunter found an email that failed the check, Apollo only without a title.
+    let mut w: Value =
+        serde_json::from_str(&std::fs::read_to_string(Path::new(CATALOG).join("work_email.json")).unwrap()).unwrap();
+    let slug = "titled_email";
+    w["id"] = json!(format!("enr_{slug}"));
+    w["slug"] = json!(slug);
+    w["defaultOutput"]["attributeKey"] = json!(slug);
+    w["defaultOutputAttributeKey"] = json!(slug);
+    w["costModel"]["creditAction"] = json!(format!("enrichment.{slug}"));
+    w["toolBinding"]["steps"] = json!([
+        {"enrichmentId": "hunter_email_finder", "runIf": {"all": [{"field": "title", "op": "exists"}]}},
+        {"enrichmentId": "pdl_person", "runIf": {"all": [{"field": "attributes.hunter_email_finder", "op": "exists"}]}},
+        {"enrichmentId": "apollo_people_match", "runIf": {"all": [{"field": "title", "op": "not_exists"}]}},
+    ]);
+    std::fs::write(dir.path().join(format!("{slug}.json")), w.to_string()).unwrap();
     dir
 }
 
 async fn start(fake: &Fake, dns: Option<&TestDns>, extra: &[(&str, &str)]) -> (Isolated, tempfile::TempDir) {
     let dir = catalog_dir(fake);
     let allow = format!("127.0.0.1:{}", fake.addr.port());
-    let dns_servers = dns.map(|d| d.addr.to_string()).unwrap_or_default();
+    let dns_servers = dns.map(|d| d.addr.to_string());
     let mut env: Vec<(&str, &str)> = vec![
         ("PUFFLE_EGRESS_ALLOW_HOSTS", &allow),
         ("PUFFLE_CATALOG_DIR", dir.path().to_str().unwrap()),
-        ("PUFFLE_DNS_SERVERS", &dns_servers),
         ("PUFFLE_PAGE_TIMEOUT_MS", "1500"),
         // Calls must not outlive the visibility timeout (no redelivery mid-chunk).
         ("PUFFLE_LOCAL_VISIBILITY_TIMEOUT", "60"),
     ];
+    // Without a test DNS server the stack's own default (a closed local port) stays.
+    if let Some(d) = &dns_servers {
+        env.push(("PUFFLE_DNS_SERVERS", d));
+    }
     env.extend_from_slice(extra);
     (Isolated::start(&env).await, dir)
 }
@@ -115,6 +135,8 @@ async fn email_verify_and_website_overview_need_no_account() {
     let dns = TestDns::start(&[
         ("acme.test", vec![Rr::Mx("acme.test", 20, "mx2.acme.test."), Rr::Mx("acme.test", 10, "mx1.acme.test.")]),
         ("amail.test", vec![Rr::A("amail.test", Ipv4Addr::new(192, 0, 2, 10))]),
+        // IPv6 only: the implicit MX must see AAAA records too.
+        ("v6mail.test", vec![Rr::Aaaa("v6mail.test", "2001:db8::25".parse().unwrap())]),
         ("nullmx.test", vec![Rr::Mx("nullmx.test", 0, ".")]),
         ("nomail.test", vec![]),
         ("mailinator.com", vec![Rr::Mx("mailinator.com", 10, "mail.mailinator.com.")]),
@@ -147,6 +169,7 @@ async fn email_verify_and_website_overview_need_no_account() {
 
     let cases = [
         (format!("x.{tag}@amail.test"), "risky", "no_mx_implicit_address"),
+        (format!("x.{tag}@v6mail.test"), "risky", "no_mx_implicit_address"),
         (format!("x.{tag}@nullmx.test"), "undeliverable", "null_mx"),
         (format!("x.{tag}@nomail.test"), "undeliverable", "no_mail_host"),
         (format!("x.{tag}@ghost.acme.test"), "undeliverable", "domain_not_found"),
@@ -163,15 +186,15 @@ async fn email_verify_and_website_overview_need_no_account() {
         let r = &items[id]["result"];
         assert_eq!((r["status"].as_str(), r["reason"].as_str()), (Some(*status), Some(*reason)), "{email}: {r}");
     }
-    assert_eq!(items[&ids[5]]["result"]["freeMail"], true);
-    assert_eq!(items[&ids[4]]["result"]["disposable"], true);
-    assert_eq!(items[&ids[7]]["skippedReason"], "missing_input");
-    // Seven results charged at 1 credit, the Lead without an email released.
-    assert_eq!(run["cost"]["charged"], 7, "{run}");
-    assert_eq!(ctx.balance().await, balance - 7);
+    assert_eq!(items[&ids[6]]["result"]["freeMail"], true);
+    assert_eq!(items[&ids[5]]["result"]["disposable"], true);
+    assert_eq!(items[&ids[8]]["skippedReason"], "missing_input");
+    // Eight results charged at 1 credit, the Lead without an email released.
+    assert_eq!(run["cost"]["charged"], 8, "{run}");
+    assert_eq!(ctx.balance().await, balance - 8);
     // Answers are kept per domain: asking again for known domains sends nothing.
     let before = dns.queries();
-    run_of(&ctx, "email_verify", &ids[..6], json!({})).await;
+    run_of(&ctx, "email_verify", &ids[..7], json!({})).await;
     assert_eq!(dns.queries(), before, "cached answers");
 
     // website_overview: a local web server through the egress guard.
@@ -264,6 +287,19 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
         "{r}"
     );
 
+    // An answer above the 2 MB body cap fails its Lead with
+    // INVALID_PROVIDER_RESPONSE after one call (a retry would get the same
+    // answer), is not charged, and the run's other Leads go on.
+    let big = ctx.leads(vec![person("hugely", "acme.test", None), person("hugo", "acme.test", None)]).await;
+    let calls_before = fake.seen("hunter_finder").len();
+    let (run, items) = run_of(&ctx, "hunter_email_finder", &big, json!({})).await;
+    let too_big = &items[&big[0]];
+    assert_eq!((code(too_big), too_big["attempts"].as_u64()), ("INVALID_PROVIDER_RESPONSE", Some(1)), "{too_big}");
+    assert!(too_big["error"]["message"].as_str().unwrap().contains("larger than 2097152 bytes"), "{too_big}");
+    assert_eq!(items[&big[1]]["status"], "completed");
+    assert_eq!(fake.seen("hunter_finder").len() - calls_before, 2);
+    assert_eq!((run["status"].as_str(), run["cost"]["charged"].as_u64()), (Some("completed"), Some(2)), "{run}");
+
     // PDL: likelihood → confidence, minLikelihood → min_likelihood (only when given).
     let p = ctx
         .leads(vec![
@@ -339,7 +375,19 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
     run_of(&ctx, "website_overview", &co, json!({})).await;
     let (run, items) = run_of(&ctx, "company_classify", &co, json!({})).await;
     let i = &items[&co[0]];
-    assert_eq!(i["result"], json!({"industry": "Aerospace", "sizeBand": "51-200", "businessModel": "B2B"}), "{i}");
+    let r = &i["result"];
+    assert_eq!(
+        (&r["industry"], &r["sizeBand"], &r["businessModel"], &r["confidence"]),
+        (&json!("Aerospace"), &json!("51-200"), &json!("B2B"), &json!(0.9)),
+        "{i}"
+    );
+    // Evidence is Puffle's: who answered, with which model, when, and the
+    // Lead values the prompt was rendered from.
+    let ev = &r["evidence"];
+    assert_eq!((&ev["provider"], &ev["model"]), (&json!("openai"), &json!("gpt-4o-mini")), "{ev}");
+    assert!(ev["fetchedAt"].as_str().is_some_and(|t| t.starts_with("20")), "{ev}");
+    assert_eq!(ev["fields"]["lead.company.domain"], "acme.test", "{ev}");
+    assert_eq!(ev["fields"]["lead.attributes.website_overview.description"], "Reusable rockets for small satellites.");
     assert_eq!(
         i["metadata"]["usage"],
         json!({"promptTokens": 50, "completionTokens": 20, "totalTokens": 70, "calls": 1})
@@ -350,6 +398,27 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
     let prompt = asked.body["messages"][1]["content"].as_str().unwrap().to_string();
     assert!(prompt.contains("Reusable rockets for small satellites.") && prompt.contains("acme.test"), "{prompt}");
     assert_eq!(asked.body["response_format"]["json_schema"]["strict"], true);
+    // The model is asked for its confidence, never for the evidence.
+    let asked_schema = &asked.body["response_format"]["json_schema"]["schema"];
+    assert!(asked_schema["required"].as_array().unwrap().contains(&json!("confidence")), "{asked_schema}");
+    assert!(asked_schema["properties"].get("evidence").is_none(), "{asked_schema}");
+
+    // minConfidence: an answer below it is a miss, released; one above it is charged.
+    let ps = ctx.leads(vec![person("unsure", "acme.test", None), person("sure", "acme.test", None)]).await;
+    let (run, items) = run_of(&ctx, "persona_summary", &ps, json!({"minConfidence": 0.5})).await;
+    let low = &items[&ps[0]];
+    assert_eq!(
+        (low["status"].as_str(), low["skippedReason"].as_str()),
+        (Some("skipped"), Some("low_confidence")),
+        "{low}"
+    );
+    assert_eq!(items[&ps[1]]["status"], "completed");
+    let sure = &items[&ps[1]]["result"];
+    assert_eq!(sure["confidence"], 0.9);
+    let fields = &sure["evidence"]["fields"];
+    assert!(fields["lead.name.full"].as_str().is_some_and(|n| n.starts_with("sure Smith")), "{fields}");
+    assert!(fields.get("lead.title").is_none(), "an absent optional value is no evidence: {fields}");
+    assert_eq!((run["cost"]["charged"].as_u64(), run["cost"]["released"].as_u64()), (Some(2), Some(2)), "{run}");
 
     // persona_summary: a malformed answer is asked again once; twice is
     // INVALID_PROVIDER_RESPONSE; a 429 is retried, then PROVIDER_RATE_LIMITED.
@@ -522,5 +591,43 @@ async fn work_email_waterfall_over_1000_leads_charges_only_the_step_that_found()
     let outcomes: Vec<String> = steps(i).into_iter().map(|s| s.1).collect();
     assert_eq!(outcomes, ["skipped", "skipped", "hit"], "{i}");
     assert_eq!(i["cost"]["charged"], 2);
+
+    // runIf, end to end: each step runs only for the Leads its filter admits.
+    let titled = |first: &str, domain: &str| {
+        let mut p = person(first, domain, None);
+        p["title"] = json!("Head of Sales");
+        p
+    };
+    let l =
+        ctx.leads(vec![titled("hpa", "acme.test"), person("hpa", "acme.test", None), titled("hpa", "nomx.test")]).await;
+    let calls = |route: &str| fake.seen(route).len();
+    let before = (calls("hunter_finder"), calls("pdl"), calls("apollo"));
+    let (run, items) = run_of(&ctx, "titled_email", &l, json!({})).await;
+    let outcomes = |id: &String| steps(&items[id]).into_iter().map(|s| (s.0, s.1)).collect::<Vec<_>>();
+    let s = |e: &str, o: &str| (e.to_string(), o.to_string());
+    // Titled: Hunter runs and wins; the other steps are never reached.
+    assert_eq!(outcomes(&l[0]), [s("hunter_email_finder", "hit")]);
+    // No title: Hunter and PDL (no Hunter result to follow up) are skipped, Apollo wins.
+    assert_eq!(
+        outcomes(&l[1]),
+        [s("hunter_email_finder", "skipped"), s("pdl_person", "skipped"), s("apollo_people_match", "hit")]
+    );
+    assert!(items[&l[1]]["metadata"]["attempts"].as_array().unwrap()[..2]
+        .iter()
+        .all(|a| a["reason"] == "run_if_false"));
+    // Titled, undeliverable domain: Hunter's find is rejected, so PDL runs
+    // (its runIf sees Hunter's result); Apollo's runIf is false.
+    assert_eq!(
+        outcomes(&l[2]),
+        [s("hunter_email_finder", "rejected"), s("pdl_person", "rejected"), s("apollo_people_match", "skipped")]
+    );
+    assert_eq!(items[&l[2]]["skippedReason"], "no_match");
+    let after = (calls("hunter_finder"), calls("pdl"), calls("apollo"));
+    assert_eq!(
+        (after.0 - before.0, after.1 - before.1, after.2 - before.2),
+        (2, 1, 1),
+        "calls only where runIf admits"
+    );
+    assert_eq!(run["cost"]["charged"].as_u64(), Some(2 + 2), "Hunter's and Apollo's wins: {run}");
     assert!(!iso.log("worker").contains("panicked"));
 }

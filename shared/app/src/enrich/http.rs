@@ -385,7 +385,7 @@ pub(crate) fn enriched(
 }
 
 /// `input.minConfidence`: a hit below it is a miss (released, not charged).
-fn min_confidence(outcome: Outcome, input: &Value) -> Outcome {
+pub(crate) fn min_confidence(outcome: Outcome, input: &Value) -> Outcome {
     match outcome {
         Outcome::Completed(v) if below_min_confidence(&v, input) => Outcome::Skipped { reason: LOW_CONFIDENCE },
         other => other,

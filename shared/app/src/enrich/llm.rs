@@ -3,21 +3,24 @@
 //! guard, backon retries on timeouts, 429 and 5xx). An answer that is not
 //! JSON or fails the outputSchema is asked again once; a second bad answer
 //! fails the Lead with `INVALID_PROVIDER_RESPONSE`. Token usage, summed
-//! over its calls, goes into the item's `metadata.usage`.
+//! over its calls, goes into the item's `metadata.usage`. A valid answer
+//! gets its `evidence` here (when the outputSchema has one) and passes the
+//! `input.minConfidence` gate like an HTTP provider's hit.
 
 use std::time::{Duration, Instant};
 
 use futures::stream::{self, StreamExt};
-use puffle_domain::binding::llm::{parse_answer, usage_of, Answer, Usage};
-use puffle_domain::binding::template::{lead_context, render_text};
+use puffle_domain::binding::llm::{answer_schema, evidence, parse_answer, usage_of, wants_evidence, Answer, Usage};
+use puffle_domain::binding::template::{lead_context, render_text, values_used};
 use puffle_domain::binding::{LlmBinding, Missing, Rendered, Values};
 use puffle_domain::catalog::Enrichment;
 use puffle_domain::lead::Lead;
 use puffle_domain::providers::{Outcome, MISSING_INPUT};
+use puffle_domain::time;
 use puffle_egress::StatusCode;
 use serde_json::{json, Value};
 
-use super::http::{circuit_open, codes, enriched, outbound, send, Ctx};
+use super::http::{circuit_open, codes, enriched, min_confidence, outbound, send, Ctx};
 use super::Enriched;
 use crate::{App, AppError};
 
@@ -46,7 +49,10 @@ impl App {
                 l.failure_threshold(),
                 Duration::from_secs(l.open_seconds()),
             ),
-            validator: e.compile_output().map_err(AppError::Internal)?,
+            // The model's answer is checked against what it was asked for
+            // (no `evidence`: that is added after).
+            validator: jsonschema::validator_for(&answer_schema(&e.output_schema))
+                .map_err(|err| AppError::Internal(format!("outputSchema is not a valid JSON Schema: {err}")))?,
             timeout: Duration::from_millis(l.timeout_ms()),
             max_attempts: l.max_attempts(),
             charge_cache_hits: true,
@@ -73,14 +79,15 @@ async fn one_lead(
 ) -> Enriched {
     // Rendered in a block: the values hold a non-Sync closure that must not
     // live across the call's await.
-    let rendered = {
+    let (rendered, used) = {
         let lead_ctx = lead_context(lead);
         let no_secret = |_: &str| None;
         let values = Values { lead: &lead_ctx, input, secret: &no_secret };
-        render_text(&l.prompt, &values).and_then(|p| {
+        let rendered = render_text(&l.prompt, &values).and_then(|p| {
             let s = l.system.as_deref().map(|s| render_text(s, &values)).transpose()?;
             Ok((s, p))
-        })
+        });
+        (rendered, values_used(&l.templates(), &values))
     };
     match (rendered, key) {
         (Err(Missing::Lead(_) | Missing::Input(_)), _) => {
@@ -100,7 +107,14 @@ async fn one_lead(
         }
         (Ok((system, prompt)), Some(key)) => {
             let body = l.request_body(system.as_deref(), &prompt, &e.slug, &e.output_schema);
-            ask(ctx, endpoint, key, body).await
+            let mut r = ask(ctx, endpoint, key, body).await;
+            // Evidence is the app's, not the model's: added to the checked answer.
+            if let Outcome::Completed(Value::Object(result)) = &mut r.outcome {
+                if wants_evidence(&e.output_schema) {
+                    result.insert("evidence".into(), evidence(&ctx.provider, &l.model, &time::now(), used));
+                }
+            }
+            Enriched { outcome: min_confidence(r.outcome, input), ..r }
         }
     }
 }

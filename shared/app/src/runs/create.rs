@@ -148,6 +148,15 @@ impl App {
                 return Err(AppError::Unavailable("a concurrent request is creating this run; retry".into()));
             }
             CreateOutcome::InsufficientCredits => {
+                // A concurrent twin may have taken the key, and with it the
+                // credits, after this request looked: a cancelled transaction
+                // need not name every condition that failed (DynamoDB Local
+                // names the first), so the key decides before any 402 (rule 7).
+                if let Some(key) = &req.idempotency_key {
+                    if let Some(found) = self.reuse(ws, key, &hash).await? {
+                        return Ok(found);
+                    }
+                }
                 let balance = self.balance(ws).await?;
                 if let Some(rule) = &start.rule {
                     self.record_unaffordable(ws, &run, rule, cost, balance).await?;

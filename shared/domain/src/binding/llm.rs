@@ -13,11 +13,19 @@
 //! `response_format: {type: "json_schema", json_schema: {schema: outputSchema, strict: true}}`;
 //! the answer's `choices[0].message.content` is parsed and validated against
 //! the schema here ([`parse_answer`]), the app retries an invalid one once.
+//!
+//! Confidence and evidence: the model reports its own `confidence` (0–1)
+//! when the outputSchema asks for one (the shipped entries require it), and
+//! `input.minConfidence` gates it as for HTTP providers. An `evidence`
+//! property of the outputSchema is never asked of the model
+//! ([`answer_schema`] leaves it out): the app fills it with the provider,
+//! the model, when the answer came and the Lead values the prompt used
+//! ([`evidence`]), so it cannot be made up.
 
 use std::collections::BTreeSet;
 
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::{json, Map, Value};
 
 use super::template::{self, Placeholder};
 use super::CircuitSettings;
@@ -182,11 +190,7 @@ impl LlmBinding {
             messages.push(json!({"role": "system", "content": s}));
         }
         messages.push(json!({"role": "user", "content": prompt}));
-        let mut schema = output_schema.clone();
-        // `$schema` is JSON Schema metadata, not part of what the model must produce.
-        if let Value::Object(m) = &mut schema {
-            m.remove("$schema");
-        }
+        let schema = answer_schema(output_schema);
         let mut body = json!({
             "model": self.model,
             "messages": messages,
@@ -200,6 +204,42 @@ impl LlmBinding {
             body["max_tokens"] = json!(n);
         }
         body
+    }
+}
+
+/// What the model is asked to produce: the outputSchema without `$schema`
+/// (metadata) and without `evidence` (the app writes it, see [`evidence`]).
+pub fn answer_schema(output_schema: &Value) -> Value {
+    let mut schema = output_schema.clone();
+    if let Value::Object(m) = &mut schema {
+        m.remove("$schema");
+        if let Some(Value::Object(props)) = m.get_mut("properties") {
+            props.remove(EVIDENCE);
+        }
+        if let Some(Value::Array(req)) = m.get_mut("required") {
+            req.retain(|r| r != EVIDENCE);
+        }
+    }
+    schema
+}
+
+const EVIDENCE: &str = "evidence";
+
+/// Whether results of this outputSchema carry `evidence`.
+pub fn wants_evidence(output_schema: &Value) -> bool {
+    output_schema.pointer("/properties/evidence").is_some()
+}
+
+/// A result's `evidence`: who answered, with which model, when, and the
+/// Lead and input values the prompt was rendered from.
+pub fn evidence(provider: &str, model: &str, fetched_at: &str, fields: Map<String, Value>) -> Value {
+    json!({"provider": provider, "model": model, "fetchedAt": fetched_at, "fields": fields})
+}
+
+impl LlmBinding {
+    /// The templates sent to the model (prompt, then system).
+    pub fn templates(&self) -> Vec<&str> {
+        std::iter::once(self.prompt.as_str()).chain(self.system.as_deref()).collect()
     }
 }
 
@@ -299,6 +339,20 @@ mod tests {
         assert_eq!(body["response_format"]["json_schema"]["strict"], true);
         assert_eq!(body["messages"][0]["role"], "system");
         assert_eq!(body["messages"][1]["content"], "Classify Acme");
+    }
+
+    #[test]
+    fn the_model_is_never_asked_for_evidence() {
+        let out = json!({"$schema": "x", "type": "object",
+            "properties": {"industry": {"type": "string"}, "confidence": {"type": "number"}, "evidence": {"type": "object"}},
+            "required": ["industry", "confidence", "evidence"], "additionalProperties": false});
+        let asked = answer_schema(&out);
+        assert_eq!(asked["properties"].as_object().unwrap().keys().collect::<Vec<_>>(), ["confidence", "industry"]);
+        assert_eq!(asked["required"], json!(["industry", "confidence"]));
+        assert!(asked.get("$schema").is_none());
+        assert!(wants_evidence(&out) && !wants_evidence(&asked));
+        let body = binding().request_body(None, "p", "s", &out);
+        assert_eq!(body["response_format"]["json_schema"]["schema"], asked);
     }
 
     #[test]

@@ -273,6 +273,24 @@ pub fn render_text(template: &str, values: &Values<'_>) -> Result<String, Missin
     Ok(render_str(template, values, false)?.map(|v| as_text(&v)).unwrap_or_default())
 }
 
+/// The value of every `lead.`/`input.` placeholder in `templates` that has
+/// one, keyed by the placeholder (`"lead.company.domain"`): what a rendered
+/// prompt rested on, for a result's `evidence`. Secrets are never included.
+pub fn values_used(templates: &[&str], values: &Values<'_>) -> Map<String, Value> {
+    let mut out = Map::new();
+    for p in templates.iter().flat_map(|t| placeholders_in(t)).flatten() {
+        let name = match &p {
+            Placeholder::Lead(path) | Placeholder::OptLead(path) => format!("lead.{path}"),
+            Placeholder::Input(path) | Placeholder::OptInput(path) => format!("input.{path}"),
+            Placeholder::Secret(_) => continue,
+        };
+        if let Ok(Some(v)) = value_of(&p, values) {
+            out.insert(name, v);
+        }
+    }
+    out
+}
+
 /// Lead attribute keys named by `{{lead.attributes.<key>...}}` placeholders.
 pub fn attribute_keys_of(placeholders: &[Result<Placeholder, String>]) -> Vec<String> {
     placeholders

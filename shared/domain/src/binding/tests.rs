@@ -286,3 +286,17 @@ fn status_codes_remap_only_4xx_errors() {
     v["statusCodes"] = json!({"403": "retry_forever"});
     assert!(serde_json::from_value::<HttpBinding>(v).is_err(), "an unknown meaning is refused");
 }
+
+#[test]
+fn a_prompt_s_evidence_holds_the_values_it_used_and_never_a_secret() {
+    let input = json!({"tone": "brief"});
+    let v = Values { lead: &ada(), input: &input, secret: &secrets };
+    let used = template::values_used(
+        &["{{lead.name.full}} at {{lead.company.domain}} ({{lead.title?}}) {{input.tone}}", "{{secrets.EXAMPLE_KEY}}"],
+        &v,
+    );
+    assert_eq!(
+        Value::Object(used),
+        json!({"lead.name.full": "Ada Lovelace", "lead.company.domain": "acme.co.uk", "input.tone": "brief"})
+    );
+}

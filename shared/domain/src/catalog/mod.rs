@@ -308,6 +308,27 @@ mod tests {
         }
     }
 
+    /// Every shipped provider-backed entry (HTTP or LLM) returns a 0–1
+    /// `confidence` and an `evidence` object, and takes `minConfidence`.
+    #[test]
+    fn provider_entries_carry_confidence_and_evidence_and_take_min_confidence() {
+        let mut seen = 0;
+        for e in all() {
+            if !matches!(e.tool_binding, ToolBinding::Http(_) | ToolBinding::Llm(_)) {
+                continue;
+            }
+            seen += 1;
+            let out = &e.output_schema;
+            assert_eq!(out["properties"]["confidence"]["type"], "number", "{}", e.slug);
+            assert_eq!(out["properties"]["confidence"]["minimum"], 0, "{}", e.slug);
+            assert_eq!(out["properties"]["confidence"]["maximum"], 1, "{}", e.slug);
+            assert!(out["required"].as_array().unwrap().contains(&json!("confidence")), "{}", e.slug);
+            assert_eq!(out["properties"]["evidence"]["type"], "object", "{}", e.slug);
+            assert_eq!(e.input_schema["properties"]["minConfidence"]["maximum"], 1, "{}", e.slug);
+        }
+        assert!(seen >= 6, "{seen} provider entries");
+    }
+
     /// A waterfall's steps (and check) are catalog enrichments of its subject
     /// that are not waterfalls, and its price is the most a Lead can cost:
     /// the dearest step (only the winning step is charged).
