@@ -45,7 +45,7 @@ async fn main() -> anyhow::Result<()> {
     match Args::parse().command {
         Cmd::SqsEmulator { messages, label } => sqs_emulators::run(messages, &label).await,
         Cmd::MakeQueue { name } => {
-            let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+            let sdk = puffle_aws::config::sdk_loader().load().await;
             let sqs = aws_sdk_sqs::Client::new(&sdk);
             let url = sqs.create_queue().queue_name(&name).send().await?.queue_url.unwrap_or_default();
             println!("{url}");

@@ -144,11 +144,11 @@ pub fn table(r: &Report) -> String {
 
     if !r.lambdas.is_empty() {
         let _ = writeln!(o);
-        let _ = writeln!(o, "Lambda functions (zip: arm64 `make build`; init (main → ready, logged by the function), cold start, warm 2nd invocation, peak RSS: host x86_64 release build under cargo lambda watch)");
+        let _ = writeln!(o, "Lambda functions (zip: arm64 `make build`; host zip: the host x86_64 release binary deflated as a zip stores it; init (main → ready, logged by the function), cold start, warm 2nd invocation, peak RSS: host release build under cargo lambda watch)");
         let _ = writeln!(
             o,
-            "  {:<8} {:>7} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  first response",
-            "function", "zip MB", "host MB", "init ms", "cold start ms", "min–max", "warm ms", "peak RSS"
+            "  {:<10} {:>7} {:>8} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  first response",
+            "function", "zip MB", "host MB", "host zip", "init ms", "cold start ms", "min–max", "warm ms", "peak RSS"
         );
         for l in &r.lambdas {
             let mb = |b: Option<u64>| b.map(|b| format!("{:.2}", b as f64 / 1_048_576.0)).unwrap_or_else(|| "-".into());
@@ -159,10 +159,11 @@ pub fn table(r: &Report) -> String {
             let rss = l.peak_rss_kib.map(|k| format!("{:.1} MB", k as f64 / 1024.0)).unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 o,
-                "  {:<8} {:>7} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  {}{}",
+                "  {:<10} {:>7} {:>8} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  {}{}",
                 l.function,
                 mb(l.zip_bytes),
                 mb(l.host_binary_bytes),
+                mb(l.host_zip_bytes),
                 l.init_ms.map(f1).unwrap_or_else(|| "-".into()),
                 cold,
                 range,

@@ -7,7 +7,7 @@ use std::time::Instant;
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, SendMessageBatchRequestEntry};
 
 pub async fn run(messages: usize, label: &str) -> anyhow::Result<()> {
-    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await;
+    let sdk = puffle_aws::config::sdk_loader().load().await;
     let sqs = aws_sdk_sqs::Client::new(&sdk);
     let name = format!("bench-{}", puffle_domain::ids::new_id("q").replace('_', "-"));
     let url = sqs.create_queue().queue_name(&name).send().await?.queue_url.unwrap_or_default();

@@ -227,7 +227,7 @@ impl Isolated {
 }
 
 async fn aws_config_for_tests() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest())
+    puffle_aws::config::sdk_loader()
         .region(aws_config::Region::new("us-east-1"))
         .credentials_provider(aws_credential_types::Credentials::new("local", "local", None, None, "tests"))
         .load()

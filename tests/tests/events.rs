@@ -16,7 +16,7 @@ struct Subscriber {
 }
 
 async fn sdk() -> aws_config::SdkConfig {
-    aws_config::defaults(aws_config::BehaviorVersion::latest()).load().await
+    puffle_aws::config::sdk_loader().load().await
 }
 
 fn moto_url() -> String {

@@ -68,10 +68,25 @@ pub fn sdk_retries() -> aws_config::retry::RetryConfig {
     aws_config::retry::RetryConfig::standard().with_max_attempts(5)
 }
 
+/// The SDK's HTTP client: hyper and rustls with ring, the crypto provider
+/// reqwest (provider calls, webhooks) uses too, so a binary links one TLS
+/// stack and one crypto library. The SDK's `default-https-client` would add
+/// aws-lc (about 1 MB per binary) for the same job.
+pub fn sdk_http_client() -> aws_smithy_runtime_api::client::http::SharedHttpClient {
+    use aws_smithy_http_client::tls::{rustls_provider::CryptoMode, Provider};
+    aws_smithy_http_client::Builder::new().tls_provider(Provider::Rustls(CryptoMode::Ring)).build_https()
+}
+
+/// The SDK's default configuration chain with [`sdk_http_client`]: for the
+/// CLI, the local server, the tests and the benchmarks.
+pub fn sdk_loader() -> aws_config::ConfigLoader {
+    aws_config::defaults(aws_config::BehaviorVersion::latest()).http_client(sdk_http_client())
+}
+
 impl AwsContext {
     pub async fn from_env() -> AwsContext {
         let settings = Settings::from_env();
-        let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest()).retry_config(sdk_retries()).load().await;
+        let sdk = sdk_loader().retry_config(sdk_retries()).load().await;
         let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
         let (dynamodb, sqs) = (var("PUFFLE_DYNAMODB_ENDPOINT"), var("PUFFLE_SQS_ENDPOINT"));
         Self::with_endpoints(sdk, settings, dynamodb.as_deref(), sqs.as_deref())
@@ -89,6 +104,7 @@ impl AwsContext {
         let region = var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")).unwrap_or_else(|| "us-east-1".into());
         let sdk = aws_config::SdkConfig::builder()
             .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(sdk_http_client())
             .region(aws_config::Region::new(region))
             .retry_config(sdk_retries())
             .credentials_provider(SharedCredentialsProvider::new(
@@ -150,5 +166,54 @@ impl AwsContext {
     /// The dead-letter queue, for the local poller and tests.
     pub fn dead_letter_queue(&self) -> Queue {
         Queue::new(self.queue.client().clone(), None, self.settings.dlq_name.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// One crypto library in every binary: ring, through rustls, for the SDK
+    /// and reqwest alike. A dependency that brings aws-lc back (the SDK's
+    /// `default-https-client`, reqwest's default TLS) fails here, before it
+    /// costs each Lambda zip about a megabyte.
+    #[test]
+    fn one_crypto_library_is_linked() {
+        let lock = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../Cargo.lock")).unwrap();
+        let has = |name: &str| lock.lines().any(|l| l == format!("name = \"{name}\""));
+        assert!(has("ring") && has("rustls"), "rustls on ring is the TLS stack");
+        for other in ["aws-lc-rs", "aws-lc-sys", "openssl", "openssl-sys", "native-tls"] {
+            assert!(!has(other), "{other} is in Cargo.lock: a second crypto library");
+        }
+    }
+
+    /// The SDK's client speaks TLS with the provider it names (no
+    /// process-wide default is installed, and none is needed): a call to an
+    /// https endpoint opens with a TLS handshake record.
+    #[tokio::test]
+    async fn sdk_calls_over_https_open_with_a_tls_handshake() {
+        use aws_credential_types::{provider::SharedCredentialsProvider, Credentials};
+        use tokio::io::AsyncReadExt;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let first_bytes = tokio::spawn(async move {
+            let (mut s, _) = listener.accept().await.unwrap();
+            let mut head = [0u8; 3];
+            s.read_exact(&mut head).await.unwrap();
+            head
+        });
+        let sdk = aws_config::SdkConfig::builder()
+            .behavior_version(aws_config::BehaviorVersion::latest())
+            .http_client(super::sdk_http_client())
+            .region(aws_config::Region::new("us-east-1"))
+            .retry_config(aws_config::retry::RetryConfig::disabled())
+            .credentials_provider(SharedCredentialsProvider::new(Credentials::new("k", "s", None, None, "test")))
+            .build();
+        let conf =
+            aws_sdk_dynamodb::config::Builder::from(&sdk).endpoint_url(format!("https://127.0.0.1:{port}")).build();
+        let db = aws_sdk_dynamodb::Client::from_conf(conf);
+        let call = tokio::spawn(async move { db.list_tables().send().await.is_ok() });
+        let head = tokio::time::timeout(std::time::Duration::from_secs(5), first_bytes).await.unwrap().unwrap();
+        call.abort();
+        // 0x16: a handshake record; 0x03: TLS (1.0 as record version for the ClientHello).
+        assert_eq!((head[0], head[1]), (0x16, 0x03), "{head:?}");
     }
 }
