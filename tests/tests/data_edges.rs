@@ -339,14 +339,9 @@ use futures::StreamExt;
 async fn finished_run(ctx: &Ctx, leads: Vec<Value>) -> String {
     let ids = ctx.leads(leads).await;
     let list = ctx.list(&ids).await;
-    let r = ctx
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}),
-        )
+    let run = ctx
+        .start(json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}))
         .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let run = r.body["runId"].as_str().unwrap().to_string();
     puffle_tests::settle(ctx, &run).await;
     run
 }

@@ -177,14 +177,9 @@ async fn dynamodb_outage_answers_503_and_the_service_resumes() {
     assert_eq!(ctx.get("/api/health").await.status, 200);
     assert_eq!(ctx.get("/api/credits").await.status, 200);
     assert_eq!(ctx.get("/api/leads?limit=1").await.status, 200);
-    let r = ctx
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}),
-        )
+    let run_id = ctx
+        .start(json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}))
         .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let run_id = r.body["runId"].as_str().unwrap().to_string();
 
     iso.kill("dynamodb");
 
@@ -259,14 +254,9 @@ async fn dynamodb_outage_answers_503_and_the_service_resumes() {
     let r = ctx2.get(&format!("/api/lists/{list2}/leads")).await;
     assert_eq!(r.status, 200, "{r:?}");
     assert_eq!(r.body["total"], 3);
-    let r = ctx2
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list2}, "input": {}}),
-        )
+    let run2 = ctx2
+        .start(json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list2}, "input": {}}))
         .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let run2 = r.body["runId"].as_str().unwrap().to_string();
     assert_completed_exactly(&app, &ctx2, &run2, &ids2).await;
     assert_eq!(ctx2.balance().await, 97);
     assert_no_panic(&iso, "api");
@@ -286,14 +276,9 @@ async fn worker_killed_five_times_during_5000_leads_completes_exactly() {
     let ctx = Ctx::on(&app, iso.api_url(), 6000).await;
     let ids = ctx.people("kill5", N).await;
     let list = ctx.list(&ids).await;
-    let r = ctx
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}),
-        )
+    let run_id = ctx
+        .start(json!({"enrichmentId": "email_domain", "scope": {"type": "list", "listId": list}, "input": {}}))
         .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let run_id = r.body["runId"].as_str().unwrap().to_string();
 
     // Kill points by progress: while planning (status running, nothing yet
     // completed is fine), then at 500, 1500, 2500 and 3500 completed Leads.

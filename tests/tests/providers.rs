@@ -45,14 +45,7 @@ fn definition(slug: &str, stub: &Stub, secret: &str, extra: Value) -> Value {
 }
 
 async fn run_of(ctx: &Ctx, enrichment: &str, lead_ids: &[String], input: Value) -> (Value, HashMap<String, Value>) {
-    let r = ctx
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId": enrichment, "scope": {"type": "explicit_leads", "leadIds": lead_ids}, "input": input}),
-        )
-        .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let run_id = r.body["runId"].as_str().unwrap().to_string();
+    let run_id = ctx.start(json!({"enrichmentId": enrichment, "scope": {"type": "explicit_leads", "leadIds": lead_ids}, "input": input})).await;
     let run = settle(ctx, &run_id).await;
     assert_counts_add_up(&run);
     let items =

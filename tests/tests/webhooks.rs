@@ -184,14 +184,11 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     let (a, secret_a) = create_webhook(&ctx, &rx.url("/hook/a"), json!(["*"])).await;
     rx.config("/hook/a", &[&secret_a], 2).await;
     let leads = ctx.people("wh", 2).await;
-    let r = ctx
-        .post(
-            "/api/enrichment",
+    let run_id = ctx
+        .start(
             json!({"enrichmentId": "email_domain", "scope": {"type": "explicit_leads", "leadIds": leads}, "input": {}}),
         )
         .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let run_id = r.body["runId"].as_str().unwrap().to_string();
     settle(&ctx, &run_id).await;
     let types = ["enrichment.run.created", "enrichment.run.started", "enrichment.run.completed"];
     let log = rx
@@ -388,14 +385,9 @@ async fn webhooks_are_signed_retried_logged_and_replayed_and_failed_items_retry(
     let r = ctx.post(&format!("/api/enrichment/{cancelled_run}/cancel"), json!({})).await;
     assert_eq!(r.status, 200, "{r:?}");
     let scope: Vec<&String> = flaky.iter().chain(hits.iter()).collect();
-    let r = ctx
-        .post(
-            "/api/enrichment",
-            json!({"enrichmentId": "stubby", "scope": {"type": "explicit_leads", "leadIds": scope}, "input": {}}),
-        )
+    let first = ctx
+        .start(json!({"enrichmentId": "stubby", "scope": {"type": "explicit_leads", "leadIds": scope}, "input": {}}))
         .await;
-    assert_eq!(r.status, 202, "{r:?}");
-    let first = r.body["runId"].as_str().unwrap().to_string();
     let r = ctx.post(&format!("/api/enrichment/{first}/retry"), json!({})).await;
     assert_eq!((r.status, r.body["code"].as_str()), (409, Some("RUN_NOT_TERMINAL")), "{r:?}");
     iso.start_component("worker").await;
