@@ -2,5 +2,5 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    puffle_http::serve_sqs(puffle_http::sqs::Consumer::Webhooks).await
+    puffle_http::serve_sqs(puffle_http::sqs::WEBHOOKS).await
 }

@@ -40,10 +40,10 @@ pub async fn serve_http<E: handlers::Endpoint>() -> std::process::ExitCode {
     )
 }
 
-/// Runs an SQS consumer (the worker or the DLQ handler) under the Lambda runtime.
-pub async fn serve_sqs(consumer: sqs::Consumer) -> std::process::ExitCode {
+/// Runs one SQS flow (worker, DLQ handler or webhook deliveries) under the Lambda runtime.
+pub async fn serve_sqs(flow: sqs::Flow) -> std::process::ExitCode {
     let started = std::time::Instant::now();
-    logging::init(consumer.binary());
+    logging::init(flow.binary);
     let app = puffle_app::App::for_lambda().await;
     initialised(started);
     ended(
@@ -52,7 +52,7 @@ pub async fn serve_sqs(consumer: sqs::Consumer) -> std::process::ExitCode {
                 let app = app.clone();
                 async move {
                     logging::invocation_started();
-                    Ok::<_, std::convert::Infallible>(sqs::handle_event(&app, consumer, event.payload).boxed().await)
+                    Ok::<_, std::convert::Infallible>(sqs::handle_event_with(&app, flow, event.payload).boxed().await)
                 }
             },
         ))

@@ -2,9 +2,10 @@
 //! batch failures: only the messages that failed go back to the queue.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
+use futures::future::BoxFuture;
 use futures::FutureExt;
 use puffle_app::worker::Delivery;
-use puffle_app::App;
+use puffle_app::{App, AppError};
 use tracing::Instrument;
 
 use crate::logging::correlation_span;
@@ -20,12 +21,53 @@ pub enum Consumer {
 impl Consumer {
     /// The binary (and template `Metadata.BuildProperties.Binary`) name.
     pub fn binary(self) -> &'static str {
+        self.flow().binary
+    }
+
+    /// This consumer's flow (the local pollers and tests choose at run time).
+    pub fn flow(self) -> Flow {
         match self {
-            Consumer::Worker => "worker",
-            Consumer::DeadLetters => "dlq",
-            Consumer::Webhooks => "webhooks",
+            Consumer::Worker => WORKER,
+            Consumer::DeadLetters => DEAD_LETTERS,
+            Consumer::Webhooks => WEBHOOKS,
         }
     }
+}
+
+/// One message's handling.
+pub type HandleOne = for<'a> fn(&'a App, &'a Message) -> BoxFuture<'a, Result<(), AppError>>;
+
+/// What a queue's messages go through. A Lambda binary names its flow as a
+/// constant (`serve_sqs(sqs::WEBHOOKS)`), so it links that flow's code
+/// alone: choosing by `Consumer` at run time kept all three in each zip —
+/// the worker's providers, HTML parser and DNS resolver in the dlq and
+/// webhooks functions too.
+#[derive(Clone, Copy)]
+pub struct Flow {
+    /// The binary (and template `Metadata.BuildProperties.Binary`) name.
+    pub binary: &'static str,
+    pub handle: HandleOne,
+    /// A failed message comes back after a short, growing delay instead of
+    /// the whole visibility timeout (the work queue).
+    pub retry_backoff: bool,
+}
+
+pub const WORKER: Flow = Flow { binary: "worker", handle: work, retry_backoff: true };
+pub const DEAD_LETTERS: Flow = Flow { binary: "dlq", handle: dead_letter, retry_backoff: false };
+pub const WEBHOOKS: Flow = Flow { binary: "webhooks", handle: webhook, retry_backoff: false };
+
+// Boxed: the flows nest deep enough to overflow rustc's layout query depth
+// in the binaries otherwise.
+fn work<'a>(app: &'a App, m: &'a Message) -> BoxFuture<'a, Result<(), AppError>> {
+    app.handle_work(&m.body, Delivery { message_id: &m.id, receive_count: m.receive_count }).boxed()
+}
+
+fn dead_letter<'a>(app: &'a App, m: &'a Message) -> BoxFuture<'a, Result<(), AppError>> {
+    app.handle_dead_letter(&m.body).boxed()
+}
+
+fn webhook<'a>(app: &'a App, m: &'a Message) -> BoxFuture<'a, Result<(), AppError>> {
+    app.handle_webhook_delivery(&m.body).boxed()
 }
 
 /// The one field of a message body this layer reads: the correlation id the
@@ -66,19 +108,15 @@ pub fn messages(event: SqsEvent) -> Vec<Message> {
 
 /// Handles a batch concurrently; returns the ids of the messages that failed.
 pub async fn handle_batch(app: &App, consumer: Consumer, batch: Vec<Message>) -> Vec<String> {
+    handle_batch_with(app, consumer.flow(), batch).await
+}
+
+/// [`handle_batch`] for a flow named at compile time.
+pub async fn handle_batch_with(app: &App, flow: Flow, batch: Vec<Message>) -> Vec<String> {
     let futures = batch.into_iter().map(|m| {
         let span = correlation_span(&correlation_id(&m));
         async move {
-            let result = match consumer {
-                // Boxed: the flows nest deep enough to overflow rustc's layout
-                // query depth in the binaries otherwise.
-                Consumer::Worker => {
-                    let delivery = Delivery { message_id: &m.id, receive_count: m.receive_count };
-                    app.handle_work(&m.body, delivery).boxed().await
-                }
-                Consumer::DeadLetters => app.handle_dead_letter(&m.body).boxed().await,
-                Consumer::Webhooks => app.handle_webhook_delivery(&m.body).boxed().await,
-            };
+            let result = (flow.handle)(app, &m).await;
             match result {
                 Ok(()) => None,
                 Err(e) => {
@@ -99,6 +137,11 @@ pub fn retry_backoff_seconds(receive_count: u32) -> i32 {
 }
 
 pub async fn handle_event(app: &App, consumer: Consumer, event: SqsEvent) -> SqsBatchResponse {
+    handle_event_with(app, consumer.flow(), event).await
+}
+
+/// [`handle_event`] for a flow named at compile time (the Lambda binaries).
+pub async fn handle_event_with(app: &App, flow: Flow, event: SqsEvent) -> SqsBatchResponse {
     let receipts: Vec<(String, String, u32)> = event
         .records
         .iter()
@@ -107,8 +150,8 @@ pub async fn handle_event(app: &App, consumer: Consumer, event: SqsEvent) -> Sqs
             (r.message_id.clone().unwrap_or_default(), r.receipt_handle.clone().unwrap_or_default(), count)
         })
         .collect();
-    let failed = handle_batch(app, consumer, messages(event)).await;
-    if consumer == Consumer::Worker {
+    let failed = handle_batch_with(app, flow, messages(event)).await;
+    if flow.retry_backoff {
         for (id, receipt, count) in receipts.iter().filter(|(id, _, _)| failed.contains(id)) {
             if let Err(e) = app.aws.queue.change_visibility(receipt, retry_backoff_seconds(*count)).await {
                 // The message still comes back, after the full visibility timeout.
@@ -131,6 +174,19 @@ pub async fn handle_event(app: &App, consumer: Consumer, event: SqsEvent) -> Sqs
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn each_consumer_names_its_binary_and_only_the_work_queue_backs_off() {
+        let flows: Vec<(&str, bool)> = [Consumer::Worker, Consumer::DeadLetters, Consumer::Webhooks]
+            .iter()
+            .map(|c| (c.binary(), c.flow().retry_backoff))
+            .collect();
+        assert_eq!(flows, [("worker", true), ("dlq", false), ("webhooks", false)]);
+        let bins = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../functions/src/bin");
+        for (binary, _) in flows {
+            assert!(bins.join(format!("{binary}.rs")).is_file(), "no functions/src/bin/{binary}.rs");
+        }
+    }
 
     fn msg(body: &str) -> Message {
         Message { id: "m-1".into(), body: body.into(), receive_count: 1 }
