@@ -147,7 +147,7 @@ pub fn table(r: &Report) -> String {
         let _ = writeln!(o, "Lambda functions (zip: arm64 `make build`; host zip: the host x86_64 release binary deflated as a zip stores it; init (main → ready, logged by the function), cold start, warm 2nd invocation, peak RSS: host release build under cargo lambda watch)");
         let _ = writeln!(
             o,
-            "  {:<10} {:>7} {:>8} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  first response",
+            "  {:<11} {:>7} {:>8} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  first response",
             "function", "zip MB", "host MB", "host zip", "init ms", "cold start ms", "min–max", "warm ms", "peak RSS"
         );
         for l in &r.lambdas {
@@ -159,7 +159,7 @@ pub fn table(r: &Report) -> String {
             let rss = l.peak_rss_kib.map(|k| format!("{:.1} MB", k as f64 / 1024.0)).unwrap_or_else(|| "-".into());
             let _ = writeln!(
                 o,
-                "  {:<10} {:>7} {:>8} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  {}{}",
+                "  {:<11} {:>7} {:>8} {:>8} {:>8} {:>15} {:>13} {:>8} {:>9}  {}{}",
                 l.function,
                 mb(l.zip_bytes),
                 mb(l.host_binary_bytes),
