@@ -14,7 +14,9 @@ are written there (the README's transcript comes from it).
 """
 
 import argparse
+import atexit
 import json
+import shutil
 import sys
 import tempfile
 import uuid
@@ -64,7 +66,10 @@ class Session:
 def connect(args, token, mode):
     """A Client on the chosen transport with `token` (None: no token at all)."""
     if args.transport == "stdio":
-        env = {"PUFFLE_API_URL": args.api_url, "XDG_CONFIG_HOME": tempfile.mkdtemp(prefix="puffle-mcp-")}
+        config_home = tempfile.mkdtemp(prefix="puffle-mcp-")
+        # The CLI's config dir for this session only; gone when the client exits.
+        atexit.register(shutil.rmtree, config_home, True)
+        env = {"PUFFLE_API_URL": args.api_url, "XDG_CONFIG_HOME": config_home}
         if token is not None:
             env["PUFFLE_TOKEN"] = token
         server = StdioServerParameters(command=args.command, args=["mcp"], env=env)
