@@ -40,8 +40,7 @@ static INVOCATIONS: AtomicU64 = AtomicU64::new(0);
 pub fn init(function: &str) {
     let name = std::env::var("AWS_LAMBDA_FUNCTION_NAME").ok().filter(|n| !n.is_empty() && n != "_");
     let _ = FUNCTION_NAME.set(name.unwrap_or_else(|| function.to_string()));
-    let filter = tracing_subscriber::EnvFilter::try_from_env("RUST_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let filter = filter_from(std::env::var("RUST_LOG").ok().as_deref());
     if tracing_subscriber::registry().with(filter).with(JsonLines).try_init().is_ok() {
         // The default hook prints a bare line on stderr, which Lambda would
         // file as INFO. A panic is an error.
@@ -55,6 +54,18 @@ pub fn init(function: &str) {
                 .unwrap_or_default();
             tracing::error!(panic = %payload, location = %location, "panic");
         }));
+    }
+}
+
+/// `RUST_LOG` as `target=level` directives and a default level (`info`,
+/// `warn,puffle_app=debug`); unset or unreadable means `info`. `Targets`
+/// rather than `EnvFilter`: the latter's span and field matching brings a
+/// regex engine into every zip, and no deployment uses it.
+fn filter_from(spec: Option<&str>) -> tracing_subscriber::filter::Targets {
+    let info = || tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO);
+    match spec.map(str::trim).filter(|s| !s.is_empty()) {
+        Some(s) => s.parse().unwrap_or_else(|_| info()),
+        None => info(),
     }
 }
 
@@ -198,6 +209,23 @@ mod tests {
 
     fn map(v: Value) -> Map<String, Value> {
         v.as_object().cloned().unwrap()
+    }
+
+    #[test]
+    fn rust_log_sets_the_default_level_and_per_target_levels() {
+        use tracing::Level;
+        let f = filter_from(Some("warn,puffle_app=debug"));
+        assert!(f.would_enable("puffle_app::worker", &Level::DEBUG));
+        assert!(!f.would_enable("puffle_app::worker", &Level::TRACE));
+        assert!(f.would_enable("aws_smithy_runtime", &Level::WARN));
+        assert!(!f.would_enable("aws_smithy_runtime", &Level::INFO));
+        for unset in [None, Some(""), Some("  "), Some("=nonsense=")] {
+            let f = filter_from(unset);
+            assert!(f.would_enable("puffle_http", &Level::INFO), "{unset:?}");
+            assert!(!f.would_enable("puffle_http", &Level::DEBUG), "{unset:?}");
+        }
+        assert!(filter_from(Some("error")).would_enable("x", &Level::ERROR));
+        assert!(!filter_from(Some("error")).would_enable("x", &Level::WARN));
     }
 
     #[test]
