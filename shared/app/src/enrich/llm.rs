@@ -87,7 +87,8 @@ async fn one_lead(
             let s = l.system.as_deref().map(|s| render_text(s, &values)).transpose()?;
             Ok((s, p))
         });
-        (rendered, values_used(&l.templates(), &values))
+        let used = wants_evidence(&e.output_schema).then(|| values_used(&l.templates(), &values));
+        (rendered, used)
     };
     match (rendered, key) {
         (Err(Missing::Lead(_) | Missing::Input(_)), _) => {
@@ -109,10 +110,8 @@ async fn one_lead(
             let body = l.request_body(system.as_deref(), &prompt, &e.slug, &e.output_schema);
             let mut r = ask(ctx, endpoint, key, body).await;
             // Evidence is the app's, not the model's: added to the checked answer.
-            if let Outcome::Completed(Value::Object(result)) = &mut r.outcome {
-                if wants_evidence(&e.output_schema) {
-                    result.insert("evidence".into(), evidence(&ctx.provider, &l.model, &time::now(), used));
-                }
+            if let (Outcome::Completed(Value::Object(result)), Some(used)) = (&mut r.outcome, used) {
+                result.insert("evidence".into(), evidence(&ctx.provider, &l.model, &time::now(), used));
             }
             Enriched { outcome: min_confidence(r.outcome, input), ..r }
         }

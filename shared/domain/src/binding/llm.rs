@@ -129,12 +129,13 @@ impl LlmBinding {
         BTreeSet::from([self.api_key_secret.clone()])
     }
 
+    /// The templates sent to the model (prompt, then system).
+    pub fn templates(&self) -> Vec<&str> {
+        std::iter::once(self.prompt.as_str()).chain(self.system.as_deref()).collect()
+    }
+
     pub(crate) fn placeholders(&self) -> Vec<Result<Placeholder, String>> {
-        let mut out = template::placeholders_in(&self.prompt);
-        if let Some(s) = &self.system {
-            out.extend(template::placeholders_in(s));
-        }
-        out
+        self.templates().into_iter().flat_map(template::placeholders_in).collect()
     }
 
     pub fn validate(&self) -> Result<(), Vec<String>> {
@@ -234,13 +235,6 @@ pub fn wants_evidence(output_schema: &Value) -> bool {
 /// Lead and input values the prompt was rendered from.
 pub fn evidence(provider: &str, model: &str, fetched_at: &str, fields: Map<String, Value>) -> Value {
     json!({"provider": provider, "model": model, "fetchedAt": fetched_at, "fields": fields})
-}
-
-impl LlmBinding {
-    /// The templates sent to the model (prompt, then system).
-    pub fn templates(&self) -> Vec<&str> {
-        std::iter::once(self.prompt.as_str()).chain(self.system.as_deref()).collect()
-    }
 }
 
 /// Token usage of a chat-completions answer.
