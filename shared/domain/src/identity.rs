@@ -2,13 +2,17 @@
 //! well-kept crates rather than by hand: email syntax by `email_address`
 //! (RFC 5322 / 6531), hosts by the WHATWG URL parser (`url`, which applies
 //! IDNA, so a Unicode domain and its punycode are one name), registrable
-//! domains by the public suffix list (`psl`), names by Unicode NFKC.
+//! domains by the public suffix list (`publicsuffix`, over the list in
+//! `data/`), names by Unicode NFKC.
 //!
 //! A person is identified by its emails and LinkedIn URLs (strong), else by
 //! (normalised full name, company domain) (weak); a company by its domain
 //! (strong), else by its normalised name (weak). [`match_lead`] says how an
 //! input meets the Leads that hold those identifiers.
 
+use std::sync::OnceLock;
+
+use publicsuffix::Psl;
 use serde_json::json;
 
 use crate::error::DomainError;
@@ -108,13 +112,29 @@ impl CompanyDomain {
         };
         // Unknown top-level names fall under the list's default rule `*`
         // (the PSL algorithm), so `acme.example` is registrable.
-        let registrable = psl::domain_str(&host).ok_or_else(|| bad("a public suffix, not a registrable domain"))?;
-        Ok(CompanyDomain(registrable.to_string()))
+        let registrable = public_suffixes()
+            .domain(host.as_bytes())
+            .and_then(|d| std::str::from_utf8(d.as_bytes()).ok().map(str::to_string))
+            .ok_or_else(|| bad("a public suffix, not a registrable domain"))?;
+        Ok(CompanyDomain(registrable))
     }
 
     pub fn as_str(&self) -> &str {
         &self.0
     }
+}
+
+/// Mozilla's public suffix list (ICANN and private sections), as published
+/// at publicsuffix.org; `scripts/update-public-suffixes.sh` refreshes it.
+/// Kept as data and parsed on first use (a few ms, once per process): the
+/// `psl` crate compiles the same list into ~630 KB of code in every zip.
+const PUBLIC_SUFFIX_LIST: &str = include_str!("../data/public_suffix_list.dat");
+
+fn public_suffixes() -> &'static publicsuffix::List {
+    static LIST: OnceLock<publicsuffix::List> = OnceLock::new();
+    // The list is compiled in and a unit test parses it, so this cannot fail
+    // in a build that passed its tests.
+    LIST.get_or_init(|| PUBLIC_SUFFIX_LIST.parse().expect("the bundled public suffix list parses"))
 }
 
 /// A LinkedIn profile as a key (`linkedin.com/in/jürgen`): any LinkedIn host
@@ -319,6 +339,15 @@ mod tests {
     }
 
     #[test]
+    fn the_bundled_public_suffix_list_parses_whole() {
+        let list: publicsuffix::List = PUBLIC_SUFFIX_LIST.parse().expect("parses");
+        let rules = PUBLIC_SUFFIX_LIST.lines().filter(|l| !l.is_empty() && !l.starts_with("//")).count();
+        assert!(rules > 9_000, "{rules} rules: a truncated list?");
+        assert!(PUBLIC_SUFFIX_LIST.contains("===END PRIVATE DOMAINS==="), "the private section is whole");
+        assert_eq!(list.suffix(b"x.y.co.uk").map(|s| s.as_bytes().to_vec()), Some(b"co.uk".to_vec()));
+    }
+
+    #[test]
     fn company_domains_are_registrable_domains() {
         let d = |s: &str| CompanyDomain::parse(s).map(|d| d.0);
         assert_eq!(d("www.acme.co.uk").unwrap(), "acme.co.uk");
@@ -330,9 +359,24 @@ mod tests {
         assert_eq!(d("quartzloom-labs.test").unwrap(), "quartzloom-labs.test");
         assert_eq!(d("bücher.de").unwrap(), "xn--bcher-kva.de");
         assert_eq!(d("https://www.XN--BCHER-KVA.de/").unwrap(), "xn--bcher-kva.de");
-        for bad in
-            ["co.uk", "com", "localhost", "192.168.1.10", "http://[::1]/", "not a domain", "acme..com", "", "a!b.com"]
-        {
+        // Wildcard and exception rules (`*.ck`, `!www.ck`), and a suffix the
+        // list writes in Unicode (`中国`) met in its punycode form.
+        assert_eq!(d("shop.acme.ck").unwrap(), "shop.acme.ck");
+        assert_eq!(d("a.www.ck").unwrap(), "www.ck");
+        assert_eq!(d("www.例え.中国").unwrap(), "xn--r8jz45g.xn--fiqs8s");
+        for bad in [
+            "acme.ck",
+            "xn--fiqs8s",
+            "co.uk",
+            "com",
+            "localhost",
+            "192.168.1.10",
+            "http://[::1]/",
+            "not a domain",
+            "acme..com",
+            "",
+            "a!b.com",
+        ] {
             assert!(d(bad).is_err(), "{bad}");
         }
     }
