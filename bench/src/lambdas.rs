@@ -243,6 +243,9 @@ pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>>
     let log_dir = std::env::temp_dir().join(format!("puffle-bench-lambda-{}", crate::api::tag()));
     std::fs::create_dir_all(&log_dir)?;
     let can_run = opts.cargo_lambda.is_file();
+    // The logs matter only when a sample failed: a missing arm64 zip (every
+    // row here, where none can be built) is a note, not a reason to keep them.
+    let mut sample_failed = false;
     let mut rows = vec![];
     for &function in FUNCTIONS {
         let zip = opts.zip_dir.join(function).join("bootstrap.zip");
@@ -284,6 +287,7 @@ pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>>
                             row.response.get_or_insert(s.response);
                         }
                         Err(e) => {
+                            sample_failed = true;
                             notes.push(format!("sample failed: {e:#}"));
                             break;
                         }
@@ -307,10 +311,10 @@ pub async fn run(ctx: &Ctx, opts: &LambdaOpts) -> anyhow::Result<Vec<LambdaRow>>
         }
         rows.push(row);
     }
-    if rows.iter().all(|r| r.note.is_none()) {
-        let _ = std::fs::remove_dir_all(&log_dir);
-    } else {
+    if sample_failed {
         eprintln!("bench: lambda logs kept in {}", log_dir.display());
+    } else {
+        let _ = std::fs::remove_dir_all(&log_dir);
     }
     Ok(rows)
 }

@@ -267,6 +267,16 @@ async fn chat(State(st): State<St>, h: HeaderMap, Json(body): Json<Value>) -> Re
     if let Some(r) = refused(key.as_deref(), |c, id| json!({"error": {"message": id, "type": id, "code": c}})) {
         return r;
     }
+    // Like OpenAI's strict mode and the OpenAI-compatible servers that copy
+    // it: a schema with numeric or length constraints is refused outright.
+    let asked = body["response_format"]["json_schema"]["schema"].to_string();
+    if let Some(k) =
+        ["\"minimum\"", "\"maximum\"", "\"minLength\"", "\"maxLength\""].iter().find(|k| asked.contains(*k))
+    {
+        let message = format!("Invalid schema for response_format: {k} is not permitted");
+        let err = json!({"error": {"message": message, "type": "invalid_request_error", "code": null}});
+        return (StatusCode::BAD_REQUEST, Json(err)).into_response();
+    }
     let schema = body["response_format"]["json_schema"]["name"].as_str().unwrap_or_default().to_string();
     let earlier_for_prompt = st.seen.lock().unwrap().iter().filter(|s| s.route == "chat" && s.body == body).count();
     if prompt.contains("ratelimit") {
@@ -277,7 +287,15 @@ async fn chat(State(st): State<St>, h: HeaderMap, Json(body): Json<Value>) -> Re
     let malformed = prompt.contains("once-malformed") && earlier_for_prompt == 1
         || prompt.contains("malformed") && !prompt.contains("once-malformed");
     // The model's own confidence: low when the prompt says so.
-    let confidence = if prompt.contains("unsure") { 0.3 } else { 0.9 };
+    // "overconfident": a value outside the outputSchema's 0–1, which the
+    // schema the model was asked with no longer says in keywords.
+    let confidence = if prompt.contains("unsure") {
+        0.3
+    } else if prompt.contains("overconfident") {
+        1.5
+    } else {
+        0.9
+    };
     let content = if malformed {
         "Sure! The company is in aerospace.".to_string()
     } else if schema == "company_classify" {

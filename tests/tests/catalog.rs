@@ -402,6 +402,11 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
     let asked_schema = &asked.body["response_format"]["json_schema"]["schema"];
     assert!(asked_schema["required"].as_array().unwrap().contains(&json!("confidence")), "{asked_schema}");
     assert!(asked_schema["properties"].get("evidence").is_none(), "{asked_schema}");
+    // ...within the strict subset: the stand-in refuses numeric and length
+    // keywords as OpenAI's strict mode does, so the 0–1 range is said in words.
+    let asked_confidence = &asked_schema["properties"]["confidence"];
+    assert!(asked_confidence.get("minimum").is_none() && asked_confidence.get("maximum").is_none(), "{asked_schema}");
+    assert!(asked_confidence["description"].as_str().unwrap().ends_with("Must be at least 0, at most 1."));
 
     // minConfidence: an answer below it is a miss, released; one above it is charged.
     let ps = ctx.leads(vec![person("unsure", "acme.test", None), person("sure", "acme.test", None)]).await;
@@ -421,12 +426,14 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
     assert_eq!((run["cost"]["charged"].as_u64(), run["cost"]["released"].as_u64()), (Some(2), Some(2)), "{run}");
 
     // persona_summary: a malformed answer is asked again once; twice is
-    // INVALID_PROVIDER_RESPONSE; a 429 is retried, then PROVIDER_RATE_LIMITED.
+    // INVALID_PROVIDER_RESPONSE; a 429 is retried, then PROVIDER_RATE_LIMITED;
+    // a confidence outside 0–1 is an invalid answer like malformed JSON.
     let ps = ctx
         .leads(vec![
             person("once-malformed", "acme.test", None),
             person("malformed", "acme.test", None),
             person("ratelimit", "acme.test", None),
+            person("overconfident", "acme.test", None),
         ])
         .await;
     let (_, items) = run_of(&ctx, "persona_summary", &ps, json!({})).await;
@@ -442,6 +449,9 @@ async fn providers_answer_in_their_shapes_and_bad_keys_open_the_circuit() {
     assert_eq!((code(bad_json), bad_json["attempts"].as_u64()), ("INVALID_PROVIDER_RESPONSE", Some(2)), "{bad_json}");
     let limited = &items[&ps[2]];
     assert_eq!((code(limited), limited["attempts"].as_u64()), ("PROVIDER_RATE_LIMITED", Some(3)), "{limited}");
+    // The answer is held to the whole outputSchema: confidence 1.5 is invalid.
+    let over = &items[&ps[3]];
+    assert_eq!((code(over), over["attempts"].as_u64()), ("INVALID_PROVIDER_RESPONSE", Some(2)), "{over}");
 
     let logs = iso.log("api") + &iso.log("worker");
     for (_, secret) in keys {

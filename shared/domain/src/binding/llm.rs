@@ -10,8 +10,10 @@
 //! The prompt uses the HTTP binding's placeholders (`lead.`, `input.`, with
 //! `?` for optional ones) but never `secrets.`: a prompt is sent to the model
 //! and may come back in its answer. The request asks for
-//! `response_format: {type: "json_schema", json_schema: {schema: outputSchema, strict: true}}`;
-//! the answer's `choices[0].message.content` is parsed and validated against
+//! `response_format: {type: "json_schema", json_schema: {schema, strict: true}}`
+//! with the outputSchema inside the subset every strict mode accepts
+//! ([`asked_schema`]: numeric, length, pattern and format constraints are
+//! said in words instead); the answer's `choices[0].message.content` is parsed and validated against
 //! the schema here ([`parse_answer`]), the app retries an invalid one once.
 //!
 //! Confidence and evidence: the model reports its own `confidence` (0–1)
@@ -191,7 +193,7 @@ impl LlmBinding {
             messages.push(json!({"role": "system", "content": s}));
         }
         messages.push(json!({"role": "user", "content": prompt}));
-        let schema = answer_schema(output_schema);
+        let schema = asked_schema(output_schema);
         let mut body = json!({
             "model": self.model,
             "messages": messages,
@@ -225,6 +227,105 @@ pub fn answer_schema(output_schema: &Value) -> Value {
 }
 
 const EVIDENCE: &str = "evidence";
+
+/// Keywords that strict `json_schema` modes do not all accept (OpenAI's
+/// strict mode and several OpenAI-compatible servers refuse some of them).
+/// The model is asked without them, each told in words in its
+/// `description`; the answer is still held to them by [`answer_schema`].
+const UNSHARED_KEYWORDS: [&str; 15] = [
+    "minimum",
+    "maximum",
+    "exclusiveMinimum",
+    "exclusiveMaximum",
+    "multipleOf",
+    "minLength",
+    "maxLength",
+    "pattern",
+    "format",
+    "minItems",
+    "maxItems",
+    "uniqueItems",
+    "minProperties",
+    "maxProperties",
+    "default",
+];
+
+/// What the request sends: [`answer_schema`] within the subset every strict
+/// structured-output mode accepts (types, `enum`, `properties`, `required`,
+/// `additionalProperties`, `items`, `anyOf`, `description`). A constraint
+/// taken out is said in the property's `description` instead, so the model
+/// still knows it; an answer that ignores it fails validation and is asked
+/// again like any invalid one.
+pub fn asked_schema(output_schema: &Value) -> Value {
+    let mut schema = answer_schema(output_schema);
+    relax(&mut schema);
+    schema
+}
+
+/// Takes the unshared keywords out of one schema and of the schemas inside
+/// it (only at schema positions: a property may well be named `format`).
+fn relax(schema: &mut Value) {
+    let Value::Object(m) = schema else { return };
+    let mut said = vec![];
+    for key in UNSHARED_KEYWORDS {
+        if let Some(words) = m.remove(key).and_then(|v| in_words(key, &v)) {
+            said.push(words);
+        }
+    }
+    if !said.is_empty() {
+        let rule = format!("Must be {}.", said.join(", "));
+        let description = match m.get("description").and_then(Value::as_str) {
+            Some(d) if !d.trim().is_empty() => format!("{} {rule}", d.trim_end()),
+            _ => rule,
+        };
+        m.insert("description".into(), Value::String(description));
+    }
+    for key in ["properties", "$defs", "definitions", "patternProperties"] {
+        if let Some(Value::Object(children)) = m.get_mut(key) {
+            children.values_mut().for_each(relax);
+        }
+    }
+    for key in ["items", "additionalProperties", "not", "if", "then", "else", "contains"] {
+        match m.get_mut(key) {
+            Some(Value::Array(list)) => list.iter_mut().for_each(relax),
+            Some(child) => relax(child),
+            None => {}
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf", "prefixItems"] {
+        if let Some(Value::Array(list)) = m.get_mut(key) {
+            list.iter_mut().for_each(relax);
+        }
+    }
+}
+
+/// One removed constraint as the model reads it ("at most 400 characters");
+/// None for one that constrains nothing (`uniqueItems: false`).
+fn in_words(key: &str, v: &Value) -> Option<String> {
+    let v_text = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    Some(match key {
+        "uniqueItems" if v != &Value::Bool(true) => return None,
+        "minimum" => format!("at least {v_text}"),
+        "maximum" => format!("at most {v_text}"),
+        "exclusiveMinimum" => format!("more than {v_text}"),
+        "exclusiveMaximum" => format!("less than {v_text}"),
+        "multipleOf" => format!("a multiple of {v_text}"),
+        "minLength" => format!("at least {v_text} characters long"),
+        "maxLength" => format!("at most {v_text} characters long"),
+        "pattern" => format!("matching the regular expression {v_text}"),
+        "format" => format!("in {v_text} format"),
+        "minItems" => format!("at least {v_text} items"),
+        "maxItems" => format!("at most {v_text} items"),
+        "uniqueItems" => "without repeated items".to_string(),
+        "minProperties" => format!("at least {v_text} properties"),
+        "maxProperties" => format!("at most {v_text} properties"),
+        "default" => format!("{v_text} when unsure"),
+        _ => format!("{key} {v_text}"),
+    })
+}
 
 /// Whether results of this outputSchema carry `evidence`.
 pub fn wants_evidence(output_schema: &Value) -> bool {
@@ -345,6 +446,45 @@ mod tests {
         assert_eq!(asked["required"], json!(["industry", "confidence"]));
         assert!(asked.get("$schema").is_none());
         assert!(wants_evidence(&out) && !wants_evidence(&asked));
+        let body = binding().request_body(None, "p", "s", &out);
+        assert_eq!(body["response_format"]["json_schema"]["schema"], asked_schema(&out));
+    }
+
+    #[test]
+    fn the_model_is_asked_within_the_shared_strict_subset_and_held_to_the_whole_schema() {
+        let out = json!({"type": "object",
+            "properties": {
+                "summary": {"type": "string", "maxLength": 400},
+                "confidence": {"type": "number", "minimum": 0, "maximum": 1, "description": "How sure."},
+                "tags": {"type": "array", "maxItems": 3, "items": {"type": "string", "pattern": "^[a-z]+$"}},
+                "format": {"type": "string", "enum": ["a", "b"]},
+                "site": {"anyOf": [{"type": "string", "format": "uri"}, {"type": "null"}]},
+                "evidence": {"type": "object"}},
+            "required": ["summary", "confidence", "tags", "format", "site"], "additionalProperties": false});
+        let asked = asked_schema(&out);
+        let p = &asked["properties"];
+        assert_eq!(p["summary"], json!({"type": "string", "description": "Must be at most 400 characters long."}));
+        assert_eq!(p["confidence"]["description"], "How sure. Must be at least 0, at most 1.");
+        assert!(p["confidence"].get("minimum").is_none() && p["confidence"].get("maximum").is_none());
+        assert_eq!(p["tags"]["description"], "Must be at most 3 items.");
+        assert_eq!(p["tags"]["items"]["description"], "Must be matching the regular expression ^[a-z]+$.");
+        assert!(p["tags"]["items"].get("pattern").is_none());
+        assert_eq!(p["format"], json!({"type": "string", "enum": ["a", "b"]}), "a property named `format` stays");
+        assert_eq!(p["site"]["anyOf"][0], json!({"type": "string", "description": "Must be in uri format."}));
+        assert!(p.get("evidence").is_none());
+        assert_eq!(asked["required"], out["required"]);
+        assert_eq!(asked["additionalProperties"], false);
+        let keywords = asked.to_string();
+        for k in ["minimum", "maximum", "maxLength", "maxItems", "\"pattern\"", "\"format\":\"uri"] {
+            assert!(!keywords.contains(k), "{k} in {keywords}");
+        }
+        // The answer is still checked against every constraint.
+        let whole = jsonschema::validator_for(&answer_schema(&out)).unwrap();
+        let answer = |confidence: f64, summary: &str| json!({"summary": summary, "confidence": confidence, "tags": ["x"], "format": "a", "site": null});
+        assert!(whole.is_valid(&answer(0.9, "ok")));
+        assert!(!whole.is_valid(&answer(1.5, "ok")), "confidence above 1");
+        assert!(!whole.is_valid(&answer(0.9, &"x".repeat(401))), "summary over 400 characters");
+        assert!(jsonschema::validator_for(&asked).unwrap().is_valid(&answer(1.5, "ok")), "the asked schema is looser");
         let body = binding().request_body(None, "p", "s", &out);
         assert_eq!(body["response_format"]["json_schema"]["schema"], asked);
     }
