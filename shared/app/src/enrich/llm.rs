@@ -49,8 +49,9 @@ impl App {
                 l.failure_threshold(),
                 Duration::from_secs(l.open_seconds()),
             ),
-            // The model's answer is checked against what it was asked for
-            // (no `evidence`: that is added after).
+            // The model's answer is checked against the whole outputSchema,
+            // constraints included (the request states some only in words,
+            // see `asked_schema`), less `evidence`, which is added after.
             validator: jsonschema::validator_for(&answer_schema(&e.output_schema))
                 .map_err(|err| AppError::Internal(format!("outputSchema is not a valid JSON Schema: {err}")))?,
             timeout: Duration::from_millis(l.timeout_ms()),
